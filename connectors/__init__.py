@@ -1,0 +1,1 @@
+"""One package per outside system: webhook verification and parsing, outbound clients, fakes."""

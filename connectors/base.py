@@ -1,0 +1,32 @@
+"""What every inbound connector provides: verify a delivery, then parse it into core events."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.events import IncidentEvent, WorkItemEvent
+
+InboundEvent = IncidentEvent | WorkItemEvent
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedDelivery:
+    """A delivery whose signature checked out; `delivery_key` is the sender's de-duplication id."""
+
+    delivery_key: str
+
+
+class Verifier(Protocol):
+    """Checks a delivery's signature on the raw body; raises AuthenticationError when it fails."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
+        """Return the delivery's de-duplication key, or raise AuthenticationError."""
+        ...
+
+
+Parser = Callable[[Mapping[str, str], bytes], list[InboundEvent]]
+"""Turns a delivery into zero or more core events (zero: a known event Cairn ignores).
+
+Raises PayloadError for a body that can never be processed. Needs no secret, so workers that
+hold no webhook secrets can parse what ingress accepted.
+"""

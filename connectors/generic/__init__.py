@@ -1,0 +1,1 @@
+"""The generic source: Standard Webhooks-signed canonical incident or work-item JSON."""

@@ -1,0 +1,1 @@
+"""Cairn's shared vocabulary: lessons, work items, placements, signals and incidents."""

@@ -1,0 +1,33 @@
+"""The base class for Cairn's own models: strict, frozen, no unknown fields."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+
+class CoreModel(BaseModel):
+    """Strict, immutable model; JSON and database round-trips go through `model_validate_json`."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone")
+    return value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_aware)]
+"""A timezone-aware timestamp, normalised to UTC."""
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+"""A short non-empty identifier-like string (service, team, tag, label)."""
+
+Text = Annotated[str, StringConstraints(max_length=20_000)]
+"""Free text of bounded size."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)

@@ -1,0 +1,37 @@
+"""The one error hierarchy; connectors translate library errors into it at their boundary."""
+
+
+class CairnError(Exception):
+    """Base of every error Cairn raises on purpose."""
+
+
+class ConfigurationError(CairnError):
+    """Settings are missing or inconsistent; retrying will not help until someone fixes them."""
+
+
+class AuthenticationError(CairnError):
+    """A signature, token or credential did not verify."""
+
+
+class TransientError(CairnError):
+    """A temporary failure (timeout, 5xx, rate limit, lock); the work is retried later."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadError(CairnError):
+    """Input that can never be processed as sent (malformed, wrong schema)."""
+
+
+class UnsupportedEventError(CairnError):
+    """A well-formed event of a kind Cairn does not act on; acknowledged and ignored."""
+
+
+class NotFoundError(CairnError):
+    """A requested record does not exist."""
+
+
+class ConflictError(CairnError):
+    """The operation conflicts with the record's current state (e.g. an illegal transition)."""

@@ -1,0 +1,118 @@
+"""Lesson: a versioned, transferable statement learned from experience, with its evidence."""
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import Field, HttpUrl
+
+from core.base import CoreModel, Name, Text, UtcDateTime
+
+
+class LessonForm(StrEnum):
+    """How the lesson is expressed."""
+
+    STANDARD = "standard"
+    CHECKLIST = "checklist"
+    WARNING = "warning"
+    CASE = "case"
+    TRAINING = "training"
+
+
+class Mandate(StrEnum):
+    """How binding a placed lesson is, strongest first."""
+
+    REQUIRED = "required"
+    REVIEW_AND_JUSTIFY = "review_and_justify"
+    INVITED = "invited"
+
+
+class LessonStatus(StrEnum):
+    """Lifecycle: draft → in_review → published → retired."""
+
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class Confidence(StrEnum):
+    """How sure the author is that the lesson holds."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Provenance(CoreModel):
+    """Where the lesson came from: incidents, evidence, who captured it and when."""
+
+    source_incidents: tuple[Name, ...] = Field(default=(), description="Incident refs.")
+    evidence_links: tuple[HttpUrl, ...] = ()
+    captured_by: Name
+    captured_at: UtcDateTime
+
+
+class LessonContext(CoreModel):
+    """What happened, against what was expected, and under which conditions."""
+
+    what_happened: Text = ""
+    expected: Text = ""
+    actual: Text = ""
+    contributing_conditions: tuple[Text, ...] = ()
+    confidence: Confidence = Confidence.MEDIUM
+
+
+class Scope(CoreModel):
+    """A set of places: any listed value matches; an empty field does not constrain."""
+
+    services: tuple[Name, ...] = ()
+    components: tuple[Name, ...] = ()
+    repos: tuple[Name, ...] = ()
+    paths: tuple[Name, ...] = ()
+    teams: tuple[Name, ...] = ()
+    tags: tuple[Name, ...] = ()
+
+
+class Applicability(Scope):
+    """Where the lesson transfers, where it must not be applied, and what must be adapted."""
+
+    exclusions: Scope = Scope()
+    adaptation_notes: Text = ""
+
+
+class ChecklistItem(CoreModel):
+    """One concrete check an engineer can tick."""
+
+    id: Name
+    text: Text
+
+
+class TrainingModule(CoreModel):
+    """An optional training module assigned through an LMS."""
+
+    title: Name
+    url: HttpUrl | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+
+
+class Lesson(CoreModel):
+    """One version of a lesson; every published change is a new immutable version."""
+
+    id: Name
+    version: int = Field(ge=1)
+    title: Name
+    statement: Text
+    form: LessonForm = LessonForm.STANDARD
+    provenance: Provenance
+    context: LessonContext = LessonContext()
+    applicability: Applicability = Applicability()
+    mandate: Mandate = Mandate.INVITED
+    checklist: tuple[ChecklistItem, ...] = ()
+    training: TrainingModule | None = None
+    owner: Name
+    review_by: date | None = None
+    status: LessonStatus = LessonStatus.DRAFT
+    superseded_by: Name | None = None
+    severity_rank: int | None = Field(
+        default=None, ge=1, le=5, description="Worst severity rank among the source incidents."
+    )

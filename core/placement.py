@@ -1,0 +1,78 @@
+"""Placement (a lesson embedded in a work item) and Signal (what became of it)."""
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from core.base import CoreModel, Name, Text, UtcDateTime
+from core.lesson import Mandate
+from core.work import WorkRef
+
+
+class EmbeddingForm(StrEnum):
+    """The shape a lesson takes inside its target."""
+
+    JIRA_CHECKLIST = "jira.checklist"
+    JIRA_SUBTASK = "jira.subtask"
+    GITHUB_PR_CHECKLIST = "github.pr_checklist"
+    GITHUB_PR_TEMPLATE = "github.pr_template"
+    LMS_ASSIGNMENT = "lms.assignment"
+
+
+class PlacementState(StrEnum):
+    """planned → embedded → completed | dismissed | overdue | withdrawn | failed."""
+
+    PLANNED = "planned"
+    EMBEDDED = "embedded"
+    COMPLETED = "completed"
+    DISMISSED = "dismissed"
+    OVERDUE = "overdue"
+    WITHDRAWN = "withdrawn"
+    FAILED = "failed"
+
+
+class Placement(CoreModel):
+    """A lesson version placed in a work item by a rule, with form, mandate, due date and state."""
+
+    id: Name
+    lesson_id: Name
+    lesson_version: int = Field(ge=1)
+    work_item_ref: WorkRef
+    rule_id: Name
+    rule_set_version: Name
+    form: EmbeddingForm
+    mandate: Mandate
+    due_at: UtcDateTime | None = None
+    state: PlacementState = PlacementState.PLANNED
+    handle: str | None = Field(default=None, description="Marker id, sub-task key, assignment id.")
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+    @property
+    def effect_id(self) -> str:
+        """Identity of the side effect, stable across retries."""
+        return f"{self.lesson_id}@{self.lesson_version}|{self.work_item_ref}|{self.form.value}"
+
+
+class SignalKind(StrEnum):
+    """Back-channel events about a placement."""
+
+    TICKED = "ticked"
+    UNTICKED = "unticked"
+    DISMISSED = "dismissed"
+    SUBTASK_DONE = "subtask_done"
+    MERGED_UNCHECKED = "merged_unchecked"
+    RESOLVED_UNCHECKED = "resolved_unchecked"
+    TRAINING_COMPLETED = "training_completed"
+
+
+class Signal(CoreModel):
+    """Who did what to a placement, when, and through which delivery."""
+
+    id: Name
+    placement_id: Name
+    kind: SignalKind
+    actor: Name | None = None
+    at: UtcDateTime
+    reason: Text | None = None
+    delivery_id: Name | None = None

@@ -1,0 +1,1 @@
+"""The running service: settings, HTTP ingress, transports, pipeline stages and the CLI."""

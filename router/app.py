@@ -1,0 +1,28 @@
+"""The FastAPI application; its lifespan starts and stops the transport."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from router import health, ingress
+from router.compose import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """An app serving ingress and health for an already-built runtime."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.transport.start()
+        try:
+            yield
+        finally:
+            await runtime.transport.stop()
+            runtime.db.dispose()
+
+    app = FastAPI(title="Cairn", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(ingress.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,178 @@
+"""The `cairn` command."""
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+import click
+import uvicorn
+
+from router.compose import build_runtime
+from router.settings import Settings
+from store import migrate, outbox
+from store.engine import Database
+
+log = logging.getLogger("cairn")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable and the problem
+        raise click.ClickException(f"invalid CAIRN_* settings: {exc}") from exc
+
+
+def _require_schema(settings: Settings) -> None:
+    db = Database(settings.database_url.get_secret_value())
+    try:
+        current, head = migrate.current_revision(db), migrate.head_revision()
+    finally:
+        db.dispose()
+    if current != head:
+        raise click.ClickException(
+            f"database {settings.redacted_database_url()} is at schema revision {current}, "
+            f"this version of Cairn needs {head}: run `cairn db upgrade`"
+        )
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Cairn: capture lessons and place them inside the work people already do."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default CAIRN_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (default CAIRN_PORT or 8000).")
+@click.option("--no-workers", is_flag=True, help="Serve the API only; run `cairn worker` apart.")
+def serve(host: str | None, port: int | None, no_workers: bool) -> None:
+    """Run the HTTP API and, unless --no-workers, the pipeline workers."""
+    from router.app import create_app
+
+    settings = _settings()
+    _require_schema(settings)
+    runtime = build_runtime(settings, consume=not no_workers)
+    log.info(
+        "serving on %s:%s, database %s, transport %s",
+        host or settings.host,
+        port or settings.port,
+        settings.redacted_database_url(),
+        settings.redacted_broker_url(),
+    )
+    uvicorn.run(
+        create_app(runtime),
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        log_level="warning",
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run pipeline workers only (scale them out in broker mode)."""
+    settings = _settings()
+    _require_schema(settings)
+    runtime = build_runtime(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.transport.start()
+        log.info("worker running, transport %s", settings.redacted_broker_url())
+        await stop.wait()
+        await runtime.transport.stop()
+        runtime.db.dispose()
+
+    asyncio.run(run())
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = _settings()
+    database = Database(settings.database_url.get_secret_value())
+    try:
+        revision = migrate.upgrade(database)
+    finally:
+        database.dispose()
+    click.echo(f"{settings.redacted_database_url()} is at schema revision {revision}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at, and the newest one."""
+    settings = _settings()
+    database = Database(settings.database_url.get_secret_value())
+    try:
+        click.echo(f"current {migrate.current_revision(database)}, head {migrate.head_revision()}")
+    finally:
+        database.dispose()
+
+
+@main.group()
+def queue() -> None:
+    """The pipeline's durable queue (the outbox)."""
+
+
+@queue.command("status")
+def queue_status() -> None:
+    """Messages per status, as JSON."""
+    database = Database(_settings().database_url.get_secret_value())
+    try:
+        with database.transaction() as session:
+            click.echo(json.dumps(outbox.counts(session)))
+    finally:
+        database.dispose()
+
+
+@queue.command("dead")
+def queue_dead() -> None:
+    """List dead-lettered messages with their last error."""
+    database = Database(_settings().database_url.get_secret_value())
+    try:
+        with database.transaction() as session:
+            for message, error in outbox.dead_letters(session):
+                click.echo(f"{message.id}\t{message.topic}\t{message.attempts}\t{error}")
+    finally:
+        database.dispose()
+
+
+@queue.command("retry-dead")
+def queue_retry_dead() -> None:
+    """Give every dead-lettered message a fresh set of attempts."""
+    from core.base import utcnow
+
+    database = Database(_settings().database_url.get_secret_value())
+    try:
+        with database.transaction() as session:
+            click.echo(f"requeued {outbox.requeue_dead(session, utcnow())} messages")
+    finally:
+        database.dispose()
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the demo database here (default: a temporary directory).",
+)
+def demo(workdir: str | None) -> None:
+    """Run the whole loop on the embedded default and print what happened."""
+    from router.demo import run_demo
+
+    sys.exit(run_demo(workdir))

@@ -1,0 +1,71 @@
+"""Composition root: builds the database, dispatcher, transport and verifiers from Settings."""
+
+import logging
+from dataclasses import dataclass, field
+
+from connectors.base import Verifier
+from connectors.registry import SOURCES
+from router.pipeline import Dispatcher
+from router.settings import Settings
+from router.stages import STAGES
+from router.transport import Transport
+from router.transport.embedded import EmbeddedTransport
+from store.engine import Database
+
+log = logging.getLogger("cairn")
+
+
+@dataclass
+class Runtime:
+    """Everything a running Cairn process holds."""
+
+    settings: Settings
+    db: Database
+    dispatcher: Dispatcher
+    transport: Transport
+    verifiers: dict[str, Verifier] = field(default_factory=dict)
+
+
+def build_verifiers(settings: Settings) -> dict[str, Verifier]:
+    """One verifier per source whose secret is configured; the others stay disabled."""
+    verifiers: dict[str, Verifier] = {}
+    for name, spec in SOURCES.items():
+        secret = getattr(settings, spec.secret_env.removeprefix("CAIRN_").lower(), None)
+        if secret is None or not secret.get_secret_value():
+            log.warning("source %r disabled: %s is not set", name, spec.secret_env)
+            continue
+        verifiers[name] = spec.verifier(secret.get_secret_value())
+    return verifiers
+
+
+def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
+    """Wire a process: `consume=False` serves the API (and relays) without running handlers."""
+    db = Database(settings.database_url.get_secret_value())
+    dispatcher = Dispatcher(db, STAGES, max_attempts=settings.max_attempts)
+    transport: Transport
+    if settings.broker_mode and settings.broker_url is not None:
+        from router.transport.rabbit import RabbitTransport  # the broker extra is optional
+
+        transport = RabbitTransport(
+            settings.broker_url.get_secret_value(),
+            db,
+            dispatcher,
+            prefix=settings.broker_prefix,
+            concurrency=settings.concurrency,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            delivery_limit=settings.delivery_limit,
+            consume=consume,
+        )
+    else:
+        transport = EmbeddedTransport(
+            db,
+            dispatcher,
+            concurrency=settings.concurrency,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            consume=consume,
+        )
+    return Runtime(settings, db, dispatcher, transport, build_verifiers(settings))

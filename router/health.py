@@ -1,0 +1,44 @@
+"""`/healthz` (the process is up) and `/readyz` (database and transport usable)."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from router.compose import Runtime
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: answers while the event loop runs."""
+    return {"status": "ok"}
+
+
+def _database_problem(runtime: Runtime) -> str | None:
+    try:
+        with runtime.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"database unreachable: {type(exc).__name__}"
+    return None
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers and the transport can move messages."""
+    runtime: Runtime = request.app.state.runtime
+    checks = {
+        "database": await run_in_threadpool(_database_problem, runtime),
+        "transport": await runtime.transport.problem(),
+    }
+    ready = all(problem is None for problem in checks.values())
+    return JSONResponse(
+        {
+            "status": "ready" if ready else "not ready",
+            "mode": runtime.transport.mode,
+            "checks": {name: problem or "ok" for name, problem in checks.items()},
+        },
+        status_code=200 if ready else 503,
+    )

@@ -1,0 +1,106 @@
+"""`POST /hooks/<source>`: verify on the raw body, commit to the inbox, then answer 202.
+
+Nothing a sender can send causes a 5xx: unknown source 404, bad signature 401, oversize body 413,
+undecodable or invalid payload 400. A redelivery of a known delivery id answers 200 and does
+nothing. Every 2xx means the delivery is committed and will be processed.
+"""
+
+import logging
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from connectors.registry import SOURCES
+from core.base import utcnow
+from core.errors import AuthenticationError, PayloadError
+from router.compose import Runtime
+from router.stages.inbound import TOPIC
+from store import inbox, outbox
+
+log = logging.getLogger("cairn.ingress")
+
+router = APIRouter()
+
+# Header names that can carry credentials are never stored.
+_PRIVATE_HEADER_PARTS = ("authorization", "cookie", "token", "secret", "api-key", "apikey")
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeded the configured limit."""
+
+
+def _problem(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"status": "rejected", "reason": reason}, status_code=status)
+
+
+def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers kept with the delivery for audit, minus anything that may be a credential."""
+    return {
+        k.lower(): v
+        for k, v in headers.items()
+        if not any(part in k.lower() for part in _PRIVATE_HEADER_PARTS)
+    }
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the raw body, stopping as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _accept(
+    runtime: Runtime, source: str, key: str, headers: dict[str, str], body: bytes
+) -> int | None:
+    now = utcnow()
+    with runtime.db.transaction() as session:
+        inbox_id = inbox.accept(
+            session, source=source, delivery_key=key, headers=headers, body=body, now=now
+        )
+        if inbox_id is not None:
+            outbox.enqueue(
+                session, topic=TOPIC, payload={"inbox_id": inbox_id}, key=f"{source}:{key}", now=now
+            )
+    return inbox_id
+
+
+@router.post("/hooks/{source}", status_code=202, tags=["ingress"])
+async def receive_hook(source: str, request: Request) -> JSONResponse:
+    """Accept one webhook delivery from `source`."""
+    runtime: Runtime = request.app.state.runtime
+    spec = SOURCES.get(source)
+    verifier = runtime.verifiers.get(source)
+    if spec is None or verifier is None:
+        return _problem(404, f"no webhook source named {source!r} is enabled on this server")
+    try:
+        body = await read_body(request, runtime.settings.max_body_bytes)
+    except BodyTooLarge:
+        return _problem(413, f"body exceeds {runtime.settings.max_body_bytes} bytes")
+    try:
+        delivery = verifier.verify(request.headers, body)
+    except AuthenticationError as exc:
+        log.info("rejected %s delivery: %s", source, exc)
+        return _problem(401, f"signature verification failed: {exc}")
+    try:
+        spec.parse(request.headers, body)
+    except PayloadError as exc:
+        return _problem(400, f"invalid payload: {exc}")
+    inbox_id = await run_in_threadpool(
+        _accept, runtime, source, delivery.delivery_key, storable_headers(request.headers), body
+    )
+    if inbox_id is None:
+        return JSONResponse({"status": "duplicate", "delivery": delivery.delivery_key}, 200)
+    runtime.transport.notify()
+    return JSONResponse(
+        {"status": "accepted", "delivery": delivery.delivery_key, "inbox_id": inbox_id}, 202
+    )

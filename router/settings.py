@@ -1,0 +1,57 @@
+"""Settings from the environment (`CAIRN_*`); secrets are SecretStr and never printed."""
+
+from functools import cached_property
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.engine import DEFAULT_DATABASE_URL
+
+
+class Settings(BaseSettings):
+    """Everything `cairn serve` and `cairn worker` read at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="CAIRN_", extra="ignore", frozen=True)
+
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    broker_url: SecretStr | None = Field(
+        default=None, description="amqp://… for RabbitMQ; unset for the embedded default."
+    )
+    broker_prefix: str = Field(default="cairn", pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
+    generic_webhook_secret: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    concurrency: int = Field(default=4, ge=1, le=256, description="Handlers run at once.")
+    poll_interval: float = Field(default=0.5, gt=0, description="Idle worker wake-up, seconds.")
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="A claimed message is handed out again after this."
+    )
+    max_attempts: int = Field(default=8, ge=1, description="Tries before dead-lettering.")
+    delivery_limit: int = Field(default=5, ge=1, description="RabbitMQ x-delivery-limit.")
+
+    @cached_property
+    def broker_mode(self) -> bool:
+        """True when a broker URL is configured."""
+        return self.broker_url is not None and bool(self.broker_url.get_secret_value())
+
+    def redacted_database_url(self) -> str:
+        """The database URL with any password masked, for logs."""
+        return mask_password(self.database_url.get_secret_value())
+
+    def redacted_broker_url(self) -> str:
+        """The broker URL with any password masked, for logs; `embedded` when unset."""
+        if not self.broker_mode or self.broker_url is None:
+            return "embedded"
+        return mask_password(self.broker_url.get_secret_value())
+
+
+def mask_password(url: str) -> str:
+    """`scheme://user:***@host:port/path` for a URL that carries a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -1,0 +1,46 @@
+"""Claiming due outbox messages, and a wake-up signal so new work skips the poll interval."""
+
+import asyncio
+from contextlib import suppress
+from datetime import timedelta
+
+from core.base import utcnow
+from store import outbox
+from store.engine import Database
+
+
+class Wakeup:
+    """A level-triggered wake-up shared by the loops of one process."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        """Wake every waiting loop."""
+        self._event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Return when woken or after `seconds`, whichever is first."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), seconds)
+        self._event.clear()
+
+
+def claim_due(
+    db: Database, *, lease_seconds: float, max_attempts: int, limit: int
+) -> list[outbox.Message]:
+    """Lease up to `limit` due messages in one short transaction."""
+    with db.transaction() as session:
+        return outbox.claim(
+            session,
+            now=utcnow(),
+            lease=timedelta(seconds=lease_seconds),
+            max_attempts=max_attempts,
+            limit=limit,
+        )
+
+
+def release(db: Database, message_ids: list[int]) -> None:
+    """Hand leased messages straight back."""
+    with db.transaction() as session:
+        outbox.release(session, message_ids, utcnow())

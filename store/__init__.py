@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, repositories speaking core models, inbox/outbox, migrations."""

@@ -1,0 +1,110 @@
+"""Repository of lessons: a mutable working copy plus immutable published versions."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import ConflictError, NotFoundError
+from core.lesson import Lesson, LessonStatus
+from store.documents import from_doc, to_doc
+from store.tables import LessonRow, LessonVersionRow
+
+
+def add(session: Session, lesson: Lesson, now: datetime) -> None:
+    """Store a new lesson; its id must be unused."""
+    if session.get(LessonRow, lesson.id) is not None:
+        raise ConflictError(f"lesson {lesson.id!r} already exists")
+    session.add(
+        LessonRow(
+            id=lesson.id,
+            status=lesson.status.value,
+            owner=lesson.owner,
+            version=lesson.version,
+            published_version=None,
+            doc=to_doc(lesson),
+            updated_at=now,
+        )
+    )
+    session.flush()
+
+
+def get(session: Session, lesson_id: str) -> Lesson | None:
+    """The working copy of a lesson."""
+    row = session.get(LessonRow, lesson_id)
+    return None if row is None else from_doc(Lesson, row.doc)
+
+
+def save(session: Session, lesson: Lesson, now: datetime) -> None:
+    """Replace the working copy (edits, status changes); published versions stay untouched."""
+    row = session.get(LessonRow, lesson.id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"lesson {lesson.id!r} does not exist")
+    if row.published_version is not None and lesson.version < row.published_version:
+        raise ConflictError(f"lesson {lesson.id!r} is already at version {row.published_version}")
+    row.status = lesson.status.value
+    row.owner = lesson.owner
+    row.version = lesson.version
+    row.doc = to_doc(lesson)
+    row.updated_at = now
+
+
+def publish(session: Session, lesson_id: str, now: datetime) -> Lesson:
+    """Freeze the working copy as an immutable published version."""
+    row = session.get(LessonRow, lesson_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"lesson {lesson_id!r} does not exist")
+    lesson = from_doc(Lesson, row.doc).model_copy(update={"status": LessonStatus.PUBLISHED})
+    if session.get(LessonVersionRow, (lesson_id, lesson.version)) is not None:
+        raise ConflictError(f"lesson {lesson_id!r} version {lesson.version} is already published")
+    session.add(
+        LessonVersionRow(
+            lesson_id=lesson_id, version=lesson.version, doc=to_doc(lesson), published_at=now
+        )
+    )
+    row.status = LessonStatus.PUBLISHED.value
+    row.published_version = lesson.version
+    row.doc = to_doc(lesson)
+    row.updated_at = now
+    session.flush()
+    return lesson
+
+
+def get_version(session: Session, lesson_id: str, version: int) -> Lesson | None:
+    """One published version, exactly as it was published."""
+    row = session.get(LessonVersionRow, (lesson_id, version))
+    return None if row is None else from_doc(Lesson, row.doc)
+
+
+def versions(session: Session, lesson_id: str) -> list[int]:
+    """Published version numbers of a lesson, ascending."""
+    return list(
+        session.scalars(
+            select(LessonVersionRow.version)
+            .where(LessonVersionRow.lesson_id == lesson_id)
+            .order_by(LessonVersionRow.version)
+        )
+    )
+
+
+def list_lessons(session: Session, *, status: LessonStatus | None = None) -> list[Lesson]:
+    """Working copies, optionally by status, ordered by id."""
+    stmt = select(LessonRow).order_by(LessonRow.id)
+    if status is not None:
+        stmt = stmt.where(LessonRow.status == status.value)
+    return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]
+
+
+def published(session: Session) -> list[Lesson]:
+    """The current published version of every published lesson (the routing input)."""
+    stmt = (
+        select(LessonVersionRow)
+        .join(
+            LessonRow,
+            (LessonRow.id == LessonVersionRow.lesson_id)
+            & (LessonRow.published_version == LessonVersionRow.version),
+        )
+        .where(LessonRow.status == LessonStatus.PUBLISHED.value)
+        .order_by(LessonVersionRow.lesson_id)
+    )
+    return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]

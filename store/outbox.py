@@ -1,0 +1,199 @@
+"""The outbox: durable pipeline work items with leases, retries and a dead-letter state.
+
+In embedded mode workers claim rows from here directly; in broker mode a relay claims rows and
+publishes them. Either way a message is done only when its handler's transaction commits.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from store.tables import OutboxRow
+
+
+class MessageStatus(StrEnum):
+    """pending → leased → done, or back to pending after a failure, or dead after too many."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    DONE = "done"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A unit of pipeline work."""
+
+    id: int
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _message(row: OutboxRow) -> Message:
+    return Message(row.id, row.topic, row.key, row.payload, row.attempts)
+
+
+def enqueue(
+    session: Session, *, topic: str, payload: dict[str, Any], key: str, now: datetime
+) -> int:
+    """Add work in the caller's transaction, so it exists exactly when the caller's writes do."""
+    row = OutboxRow(
+        topic=topic,
+        key=key,
+        payload=payload,
+        status=MessageStatus.PENDING,
+        attempts=0,
+        created_at=now,
+        available_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def claim(
+    session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 50
+) -> list[Message]:
+    """Lease due messages: pending ones whose time has come, and leased ones whose lease expired.
+
+    An expired lease means the worker (or the broker delivery) holding it died; the message is
+    handed out again. Each claim counts as an attempt, so a message that keeps killing its
+    worker is dead-lettered after `max_attempts` instead of crashing workers for ever.
+    """
+    session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.status == MessageStatus.LEASED,
+            OutboxRow.leased_until < now,
+            OutboxRow.attempts >= max_attempts,
+        )
+        .values(
+            status=MessageStatus.DEAD,
+            leased_until=None,
+            last_error="lease expired on every attempt (its worker died or hung each time)",
+        )
+    )
+    due = or_(
+        and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
+        and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until < now),
+    )
+    ids = (
+        select(OutboxRow.id)
+        .where(due)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(ids.scalar_subquery()))
+        .values(
+            status=MessageStatus.LEASED,
+            leased_until=now + lease,
+            attempts=OutboxRow.attempts + 1,
+        )
+        .returning(
+            OutboxRow.id, OutboxRow.topic, OutboxRow.key, OutboxRow.payload, OutboxRow.attempts
+        )
+    ).all()
+    return sorted((Message(*row) for row in rows), key=lambda m: m.id)
+
+
+def begin(session: Session, message_id: int) -> Message | None:
+    """Lock a message for processing; None if it is already done, dead or unknown.
+
+    Two deliveries of one message serialise here, and the second finds it done.
+    """
+    row = session.get(OutboxRow, message_id, with_for_update=True)
+    if row is None or row.status in (MessageStatus.DONE, MessageStatus.DEAD):
+        return None
+    return _message(row)
+
+
+def complete(session: Session, message_id: int, now: datetime) -> None:
+    """Mark a message done, in the same transaction as its handler's writes."""
+    session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id == message_id)
+        .values(status=MessageStatus.DONE, done_at=now, leased_until=None)
+    )
+
+
+def fail(
+    session: Session,
+    message_id: int,
+    *,
+    error: str,
+    now: datetime,
+    max_attempts: int,
+    retry_after: float | None = None,
+) -> MessageStatus:
+    """Schedule a retry with exponential backoff, or dead-letter after `max_attempts`."""
+    row = session.get(OutboxRow, message_id, with_for_update=True)
+    if row is None or row.status == MessageStatus.DONE:
+        return MessageStatus.DONE
+    row.last_error = error[:2000]
+    row.leased_until = None
+    if row.attempts >= max_attempts:
+        row.status = MessageStatus.DEAD
+    else:
+        delay = retry_after if retry_after is not None else min(2.0 ** max(row.attempts, 1), 300.0)
+        row.status = MessageStatus.PENDING
+        row.available_at = now + timedelta(seconds=delay)
+    return MessageStatus(row.status)
+
+
+def release(session: Session, message_ids: list[int], now: datetime) -> None:
+    """Hand leased messages back (e.g. the broker refused them) without waiting for the lease."""
+    if message_ids:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(message_ids), OutboxRow.status == MessageStatus.LEASED)
+            .values(status=MessageStatus.PENDING, leased_until=None, available_at=now)
+        )
+
+
+def next_due(session: Session) -> datetime | None:
+    """When the next pending or leased message becomes claimable (for idle workers' sleep)."""
+    pending = session.execute(
+        select(func.min(OutboxRow.available_at)).where(OutboxRow.status == MessageStatus.PENDING)
+    ).scalar_one_or_none()
+    leased = session.execute(
+        select(func.min(OutboxRow.leased_until)).where(OutboxRow.status == MessageStatus.LEASED)
+    ).scalar_one_or_none()
+    candidates = [t for t in (pending, leased) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Messages per status."""
+    rows = session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))
+    found = {status: int(n) for status, n in rows}
+    return {status.value: found.get(status.value, 0) for status in MessageStatus}
+
+
+def dead_letters(session: Session, limit: int = 100) -> list[tuple[Message, str | None]]:
+    """Dead-lettered messages with their last error, newest first."""
+    rows = session.scalars(
+        select(OutboxRow)
+        .where(OutboxRow.status == MessageStatus.DEAD)
+        .order_by(OutboxRow.id.desc())
+        .limit(limit)
+    )
+    return [(_message(row), row.last_error) for row in rows]
+
+
+def requeue_dead(session: Session, now: datetime) -> int:
+    """Give every dead-lettered message a fresh start (after the cause was fixed)."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.status == MessageStatus.DEAD)
+        .values(status=MessageStatus.PENDING, attempts=0, available_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,89 @@
+"""Repository of placements and the signals that come back about them."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import NotFoundError
+from core.placement import Placement, Signal
+from store.documents import from_doc, to_doc
+from store.tables import PlacementRow, SignalRow
+
+
+def add(session: Session, placement: Placement) -> Placement:
+    """Record a planned placement once per effect; a repeat returns the one already recorded."""
+    existing = session.scalars(
+        select(PlacementRow).where(PlacementRow.effect_id == placement.effect_id)
+    ).one_or_none()
+    if existing is not None:
+        return from_doc(Placement, existing.doc)
+    session.add(
+        PlacementRow(
+            id=placement.id,
+            effect_id=placement.effect_id,
+            lesson_id=placement.lesson_id,
+            lesson_version=placement.lesson_version,
+            work_item_ref=placement.work_item_ref,
+            state=placement.state.value,
+            doc=to_doc(placement),
+            updated_at=placement.updated_at,
+        )
+    )
+    session.flush()
+    return placement
+
+
+def update(session: Session, placement: Placement) -> None:
+    """Store a placement's new state, handle or due date."""
+    row = session.get(PlacementRow, placement.id, with_for_update=True)
+    if row is None:
+        raise NotFoundError(f"placement {placement.id!r} does not exist")
+    row.state = placement.state.value
+    row.doc = to_doc(placement)
+    row.updated_at = placement.updated_at
+
+
+def get(session: Session, placement_id: str) -> Placement | None:
+    """One placement by id."""
+    row = session.get(PlacementRow, placement_id)
+    return None if row is None else from_doc(Placement, row.doc)
+
+
+def for_work_item(session: Session, ref: str) -> list[Placement]:
+    """Every placement in one work item, oldest first."""
+    rows = session.scalars(
+        select(PlacementRow).where(PlacementRow.work_item_ref == ref).order_by(PlacementRow.id)
+    )
+    return [from_doc(Placement, row.doc) for row in rows]
+
+
+def for_lesson(session: Session, lesson_id: str) -> list[Placement]:
+    """Every placement of any version of one lesson."""
+    rows = session.scalars(
+        select(PlacementRow).where(PlacementRow.lesson_id == lesson_id).order_by(PlacementRow.id)
+    )
+    return [from_doc(Placement, row.doc) for row in rows]
+
+
+def add_signal(session: Session, signal: Signal) -> bool:
+    """Record a signal once (by id); False when it was already recorded."""
+    if session.get(SignalRow, signal.id) is not None:
+        return False
+    session.add(
+        SignalRow(
+            id=signal.id,
+            placement_id=signal.placement_id,
+            kind=signal.kind.value,
+            at=signal.at,
+            doc=to_doc(signal),
+        )
+    )
+    session.flush()
+    return True
+
+
+def signals(session: Session, placement_id: str) -> list[Signal]:
+    """Signals about one placement, in time order."""
+    rows = session.scalars(
+        select(SignalRow).where(SignalRow.placement_id == placement_id).order_by(SignalRow.at)
+    )
+    return [from_doc(Signal, row.doc) for row in rows]

@@ -1,0 +1,186 @@
+"""Table definitions: queryable fields as columns, the full model as a JSON document."""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps go in as UTC and come out timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite keeps text; dropping the offset keeps every stored value in one sortable form.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; every `datetime` column is a UTC-aware timestamp."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON}
+
+
+class InboxRow(Base):
+    """One accepted webhook delivery, verbatim, keyed by the sender's delivery id."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "delivery_key", name="uq_inbox_delivery"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40))
+    delivery_key: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[datetime]
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    processed_at: Mapped[datetime | None]
+
+
+class OutboxRow(Base):
+    """A unit of pipeline work; the durable queue in embedded mode, the relay's source otherwise."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(60))
+    key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    available_at: Mapped[datetime]
+    leased_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class IncidentRow(Base):
+    """Latest known state of an incident."""
+
+    __tablename__ = "incidents"
+
+    ref: Mapped[str] = mapped_column(String(300), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    severity_rank: Mapped[int]
+    doc: Mapped[dict[str, Any]]
+    first_seen_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WorkItemRow(Base):
+    """Latest known state of a work item."""
+
+    __tablename__ = "work_items"
+
+    ref: Mapped[str] = mapped_column(String(320), primary_key=True)
+    system: Mapped[str] = mapped_column(String(10))
+    project: Mapped[str] = mapped_column(String(200))
+    doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class WorkItemEventRow(Base):
+    """Every observed state of a work item, kept for rule backtests."""
+
+    __tablename__ = "work_item_events"
+    __table_args__ = (Index("ix_work_item_events_at", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(320), index=True)
+    observed_at: Mapped[datetime]
+    doc: Mapped[dict[str, Any]]
+
+
+class LessonRow(Base):
+    """The current state of a lesson (its working copy and lifecycle status)."""
+
+    __tablename__ = "lessons"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int]
+    published_version: Mapped[int | None]
+    doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class LessonVersionRow(Base):
+    """An immutable published version of a lesson."""
+
+    __tablename__ = "lesson_versions"
+
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doc: Mapped[dict[str, Any]]
+    published_at: Mapped[datetime]
+
+
+class PlacementRow(Base):
+    """A lesson embedded in a work item; `effect_id` makes each side effect happen once."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    effect_id: Mapped[str] = mapped_column(String(600), unique=True)
+    lesson_id: Mapped[str] = mapped_column(String(200), index=True)
+    lesson_version: Mapped[int]
+    work_item_ref: Mapped[str] = mapped_column(String(320), index=True)
+    state: Mapped[str] = mapped_column(String(12))
+    doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class SignalRow(Base):
+    """A back-channel event about a placement."""
+
+    __tablename__ = "signals"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    placement_id: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime]
+    doc: Mapped[dict[str, Any]]
+
+
+class AuditRow(Base):
+    """Append-only record of what Cairn did and why."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    subject: Mapped[str] = mapped_column(String(320), index=True)
+    details: Mapped[dict[str, Any]]

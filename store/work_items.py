@@ -1,0 +1,49 @@
+"""Repository of work items: the latest state plus every observed state for backtests."""
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.work import WorkItem
+from store.documents import from_doc, to_doc
+from store.tables import WorkItemEventRow, WorkItemRow
+
+
+def record(session: Session, item: WorkItem, now: datetime) -> bool:
+    """Store an observed state; True when the work item was not known before."""
+    doc = to_doc(item)
+    session.add(WorkItemEventRow(ref=item.ref, observed_at=now, doc=doc))
+    row = session.get(WorkItemRow, item.ref, with_for_update=True)
+    if row is None:
+        session.add(
+            WorkItemRow(
+                ref=item.ref,
+                system=item.system.value,
+                project=item.project,
+                doc=doc,
+                updated_at=now,
+            )
+        )
+        session.flush()
+        return True
+    row.project = item.project
+    row.doc = doc
+    row.updated_at = now
+    return False
+
+
+def get(session: Session, ref: str) -> WorkItem | None:
+    """The latest state of one work item."""
+    row = session.get(WorkItemRow, ref)
+    return None if row is None else from_doc(WorkItem, row.doc)
+
+
+def events_since(session: Session, since: datetime) -> list[tuple[datetime, WorkItem]]:
+    """Every observed state since `since`, oldest first (the input of a rules backtest)."""
+    rows = session.scalars(
+        select(WorkItemEventRow)
+        .where(WorkItemEventRow.observed_at >= since)
+        .order_by(WorkItemEventRow.observed_at, WorkItemEventRow.id)
+    )
+    return [(row.observed_at, from_doc(WorkItem, row.doc)) for row in rows]
