@@ -1,6 +1,7 @@
 """Inbox contract: deliveries are stored verbatim and de-duplicated per (source, delivery key)."""
 
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from core.base import utcnow
 from store import inbox
@@ -10,15 +11,23 @@ HEADERS = {"webhook-id": "msg_1", "webhook-signature": "v1,abc=", "x-note": "caf
 BODY = b'{"type":"work_item"}\r\n' + bytes(range(256)) + b"\xff\xfe\x00tail"
 
 
-def accept(db: Database, source: str, key: str, body: bytes = BODY, **kwargs: object) -> int | None:
+def accept(
+    db: Database,
+    source: str,
+    key: str,
+    *,
+    body: bytes = BODY,
+    headers: Mapping[str, str] = HEADERS,
+    now: datetime | None = None,
+) -> int | None:
     with db.transaction() as session:
         return inbox.accept(
             session,
             source=source,
             delivery_key=key,
-            headers=kwargs.get("headers", HEADERS),  # type: ignore[arg-type]
+            headers=headers,
             body=body,
-            now=kwargs.get("now", utcnow()),  # type: ignore[arg-type]
+            now=now or utcnow(),
         )
 
 
@@ -106,15 +115,17 @@ def test_empty_body_and_headers_are_kept(db: Database) -> None:
 
 def test_mark_processed_records_the_time_and_counts(db: Database) -> None:
     ids = [accept(db, "github", f"d-{n}") for n in range(3)]
-    assert None not in ids
+    first, second, _ = ids
+    assert first is not None
+    assert second is not None
     done_at = utcnow() + timedelta(seconds=5)
 
     with db.transaction() as session:
-        inbox.mark_processed(session, ids[1], done_at)  # type: ignore[arg-type]
+        inbox.mark_processed(session, second, done_at)
 
     with db.transaction() as session:
-        processed = inbox.get(session, ids[1])  # type: ignore[arg-type]
-        untouched = inbox.get(session, ids[0])  # type: ignore[arg-type]
+        processed = inbox.get(session, second)
+        untouched = inbox.get(session, first)
         assert inbox.counts(session) == {"accepted": 3, "processed": 1}
 
     assert processed is not None

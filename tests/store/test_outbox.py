@@ -1,0 +1,440 @@
+"""Outbox contract: leases, retries with backoff, dead letters and exactly-once claiming."""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from core.base import utcnow
+from store import outbox
+from store.engine import Database
+from store.outbox import Message, MessageStatus
+
+LEASE = timedelta(seconds=30)
+MAX_ATTEMPTS = 3
+TICK = timedelta(microseconds=1)
+
+
+def enqueue(db: Database, now: datetime, count: int = 1, topic: str = "route") -> list[int]:
+    with db.transaction() as session:
+        return [
+            outbox.enqueue(
+                session, topic=topic, payload={"n": n, "tags": ["a", "b"]}, key=f"k-{n}", now=now
+            )
+            for n in range(count)
+        ]
+
+
+def claim(
+    db: Database, now: datetime, *, max_attempts: int = MAX_ATTEMPTS, limit: int = 50
+) -> list[Message]:
+    with db.transaction() as session:
+        return outbox.claim(
+            session, now=now, lease=LEASE, max_attempts=max_attempts, limit=limit
+        )
+
+
+def fail(
+    db: Database,
+    message_id: int,
+    now: datetime,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+    retry_after: float | None = None,
+    error: str = "boom",
+) -> MessageStatus:
+    with db.transaction() as session:
+        return outbox.fail(
+            session,
+            message_id,
+            error=error,
+            now=now,
+            max_attempts=max_attempts,
+            retry_after=retry_after,
+        )
+
+
+def counts(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        return outbox.counts(session)
+
+
+def next_due(db: Database) -> datetime | None:
+    with db.transaction() as session:
+        return outbox.next_due(session)
+
+
+def status_counts(**nonzero: int) -> dict[str, int]:
+    return {status.value: nonzero.get(status.value, 0) for status in MessageStatus}
+
+
+# --- enqueue and claim -------------------------------------------------------------------------
+
+
+def test_enqueue_adds_pending_messages(db: Database) -> None:
+    ids = enqueue(db, utcnow(), count=3)
+
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 3
+    assert counts(db) == status_counts(pending=3)
+
+
+def test_empty_outbox(db: Database) -> None:
+    now = utcnow()
+
+    assert counts(db) == status_counts()
+    assert claim(db, now) == []
+    assert next_due(db) is None
+    with db.transaction() as session:
+        assert outbox.dead_letters(session) == []
+
+
+def test_enqueue_rolls_back_with_the_callers_transaction(db: Database) -> None:
+    class Abort(Exception):
+        pass
+
+    try:
+        with db.transaction() as session:
+            outbox.enqueue(session, topic="route", payload={}, key="k", now=utcnow())
+            raise Abort
+    except Abort:
+        pass
+
+    assert counts(db) == status_counts()
+
+
+def test_claim_leases_a_message_with_its_content(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now, topic="placements.plan")
+
+    [message] = claim(db, now)
+
+    assert message == Message(
+        id=message_id,
+        topic="placements.plan",
+        key="k-0",
+        payload={"n": 0, "tags": ["a", "b"]},
+        attempts=1,
+    )
+    assert counts(db) == status_counts(leased=1)
+
+
+def test_a_leased_message_is_not_claimed_again_before_its_lease_expires(db: Database) -> None:
+    now = utcnow()
+    enqueue(db, now)
+    assert len(claim(db, now)) == 1
+
+    assert claim(db, now) == []
+    assert claim(db, now + LEASE / 2) == []
+    assert counts(db) == status_counts(leased=1)
+
+
+def test_an_expired_lease_is_handed_out_again_as_a_new_attempt(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    [again] = claim(db, now + LEASE + timedelta(seconds=1))
+
+    assert again.id == message_id
+    assert again.attempts == 2
+    assert counts(db) == status_counts(leased=1)
+
+
+def test_claim_skips_messages_not_yet_available(db: Database) -> None:
+    now = utcnow()
+    enqueue(db, now + timedelta(minutes=1))
+
+    assert claim(db, now) == []
+    assert len(claim(db, now + timedelta(minutes=1))) == 1
+
+
+def test_claim_honours_the_limit_and_hands_out_oldest_first(db: Database) -> None:
+    now = utcnow()
+    ids = enqueue(db, now, count=5)
+
+    first = claim(db, now, limit=2)
+    rest = claim(db, now, limit=10)
+
+    assert [m.id for m in first] == ids[:2]
+    assert [m.id for m in rest] == ids[2:]
+    assert all(m.attempts == 1 for m in first + rest)
+
+
+# --- begin and complete ------------------------------------------------------------------------
+
+
+def test_begin_returns_a_claimed_message(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [claimed] = claim(db, now)
+
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id) == claimed
+
+
+def test_complete_marks_done_and_begin_then_refuses_it(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id) is not None
+        outbox.complete(session, message_id, now)
+
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id) is None
+    assert counts(db) == status_counts(done=1)
+    assert claim(db, now + timedelta(days=1)) == []
+    assert next_due(db) is None
+
+
+def test_begin_of_an_unknown_message_returns_none(db: Database) -> None:
+    [message_id] = enqueue(db, utcnow())
+
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id + 1000) is None
+
+
+def test_complete_rolled_back_with_the_handler_leaves_the_message_leased(db: Database) -> None:
+    class HandlerFailed(Exception):
+        pass
+
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    try:
+        with db.transaction() as session:
+            outbox.complete(session, message_id, now)
+            raise HandlerFailed
+    except HandlerFailed:
+        pass
+
+    assert counts(db) == status_counts(leased=1)
+
+
+# --- fail, backoff and dead letters -----------------------------------------------------------
+
+
+def test_fail_schedules_a_retry_in_the_future(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    assert fail(db, message_id, now) is MessageStatus.PENDING
+
+    due = next_due(db)
+    assert due is not None
+    assert due > now
+    assert claim(db, now) == []
+    assert claim(db, due - TICK) == []
+    [retried] = claim(db, due)
+    assert retried.id == message_id
+    assert retried.attempts == 2
+
+
+def test_backoff_grows_with_each_failure(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    delays = []
+    for _ in range(2):
+        [message] = claim(db, now)
+        fail(db, message.id, now, max_attempts=10)
+        due = next_due(db)
+        assert due is not None
+        delays.append(due - now)
+        now = due
+
+    assert timedelta(0) < delays[0] < delays[1]
+
+
+def test_fail_honours_retry_after(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    assert fail(db, message_id, now, retry_after=120) is MessageStatus.PENDING
+
+    assert next_due(db) == now + timedelta(seconds=120)
+    assert claim(db, now + timedelta(seconds=119)) == []
+    [retried] = claim(db, now + timedelta(seconds=120))
+    assert retried.id == message_id
+
+
+def test_fail_dead_letters_after_max_attempts(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    statuses = []
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        [message] = claim(db, now)
+        assert message.attempts == attempt
+        statuses.append(fail(db, message_id, now, retry_after=0, error=f"boom {attempt}"))
+
+    assert statuses == [MessageStatus.PENDING] * (MAX_ATTEMPTS - 1) + [MessageStatus.DEAD]
+    assert counts(db) == status_counts(dead=1)
+    assert claim(db, now + timedelta(days=1)) == []
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id) is None
+        [(dead, error)] = outbox.dead_letters(session)
+    assert dead.id == message_id
+    assert dead.attempts == MAX_ATTEMPTS
+    assert error == f"boom {MAX_ATTEMPTS}"
+
+
+def test_fail_does_not_resurrect_a_done_message(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+    with db.transaction() as session:
+        outbox.complete(session, message_id, now)
+
+    assert fail(db, message_id, now) is MessageStatus.DONE
+    assert counts(db) == status_counts(done=1)
+
+
+def test_claim_dead_letters_an_expired_lease_that_used_every_attempt(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    for _ in range(2):
+        assert [m.id for m in claim(db, now, max_attempts=2)] == [message_id]
+        now += LEASE + timedelta(seconds=1)
+
+    assert claim(db, now, max_attempts=2) == []
+
+    assert counts(db) == status_counts(dead=1)
+    with db.transaction() as session:
+        [(dead, error)] = outbox.dead_letters(session)
+    assert dead.id == message_id
+    assert dead.attempts == 2
+    assert error is not None
+    assert "lease expired" in error
+
+
+def test_claim_keeps_a_live_lease_even_at_max_attempts(db: Database) -> None:
+    now = utcnow()
+    enqueue(db, now)
+    claim(db, now, max_attempts=1)
+
+    assert claim(db, now + LEASE / 2, max_attempts=1) == []
+    assert counts(db) == status_counts(leased=1)
+
+
+def test_dead_letters_are_listed_newest_first_with_a_limit(db: Database) -> None:
+    now = utcnow()
+    ids = enqueue(db, now, count=3)
+    claim(db, now)
+    for message_id in ids:
+        fail(db, message_id, now, max_attempts=1, error=f"error {message_id}")
+
+    with db.transaction() as session:
+        everything = outbox.dead_letters(session)
+        newest = outbox.dead_letters(session, limit=1)
+
+    assert [(m.id, error) for m, error in everything] == [(i, f"error {i}") for i in ids[::-1]]
+    assert [m.id for m, _ in newest] == [ids[-1]]
+
+
+def test_requeue_dead_gives_dead_messages_a_fresh_start(db: Database) -> None:
+    now = utcnow()
+    dead_id, done_id = enqueue(db, now, count=2)
+    claim(db, now)
+    fail(db, dead_id, now, max_attempts=1)
+    with db.transaction() as session:
+        outbox.complete(session, done_id, now)
+
+    later = now + timedelta(minutes=5)
+    with db.transaction() as session:
+        assert outbox.requeue_dead(session, later) == 1
+
+    assert counts(db) == status_counts(pending=1, done=1)
+    assert claim(db, later - TICK) == []
+    [again] = claim(db, later)
+    assert again.id == dead_id
+    assert again.attempts == 1
+
+
+# --- release and next_due -----------------------------------------------------------------------
+
+
+def test_release_hands_leased_messages_back_at_once(db: Database) -> None:
+    now = utcnow()
+    first, second = enqueue(db, now, count=2)
+    claim(db, now)
+
+    with db.transaction() as session:
+        outbox.release(session, [first], now)
+        outbox.release(session, [], now)
+
+    assert counts(db) == status_counts(pending=1, leased=1)
+    [again] = claim(db, now)
+    assert again.id == first
+    assert again.attempts == 2
+
+
+def test_release_leaves_done_and_pending_messages_alone(db: Database) -> None:
+    now = utcnow()
+    done_id, pending_id = enqueue(db, now, count=2)
+    claim(db, now, limit=1)
+    with db.transaction() as session:
+        outbox.complete(session, done_id, now)
+        outbox.release(session, [done_id, pending_id], now + timedelta(hours=1))
+
+    assert counts(db) == status_counts(pending=1, done=1)
+    assert [m.id for m in claim(db, now)] == [pending_id]
+
+
+def test_next_due_reports_the_earliest_claimable_time(db: Database) -> None:
+    now = utcnow()
+    enqueue(db, now + timedelta(minutes=10))
+    assert next_due(db) == now + timedelta(minutes=10)
+
+    enqueue(db, now + timedelta(minutes=5))
+    assert next_due(db) == now + timedelta(minutes=5)
+
+    [leased] = claim(db, now + timedelta(minutes=5))
+    assert next_due(db) == now + timedelta(minutes=5) + LEASE
+
+    with db.transaction() as session:
+        outbox.complete(session, leased.id, now + timedelta(minutes=6))
+    assert next_due(db) == now + timedelta(minutes=10)
+
+
+def test_next_due_is_timezone_aware_utc(db: Database) -> None:
+    now = utcnow()
+    enqueue(db, now)
+
+    due = next_due(db)
+
+    assert isinstance(due, datetime)
+    assert due.utcoffset() == timedelta(0)
+    assert due == now
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+def test_concurrent_workers_never_claim_a_message_twice(db: Database) -> None:
+    now = utcnow()
+    ids = enqueue(db, now, count=200)
+    workers = 4
+    start = threading.Barrier(workers)
+
+    def worker() -> list[int]:
+        start.wait(timeout=30)
+        mine: list[int] = []
+        while True:
+            batch = claim(db, now, max_attempts=5, limit=5)
+            assert len(batch) <= 5
+            if not batch:
+                return mine
+            mine.extend(m.id for m in batch)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(worker) for _ in range(workers)]
+        claimed = [message_id for future in futures for message_id in future.result(timeout=120)]
+
+    duplicates = [i for i, n in Counter(claimed).items() if n > 1]
+    assert duplicates == []
+    assert sorted(claimed) == ids
+    assert counts(db) == status_counts(leased=200)

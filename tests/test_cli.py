@@ -1,0 +1,67 @@
+"""The `cairn` command: demo, schema handling, queue inspection and settings errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from router.cli import main
+from store import migrate
+
+CAIRN = str(Path(sys.executable).parent / "cairn")
+
+
+def test_demo_runs_the_loop_on_the_embedded_default(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [CAIRN, "demo", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all steps behaved as expected" in done.stdout
+    assert "same webhook-id again: 200 duplicate" in done.stdout
+    assert "body changed after signing: 401" in done.stdout
+    assert "3 of 3 deliveries processed" in done.stdout
+    assert (tmp_path / "cairn-demo.db").exists()
+
+
+def test_serve_refuses_an_unmigrated_database_and_upgrade_fixes_it(sqlite_url: str) -> None:
+    runner = CliRunner()
+    env = {"CAIRN_DATABASE_URL": sqlite_url}
+    refused = runner.invoke(main, ["serve"], env=env)
+    assert refused.exit_code == 1
+    assert "run `cairn db upgrade`" in refused.output
+
+    upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"schema revision {migrate.head_revision()}" in upgraded.output
+    current = runner.invoke(main, ["db", "current"], env=env)
+    assert (
+        current.output.strip()
+        == f"current {migrate.head_revision()}, head {migrate.head_revision()}"
+    )
+
+    status = runner.invoke(main, ["queue", "status"], env=env)
+    assert json.loads(status.output) == {"pending": 0, "leased": 0, "done": 0, "dead": 0}
+
+
+def test_bad_settings_name_the_variable_and_hide_secrets(sqlite_url: str) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["db", "upgrade"],
+        env={
+            "CAIRN_DATABASE_URL": sqlite_url,
+            "CAIRN_PORT": "not-a-port",
+            "CAIRN_GENERIC_WEBHOOK_SECRET": "whsec_c2VjcmV0LXZhbHVlLWRvLW5vdC1sZWFr",
+        },
+    )
+    assert result.exit_code == 1
+    assert "invalid CAIRN_* settings" in result.output
+    assert "port" in result.output
+    assert "c2VjcmV0LXZhbHVlLWRvLW5vdC1sZWFr" not in result.output
