@@ -10,6 +10,7 @@ from router.settings import Settings
 from router.stages import STAGES
 from router.transport import Transport
 from router.transport.embedded import EmbeddedTransport
+from router.transport.poller import Pacing
 from store.engine import Database
 
 log = logging.getLogger("cairn")
@@ -42,6 +43,12 @@ def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers."""
     db = Database(settings.database_url.get_secret_value())
     dispatcher = Dispatcher(db, STAGES, max_attempts=settings.max_attempts)
+    pacing = Pacing(
+        concurrency=settings.concurrency,
+        poll_interval=settings.poll_interval,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_attempts,
+    )
     transport: Transport
     if settings.broker_mode and settings.broker_url is not None:
         from router.transport.rabbit import RabbitTransport  # the broker extra is optional
@@ -50,22 +57,11 @@ def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
             settings.broker_url.get_secret_value(),
             db,
             dispatcher,
+            pacing,
             prefix=settings.broker_prefix,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
             delivery_limit=settings.delivery_limit,
             consume=consume,
         )
     else:
-        transport = EmbeddedTransport(
-            db,
-            dispatcher,
-            concurrency=settings.concurrency,
-            poll_interval=settings.poll_interval,
-            lease_seconds=settings.lease_seconds,
-            max_attempts=settings.max_attempts,
-            consume=consume,
-        )
+        transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
     return Runtime(settings, db, dispatcher, transport, build_verifiers(settings))

@@ -77,6 +77,27 @@ def rabbit_url() -> str:
     return RABBIT_URL
 
 
+@pytest.fixture
+def rabbit_prefix(rabbit_url: str) -> Iterator[str]:
+    """A private exchange and queue prefix on the real RabbitMQ, deleted afterwards."""
+    import asyncio
+
+    import aio_pika
+
+    prefix = f"cairn-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+
+    async def cleanup() -> None:
+        async with await aio_pika.connect(rabbit_url) as connection:
+            channel = await connection.channel()
+            for queue in ("inbound", "dead"):
+                await channel.queue_delete(f"{prefix}.{queue}")
+            for exchange in (prefix, f"{prefix}.dlx"):
+                await channel.exchange_delete(exchange)
+
+    asyncio.run(cleanup())
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Each backend in turn: the contract suites run against both."""

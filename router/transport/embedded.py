@@ -9,7 +9,7 @@ import logging
 from contextlib import suppress
 
 from router.pipeline import Dispatcher
-from router.transport.poller import Wakeup, claim_due
+from router.transport.poller import Pacing, Wakeup, claim_due
 from store.engine import Database
 
 log = logging.getLogger("cairn.embedded")
@@ -24,19 +24,13 @@ class EmbeddedTransport:
         self,
         db: Database,
         dispatcher: Dispatcher,
+        pacing: Pacing,
         *,
-        concurrency: int,
-        poll_interval: float,
-        lease_seconds: float,
-        max_attempts: int,
         consume: bool = True,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
-        self.concurrency = concurrency
-        self.poll_interval = poll_interval
-        self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
+        self.pacing = pacing
         self.consume = consume
         self._wakeup = Wakeup()
         self._tasks: list[asyncio.Task[None]] = []
@@ -46,7 +40,7 @@ class EmbeddedTransport:
         if self.consume:
             self._tasks = [
                 asyncio.create_task(self._work(), name=f"cairn-worker-{i}")
-                for i in range(self.concurrency)
+                for i in range(self.pacing.concurrency)
             ]
 
     async def stop(self) -> None:
@@ -71,19 +65,13 @@ class EmbeddedTransport:
     async def _work(self) -> None:
         while True:
             try:
-                messages = await asyncio.to_thread(
-                    claim_due,
-                    self.db,
-                    lease_seconds=self.lease_seconds,
-                    max_attempts=self.max_attempts,
-                    limit=1,
-                )
+                messages = await asyncio.to_thread(claim_due, self.db, self.pacing, 1)
             except Exception:
-                log.exception("could not claim work; retrying in %.1fs", self.poll_interval)
-                await asyncio.sleep(self.poll_interval)
+                log.exception("could not claim work; retrying in %.1fs", self.pacing.poll_interval)
+                await asyncio.sleep(self.pacing.poll_interval)
                 continue
             if not messages:
-                await self._wakeup.wait(self.poll_interval)
+                await self._wakeup.wait(self.pacing.poll_interval)
                 continue
             for message in messages:
                 try:
@@ -92,4 +80,4 @@ class EmbeddedTransport:
                     # Recording the failure failed too (database gone): the lease expires and
                     # the message is handed out again.
                     log.exception("message %s could not be processed or failed", message.id)
-                    await asyncio.sleep(self.poll_interval)
+                    await asyncio.sleep(self.pacing.poll_interval)

@@ -2,11 +2,22 @@
 
 import asyncio
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import timedelta
 
 from core.base import utcnow
 from store import outbox
 from store.engine import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """How a process takes work: handlers at once, idle wait, lease length, tries."""
+
+    concurrency: int = 4
+    poll_interval: float = 0.5
+    lease_seconds: float = 30.0
+    max_attempts: int = 8
 
 
 class Wakeup:
@@ -26,16 +37,14 @@ class Wakeup:
         self._event.clear()
 
 
-def claim_due(
-    db: Database, *, lease_seconds: float, max_attempts: int, limit: int
-) -> list[outbox.Message]:
+def claim_due(db: Database, pacing: Pacing, limit: int) -> list[outbox.Message]:
     """Lease up to `limit` due messages in one short transaction."""
     with db.transaction() as session:
         return outbox.claim(
             session,
             now=utcnow(),
-            lease=timedelta(seconds=lease_seconds),
-            max_attempts=max_attempts,
+            lease=timedelta(seconds=pacing.lease_seconds),
+            max_attempts=pacing.max_attempts,
             limit=limit,
         )
 

@@ -24,7 +24,7 @@ from faststream.rabbit import (
 )
 
 from router.pipeline import Dispatcher
-from router.transport.poller import Wakeup, claim_due, release
+from router.transport.poller import Pacing, Wakeup, claim_due, release
 from store.engine import Database
 
 log = logging.getLogger("cairn.rabbit")
@@ -42,27 +42,22 @@ class RabbitTransport:
         url: str,
         db: Database,
         dispatcher: Dispatcher,
+        pacing: Pacing,
         *,
         prefix: str,
-        concurrency: int,
-        poll_interval: float,
-        lease_seconds: float,
-        max_attempts: int,
         delivery_limit: int,
         consume: bool = True,
     ) -> None:
         self.db = db
         self.dispatcher = dispatcher
-        self.poll_interval = poll_interval
-        self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
+        self.pacing = pacing
         self.consume = consume
         # prefetch_count bounds the handlers running at once; confirms make publish() wait for
         # the broker's ack; on_return_raises turns an unroutable message into an error.
         self.broker = RabbitBroker(
             url,
             default_channel=Channel(
-                prefetch_count=concurrency, publisher_confirms=True, on_return_raises=True
+                prefetch_count=pacing.concurrency, publisher_confirms=True, on_return_raises=True
             ),
             logger=log,
         )
@@ -148,19 +143,13 @@ class RabbitTransport:
     async def _relay(self) -> None:
         while True:
             try:
-                messages = await asyncio.to_thread(
-                    claim_due,
-                    self.db,
-                    lease_seconds=self.lease_seconds,
-                    max_attempts=self.max_attempts,
-                    limit=RELAY_BATCH,
-                )
+                messages = await asyncio.to_thread(claim_due, self.db, self.pacing, RELAY_BATCH)
             except Exception:
                 log.exception("relay could not read the outbox")
-                await asyncio.sleep(self.poll_interval)
+                await asyncio.sleep(self.pacing.poll_interval)
                 continue
             if not messages:
-                await self._wakeup.wait(self.poll_interval)
+                await self._wakeup.wait(self.pacing.poll_interval)
                 continue
             for index, message in enumerate(messages):
                 try:
@@ -177,5 +166,5 @@ class RabbitTransport:
                     log.exception("publish failed; handing %d messages back", len(messages) - index)
                     with suppress(Exception):
                         await asyncio.to_thread(release, self.db, [m.id for m in messages[index:]])
-                    await asyncio.sleep(self.poll_interval)
+                    await asyncio.sleep(self.pacing.poll_interval)
                     break

@@ -4,7 +4,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -151,41 +151,19 @@ def test_embedded_sqlite_survives_kill_9(
         db.dispose()
 
 
-@pytest.fixture
-def broker_prefix(rabbit_url: str) -> Iterator[str]:
-    """A private exchange/queue prefix on the real RabbitMQ, deleted afterwards."""
-    import asyncio
-
-    import aio_pika
-
-    prefix = f"cairn-test-{uuid.uuid4().hex[:8]}"
-    yield prefix
-
-    async def cleanup() -> None:
-        connection = await aio_pika.connect(rabbit_url)
-        async with connection:
-            channel = await connection.channel()
-            for queue in ("inbound", "dead"):
-                await channel.queue_delete(f"{prefix}.{queue}")
-            for exchange in (prefix, f"{prefix}.dlx"):
-                await channel.exchange_delete(exchange)
-
-    asyncio.run(cleanup())
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.rabbit
 def test_postgres_rabbitmq_survives_kill_9(
     postgres_url: str,
     rabbit_url: str,
-    broker_prefix: str,
+    rabbit_prefix: str,
     webhook_secret: str,
     tmp_path: Path,
     report: Callable[[str], None],
 ) -> None:
     env = _env(
-        postgres_url, webhook_secret, CAIRN_BROKER_URL=rabbit_url, CAIRN_BROKER_PREFIX=broker_prefix
+        postgres_url, webhook_secret, CAIRN_BROKER_URL=rabbit_url, CAIRN_BROKER_PREFIX=rabbit_prefix
     )
     server = ServeProcess(env, tmp_path / "serve.log")
     db = Database(postgres_url)

@@ -3,8 +3,6 @@
 import asyncio
 import json
 import subprocess
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aio_pika
@@ -12,6 +10,7 @@ import pytest
 
 from core.base import utcnow
 from router.pipeline import Dispatcher, StageContext
+from router.transport.poller import Pacing
 from router.transport.rabbit import RabbitTransport
 from store import audit, outbox
 from store.engine import Database
@@ -25,35 +24,11 @@ def _record(ctx: StageContext, payload: dict[str, Any]) -> None:
     )
 
 
-@pytest.fixture
-def prefix(rabbit_url: str) -> Iterator[str]:
-    name = f"cairn-test-{uuid.uuid4().hex[:8]}"
-    yield name
-
-    async def cleanup() -> None:
-        async with await aio_pika.connect(rabbit_url) as connection:
-            channel = await connection.channel()
-            for queue in ("inbound", "dead"):
-                await channel.queue_delete(f"{name}.{queue}")
-            for exchange in (name, f"{name}.dlx"):
-                await channel.exchange_delete(exchange)
-
-    asyncio.run(cleanup())
-
-
-def _transport(url: str, db: Database, prefix: str, *, consume: bool) -> RabbitTransport:
+def _transport(url: str, db: Database, rabbit_prefix: str, *, consume: bool) -> RabbitTransport:
     dispatcher = Dispatcher(db, {"inbound": _record}, max_attempts=3)
+    pacing = Pacing(concurrency=4, poll_interval=0.05, lease_seconds=30, max_attempts=3)
     return RabbitTransport(
-        url,
-        db,
-        dispatcher,
-        prefix=prefix,
-        concurrency=4,
-        poll_interval=0.05,
-        lease_seconds=30,
-        max_attempts=3,
-        delivery_limit=5,
-        consume=consume,
+        url, db, dispatcher, pacing, prefix=rabbit_prefix, delivery_limit=5, consume=consume
     )
 
 
@@ -77,10 +52,10 @@ async def _until(predicate: Any, seconds: float = 15.0) -> None:
 
 
 def test_topology_is_durable_quorum_with_delivery_limit_and_dead_letter(
-    rabbit_url: str, sqlite_db: Database, prefix: str
+    rabbit_url: str, sqlite_db: Database, rabbit_prefix: str
 ) -> None:
     async def scenario() -> None:
-        transport = _transport(rabbit_url, sqlite_db, prefix, consume=False)
+        transport = _transport(rabbit_url, sqlite_db, rabbit_prefix, consume=False)
         await transport.start()
         await transport.stop()
 
@@ -103,26 +78,26 @@ def test_topology_is_durable_quorum_with_delivery_limit_and_dead_letter(
         timeout=60,
     )
     queues = {q["name"]: q for q in json.loads(listed.stdout)}
-    work, dead = queues[f"{prefix}.inbound"], queues[f"{prefix}.dead"]
+    work, dead = queues[f"{rabbit_prefix}.inbound"], queues[f"{rabbit_prefix}.dead"]
     assert work["type"] == "quorum" and work["durable"] is True
     arguments = _arguments(work["arguments"])
     assert arguments["x-delivery-limit"] == 5, work
-    assert arguments["x-dead-letter-exchange"] == f"{prefix}.dlx", work
+    assert arguments["x-dead-letter-exchange"] == f"{rabbit_prefix}.dlx", work
     assert dead["type"] == "quorum" and dead["durable"] is True
 
 
 def test_relay_publishes_persistent_messages_with_the_outbox_id(
-    rabbit_url: str, sqlite_db: Database, prefix: str
+    rabbit_url: str, sqlite_db: Database, rabbit_prefix: str
 ) -> None:
     ids = _enqueue(sqlite_db, 3)
 
     async def scenario() -> list[aio_pika.abc.AbstractIncomingMessage]:
-        transport = _transport(rabbit_url, sqlite_db, prefix, consume=False)
+        transport = _transport(rabbit_url, sqlite_db, rabbit_prefix, consume=False)
         await transport.start()
         got = []
         async with await aio_pika.connect(rabbit_url) as connection:
             channel = await connection.channel()
-            queue = await channel.get_queue(f"{prefix}.inbound", ensure=False)
+            queue = await channel.get_queue(f"{rabbit_prefix}.inbound", ensure=False)
 
             async def three() -> bool:
                 message = await queue.get(fail=False, no_ack=True)
@@ -142,11 +117,13 @@ def test_relay_publishes_persistent_messages_with_the_outbox_id(
         assert outbox.counts(session)["leased"] == 3  # published, not yet done
 
 
-def test_consumers_process_each_message_once(rabbit_url: str, db: Database, prefix: str) -> None:
+def test_consumers_process_each_message_once(
+    rabbit_url: str, db: Database, rabbit_prefix: str
+) -> None:
     _enqueue(db, 50)
 
     async def scenario() -> None:
-        transport = _transport(rabbit_url, db, prefix, consume=True)
+        transport = _transport(rabbit_url, db, rabbit_prefix, consume=True)
         await transport.start()
         assert await transport.problem() is None
 
@@ -165,10 +142,10 @@ def test_consumers_process_each_message_once(rabbit_url: str, db: Database, pref
 
 
 def test_a_message_without_an_outbox_id_is_parked_in_the_dead_queue(
-    rabbit_url: str, sqlite_db: Database, prefix: str
+    rabbit_url: str, sqlite_db: Database, rabbit_prefix: str
 ) -> None:
     async def scenario() -> aio_pika.abc.AbstractIncomingMessage:
-        transport = _transport(rabbit_url, sqlite_db, prefix, consume=True)
+        transport = _transport(rabbit_url, sqlite_db, rabbit_prefix, consume=True)
         await transport.start()
         await transport.broker.publish(
             {"not": "an outbox message"},
@@ -180,7 +157,7 @@ def test_a_message_without_an_outbox_id_is_parked_in_the_dead_queue(
         parked: list[aio_pika.abc.AbstractIncomingMessage] = []
         async with await aio_pika.connect(rabbit_url) as connection:
             channel = await connection.channel()
-            dead = await channel.get_queue(f"{prefix}.dead", ensure=False)
+            dead = await channel.get_queue(f"{rabbit_prefix}.dead", ensure=False)
 
             async def arrived() -> bool:
                 message = await dead.get(fail=False, no_ack=True)
