@@ -1,11 +1,13 @@
-"""`/healthz` (the process is up) and `/readyz` (database and transport usable)."""
+"""Operations endpoints: `/healthz`, `/readyz` (database and transport usable), `/metrics`."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from router.compose import Runtime
+from router.metrics import render
 
 router = APIRouter(tags=["health"])
 
@@ -42,3 +44,11 @@ async def readyz(request: Request) -> JSONResponse:
         },
         status_code=200 if ready else 503,
     )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: deliveries, pipeline outcomes, outbox messages by status."""
+    runtime: Runtime = request.app.state.runtime
+    body = await run_in_threadpool(render, runtime.db)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

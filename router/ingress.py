@@ -16,6 +16,7 @@ from connectors.registry import SOURCES
 from core.base import utcnow
 from core.errors import AuthenticationError, PayloadError
 from router.compose import Runtime
+from router.metrics import DELIVERIES
 from router.stages.inbound import TOPIC
 from store import inbox, outbox
 
@@ -31,7 +32,8 @@ class BodyTooLarge(Exception):
     """The request body exceeded the configured limit."""
 
 
-def _problem(status: int, reason: str) -> JSONResponse:
+def _problem(source: str, status: int, reason: str) -> JSONResponse:
+    DELIVERIES.labels(source if source in SOURCES else "unknown", str(status)).inc()
     return JSONResponse({"status": "rejected", "reason": reason}, status_code=status)
 
 
@@ -81,25 +83,29 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
     spec = SOURCES.get(source)
     verifier = runtime.verifiers.get(source)
     if spec is None or verifier is None:
-        return _problem(404, f"no webhook source named {source!r} is enabled on this server")
+        return _problem(
+            source, 404, f"no webhook source named {source!r} is enabled on this server"
+        )
     try:
         body = await read_body(request, runtime.settings.max_body_bytes)
     except BodyTooLarge:
-        return _problem(413, f"body exceeds {runtime.settings.max_body_bytes} bytes")
+        return _problem(source, 413, f"body exceeds {runtime.settings.max_body_bytes} bytes")
     try:
         delivery = verifier.verify(request.headers, body)
     except AuthenticationError as exc:
         log.info("rejected %s delivery: %s", source, exc)
-        return _problem(401, f"signature verification failed: {exc}")
+        return _problem(source, 401, f"signature verification failed: {exc}")
     try:
         spec.parse(request.headers, body)
     except PayloadError as exc:
-        return _problem(400, f"invalid payload: {exc}")
+        return _problem(source, 400, f"invalid payload: {exc}")
     inbox_id = await run_in_threadpool(
         _accept, runtime, source, delivery.delivery_key, storable_headers(request.headers), body
     )
     if inbox_id is None:
+        DELIVERIES.labels(source, "duplicate").inc()
         return JSONResponse({"status": "duplicate", "delivery": delivery.delivery_key}, 200)
+    DELIVERIES.labels(source, "accepted").inc()
     runtime.transport.notify()
     return JSONResponse(
         {"status": "accepted", "delivery": delivery.delivery_key, "inbox_id": inbox_id}, 202

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from core.base import utcnow
 from core.errors import PayloadError, TransientError, UnsupportedEventError
+from router.metrics import MESSAGES
 from store import outbox
 from store.engine import Database
 
@@ -58,6 +59,11 @@ class Dispatcher:
 
     def run(self, message_id: int) -> Outcome:
         """Process one message; a repeat delivery of a done message does nothing."""
+        outcome = self._run(message_id)
+        MESSAGES.labels(outcome.value).inc()
+        return outcome
+
+    def _run(self, message_id: int) -> Outcome:
         try:
             with self.db.transaction() as session:
                 message = outbox.begin(session, message_id)
