@@ -25,7 +25,16 @@ log = logging.getLogger("cairn.ingress")
 router = APIRouter()
 
 # Header names that can carry credentials are never stored.
-_PRIVATE_HEADER_PARTS = ("authorization", "cookie", "token", "secret", "api-key", "apikey")
+_PRIVATE_HEADER_PARTS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "password",
+    "api-key",
+    "apikey",
+)
+MAX_DELIVERY_KEY = 255
 
 
 class BodyTooLarge(Exception):
@@ -95,6 +104,11 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
     except AuthenticationError as exc:
         log.info("rejected %s delivery: %s", source, exc)
         return _problem(source, 401, f"signature verification failed: {exc}")
+    key = delivery.delivery_key
+    if not 0 < len(key) <= MAX_DELIVERY_KEY or not key.isprintable():
+        return _problem(
+            source, 400, f"delivery id must be 1 to {MAX_DELIVERY_KEY} printable characters"
+        )
     try:
         spec.parse(request.headers, body)
     except PayloadError as exc:

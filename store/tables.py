@@ -72,7 +72,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(60))
-    key: Mapped[str] = mapped_column(String(300))
+    key: Mapped[str] = mapped_column(String(400))
     payload: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(12))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

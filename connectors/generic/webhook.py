@@ -1,5 +1,7 @@
 """Verify and parse `POST /hooks/generic` deliveries (Standard Webhooks signing)."""
 
+import base64
+import binascii
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -11,13 +13,17 @@ from core.errors import AuthenticationError, ConfigurationError, PayloadError
 from core.events import CanonicalEvent
 
 _EVENT: TypeAdapter[InboundEvent] = TypeAdapter(CanonicalEvent)
+_PREFIX = "whsec_"
+MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 
 
-def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+def describe_validation_error(exc: ValidationError, *, tagged: bool = False, limit: int = 5) -> str:
     """A short summary of what was wrong: field paths and messages, never the input itself."""
     parts = []
     for error in exc.errors(include_input=False, include_url=False)[:limit]:
-        where = ".".join(str(p) for p in error["loc"]) or "body"
+        loc = error["loc"]
+        # A tagged union puts the tag first (`incident.incident.title`); the reader wants the path.
+        where = ".".join(str(p) for p in (loc[1:] if tagged and len(loc) > 1 else loc)) or "body"
         parts.append(f"{where}: {error['msg']}")
     more = exc.error_count() - limit
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
@@ -27,13 +33,19 @@ class GenericVerifier:
     """Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<b64>`."""
 
     def __init__(self, secret: str) -> None:
+        # The spec's secrets are `whsec_` + base64 of 24 to 64 random bytes; anything else is a
+        # configuration mistake (a placeholder, a password) and must not pass as a signing key.
+        key = secret.removeprefix(_PREFIX) if secret.startswith(_PREFIX) else None
         try:
-            self._webhook = Webhook(secret)
-        except Exception as exc:
-            # Name the setting, never the value.
+            raw = base64.b64decode(key, validate=True) if key else b""
+        except binascii.Error:
+            raw = b""
+        if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
             raise ConfigurationError(
-                "CAIRN_GENERIC_WEBHOOK_SECRET is not a valid whsec_<base64> secret"
-            ) from exc
+                "CAIRN_GENERIC_WEBHOOK_SECRET must be whsec_ followed by the base64 of "
+                f"{MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes"
+            )
+        self._webhook = Webhook(raw)
 
     def __repr__(self) -> str:
         return "GenericVerifier(secret=***)"
@@ -58,14 +70,15 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     try:
         return [_EVENT.validate_json(body)]
     except ValidationError as exc:
-        raise PayloadError(describe_validation_error(exc)) from exc
+        raise PayloadError(describe_validation_error(exc, tagged=True)) from exc
 
 
 def sign(
     secret: str, msg_id: str, body: bytes, timestamp: datetime | None = None
 ) -> dict[str, str]:
     """Headers a Standard Webhooks sender attaches (used by the demo, tests and senders)."""
-    when = timestamp or datetime.now(UTC)
+    # The reference library signs the wall-clock digits as if they were UTC: convert first.
+    when = (timestamp or datetime.now(UTC)).astimezone(UTC)
     signature = Webhook(secret).sign(msg_id=msg_id, timestamp=when, data=body.decode())
     return {
         "webhook-id": msg_id,

@@ -97,7 +97,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("topic", sa.String(length=60), nullable=False),
-        sa.Column("key", sa.String(length=300), nullable=False),
+        sa.Column("key", sa.String(length=400), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),

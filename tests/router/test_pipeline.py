@@ -1,0 +1,461 @@
+"""The Dispatcher on real databases: atomic effects, idempotent reruns, retries and dead letters."""
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from connectors.generic import webhook as generic
+from core.base import utcnow
+from core.errors import PayloadError, TransientError, UnsupportedEventError
+from core.events import IncidentEvent, WorkItemEvent
+from router.pipeline import Dispatcher, Outcome, Stage, StageContext
+from router.stages import STAGES, inbound
+from store import audit, inbox, incidents, outbox, work_items
+from store.engine import Database
+from store.tables import OutboxRow
+
+FIXTURES = Path(generic.__file__).parent / "fixtures"
+TOPIC = "test.topic"
+FOLLOW_UP = "test.follow_up"
+
+
+class Recorder:
+    """A stage that writes an audit row and emits follow-up work, then does `then`."""
+
+    def __init__(self, then: Callable[[], None] | None = None) -> None:
+        self.then = then
+        self.calls: list[tuple[int, datetime, dict[str, Any]]] = []
+
+    def __call__(self, ctx: StageContext, payload: dict[str, Any]) -> None:
+        self.calls.append((ctx.message_id, ctx.now, payload))
+        audit.record(
+            ctx.session,
+            actor="test",
+            action="test.ran",
+            subject=f"message:{ctx.message_id}",
+            details={"payload": payload},
+            now=ctx.now,
+        )
+        ctx.emit(FOLLOW_UP, {"after": ctx.message_id}, key=f"follow:{ctx.message_id}")
+        if self.then is not None:
+            self.then()
+
+
+def _raise(exc: Exception) -> Callable[[], None]:
+    def then() -> None:
+        raise exc
+
+    return then
+
+
+def enqueue(db: Database, topic: str = TOPIC, payload: dict[str, Any] | None = None) -> int:
+    with db.transaction() as session:
+        return outbox.enqueue(
+            session, topic=topic, payload=payload or {"n": 1}, key="k", now=utcnow()
+        )
+
+
+def claim(db: Database, *, at: datetime | None = None, max_attempts: int = 8) -> list[int]:
+    """Lease due messages the way a transport does (each claim counts as an attempt)."""
+    with db.transaction() as session:
+        messages = outbox.claim(
+            session,
+            now=at or utcnow(),
+            lease=timedelta(seconds=30),
+            max_attempts=max_attempts,
+            limit=50,
+        )
+    return [m.id for m in messages]
+
+
+def row(db: Database, message_id: int) -> dict[str, Any]:
+    with db.transaction() as session:
+        found = session.get(OutboxRow, message_id)
+        assert found is not None
+        return {
+            "topic": found.topic,
+            "status": found.status,
+            "attempts": found.attempts,
+            "available_at": found.available_at,
+            "leased_until": found.leased_until,
+            "done_at": found.done_at,
+            "last_error": found.last_error,
+        }
+
+
+def messages(db: Database) -> list[tuple[str, dict[str, Any], str]]:
+    """Every outbox row as (topic, payload, status), oldest first."""
+    with db.transaction() as session:
+        rows = session.scalars(select(OutboxRow).order_by(OutboxRow.id))
+        return [(r.topic, r.payload, r.status) for r in rows]
+
+
+def audit_rows(db: Database) -> list[tuple[str, str]]:
+    with db.transaction() as session:
+        return [(e.action, e.subject) for e in audit.entries(session)]
+
+
+def dispatcher(db: Database, stage: Stage, *, max_attempts: int = 8) -> Dispatcher:
+    return Dispatcher(db, {TOPIC: stage}, max_attempts=max_attempts)
+
+
+# --- commit together or not at all --------------------------------------------------------------
+
+
+def test_success_commits_writes_follow_up_and_done_mark_together(db: Database) -> None:
+    stage = Recorder()
+    message_id = enqueue(db, payload={"hello": "world"})
+    claim(db)
+
+    assert dispatcher(db, stage).run(message_id) is Outcome.DONE
+
+    (call,) = stage.calls
+    assert call[0] == message_id
+    assert call[1].tzinfo is not None
+    assert call[2] == {"hello": "world"}
+    assert audit_rows(db) == [("test.ran", f"message:{message_id}")]
+    state = row(db, message_id)
+    assert state["status"] == "done"
+    assert state["done_at"] is not None
+    assert state["leased_until"] is None
+    assert messages(db) == [
+        (TOPIC, {"hello": "world"}, "done"),
+        (FOLLOW_UP, {"after": message_id}, "pending"),
+    ]
+
+
+def test_failure_rolls_back_writes_and_follow_up(db: Database) -> None:
+    stage = Recorder(then=_raise(RuntimeError("boom after writing")))
+    message_id = enqueue(db)
+    assert claim(db) == [message_id]
+    before = utcnow()
+
+    assert dispatcher(db, stage).run(message_id) is Outcome.RETRY
+
+    assert len(stage.calls) == 1
+    assert audit_rows(db) == []
+    assert [m[0] for m in messages(db)] == [TOPIC]  # no follow-up work survived
+    state = row(db, message_id)
+    assert state["status"] == "pending"
+    assert state["attempts"] == 1
+    assert state["leased_until"] is None
+    assert state["done_at"] is None
+    assert state["last_error"] == "RuntimeError: boom after writing"
+    assert state["available_at"] > before
+
+
+@pytest.mark.parametrize("succeed", [True, False], ids=["stage-succeeds", "stage-fails"])
+def test_emit_creates_work_only_when_the_stage_succeeds(db: Database, succeed: bool) -> None:
+    stage = Recorder(then=None if succeed else _raise(TransientError("later")))
+    message_id = enqueue(db)
+    dispatcher(db, stage).run(message_id)
+    follow_ups = [m for m in messages(db) if m[0] == FOLLOW_UP]
+    expected = [(FOLLOW_UP, {"after": message_id}, "pending")] if succeed else []
+    assert follow_ups == expected
+
+
+# --- idempotence --------------------------------------------------------------------------------
+
+
+def test_running_a_done_message_again_does_nothing(db: Database) -> None:
+    stage = Recorder()
+    message_id = enqueue(db)
+    run = dispatcher(db, stage)
+    assert run.run(message_id) is Outcome.DONE
+    after_first = (row(db, message_id), messages(db), audit_rows(db))
+
+    assert run.run(message_id) is Outcome.ALREADY_DONE
+    assert run.run(message_id) is Outcome.ALREADY_DONE
+
+    assert len(stage.calls) == 1
+    assert (row(db, message_id), messages(db), audit_rows(db)) == after_first
+
+
+def test_unknown_message_id_is_already_done(db: Database) -> None:
+    stage = Recorder()
+    assert dispatcher(db, stage).run(987654) is Outcome.ALREADY_DONE
+    assert stage.calls == []
+    assert messages(db) == []
+
+
+def test_concurrent_deliveries_of_one_message_run_it_once(db: Database) -> None:
+    def linger() -> None:
+        time.sleep(0.2)  # widen the window in which the second delivery arrives
+
+    stage = Recorder(then=linger)
+    message_id = enqueue(db)
+    run = dispatcher(db, stage)
+    outcomes: list[Outcome] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(run.run(message_id))) for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+
+    assert sorted(outcomes) == sorted([Outcome.DONE, Outcome.ALREADY_DONE])
+    assert len(stage.calls) == 1
+    assert len(audit_rows(db)) == 1
+    assert sum(1 for m in messages(db) if m[0] == FOLLOW_UP) == 1
+
+
+# --- failures -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [PayloadError("field x is missing"), UnsupportedEventError("ping events are ignored")],
+    ids=["payload", "unsupported"],
+)
+def test_permanent_errors_dead_letter_at_once(db: Database, error: Exception) -> None:
+    stage = Recorder(then=_raise(error))
+    message_id = enqueue(db)
+    claim(db)
+
+    assert dispatcher(db, stage, max_attempts=8).run(message_id) is Outcome.DEAD
+
+    state = row(db, message_id)
+    assert state["status"] == "dead"
+    assert state["attempts"] == 1
+    assert state["last_error"] == f"{type(error).__name__}: {error}"
+    assert audit_rows(db) == []
+    assert claim(db, at=utcnow() + timedelta(days=1)) == []
+    with db.transaction() as session:
+        assert [m.id for m, _ in outbox.dead_letters(session)] == [message_id]
+
+
+def test_dead_message_is_not_run_again(db: Database) -> None:
+    stage = Recorder(then=_raise(PayloadError("never")))
+    message_id = enqueue(db)
+    run = dispatcher(db, stage)
+    assert run.run(message_id) is Outcome.DEAD
+    assert run.run(message_id) is Outcome.ALREADY_DONE
+    assert len(stage.calls) == 1
+    assert row(db, message_id)["status"] == "dead"
+
+
+@pytest.mark.parametrize("retry_after", [0.0, 90.0, 3600.0])
+def test_transient_error_honours_retry_after(db: Database, retry_after: float) -> None:
+    stage = Recorder(then=_raise(TransientError("rate limited", retry_after=retry_after)))
+    message_id = enqueue(db)
+    claim(db)
+    before = utcnow()
+
+    assert dispatcher(db, stage).run(message_id) is Outcome.RETRY
+
+    after = utcnow()
+    state = row(db, message_id)
+    assert state["status"] == "pending"
+    assert state["last_error"] == "TransientError: rate limited"
+    expected = timedelta(seconds=retry_after)
+    assert before + expected <= state["available_at"] <= after + expected
+    assert claim(db, at=before + expected - timedelta(seconds=1)) == []
+    assert claim(db, at=after + expected + timedelta(seconds=1)) == [message_id]
+
+
+def test_transient_error_without_retry_after_backs_off(db: Database) -> None:
+    stage = Recorder(then=_raise(TransientError("timeout")))
+    message_id = enqueue(db)
+    claim(db)
+    before = utcnow()
+    assert dispatcher(db, stage).run(message_id) is Outcome.RETRY
+    available_at = row(db, message_id)["available_at"]
+    assert available_at >= before + timedelta(seconds=1)
+    assert available_at <= utcnow() + timedelta(seconds=300)
+    assert claim(db) == []  # not due yet
+
+
+def test_dead_after_max_attempts(db: Database) -> None:
+    stage = Recorder(then=_raise(ConnectionError("target down")))
+    message_id = enqueue(db)
+    run = dispatcher(db, stage, max_attempts=3)
+    outcomes = []
+    at = utcnow()
+    for _ in range(3):
+        at += timedelta(hours=1)  # later than any backoff
+        assert claim(db, at=at, max_attempts=3) == [message_id]
+        outcomes.append(run.run(message_id))
+
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.DEAD]
+    state = row(db, message_id)
+    assert state["status"] == "dead"
+    assert state["attempts"] == 3
+    assert state["last_error"] == "ConnectionError: target down"
+    assert len(stage.calls) == 3
+    assert audit_rows(db) == []
+    assert claim(db, at=at + timedelta(days=1), max_attempts=3) == []
+
+
+def test_unknown_topic_is_dead(db: Database) -> None:
+    stage = Recorder()
+    message_id = enqueue(db, topic="no.such.topic")
+
+    assert dispatcher(db, stage).run(message_id) is Outcome.DEAD
+
+    state = row(db, message_id)
+    assert state["status"] == "dead"
+    assert state["last_error"] is not None
+    assert "no.such.topic" in state["last_error"]
+    assert stage.calls == []
+
+
+def test_topics_lists_registered_stages(db: Database) -> None:
+    run = Dispatcher(db, {"b": Recorder(), "a": Recorder()})
+    assert run.topics == ["a", "b"]
+
+
+# --- the real inbound stage ---------------------------------------------------------------------
+
+
+def deliver(db: Database, body: bytes, key: str, source: str = "generic") -> tuple[int, int]:
+    """What ingress commits: an inbox row and its inbound message, in one transaction."""
+    with db.transaction() as session:
+        now = utcnow()
+        inbox_id = inbox.accept(
+            session,
+            source=source,
+            delivery_key=key,
+            headers={"webhook-id": key, "content-type": "application/json"},
+            body=body,
+            now=now,
+        )
+        assert inbox_id is not None
+        message_id = outbox.enqueue(
+            session, topic=inbound.TOPIC, payload={"inbox_id": inbox_id}, key=key, now=now
+        )
+    return inbox_id, message_id
+
+
+def test_inbound_stage_is_registered() -> None:
+    assert STAGES[inbound.TOPIC] is inbound.handle
+
+
+def test_inbound_records_an_incident(db: Database) -> None:
+    body = (FIXTURES / "incident_resolved.json").read_bytes()
+    inbox_id, message_id = deliver(db, body, "msg_1")
+
+    assert Dispatcher(db, STAGES).run(message_id) is Outcome.DONE
+
+    with db.transaction() as session:
+        incident = incidents.get(session, "generic:INC-2041")
+        entries = audit.entries(session)
+        delivery = inbox.get(session, inbox_id)
+    assert incident is not None
+    (event,) = generic.parse({}, body)
+    assert isinstance(event, IncidentEvent)
+    assert incident == event.incident
+    (entry,) = entries
+    assert entry.actor == inbound.ACTOR
+    assert (entry.action, entry.subject) == ("incident.recorded", "generic:INC-2041")
+    assert entry.details == {
+        "inbox_id": inbox_id,
+        "source": "generic",
+        "created": True,
+        "status": "resolved",
+    }
+    assert delivery is not None
+    assert delivery.processed_at is not None
+    assert row(db, message_id)["status"] == "done"
+
+
+def test_inbound_updates_a_known_incident(db: Database) -> None:
+    data = json.loads((FIXTURES / "incident_resolved.json").read_bytes())
+    first = dict(data, incident=dict(data["incident"], status="triggered"))
+    run = Dispatcher(db, STAGES)
+    _, message_1 = deliver(db, json.dumps(first).encode(), "msg_1")
+    _, message_2 = deliver(db, json.dumps(data).encode(), "msg_2")
+
+    assert run.run(message_1) is Outcome.DONE
+    assert run.run(message_2) is Outcome.DONE
+
+    with db.transaction() as session:
+        incident = incidents.get(session, "generic:INC-2041")
+        entries = audit.entries(session)
+    assert incident is not None
+    assert incident.status.value == "resolved"
+    assert [(e.details["created"], e.details["status"]) for e in entries] == [
+        (True, "triggered"),
+        (False, "resolved"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "ref"),
+    [
+        ("work_item_jira_issue.json", "jira:PAY-42"),
+        ("work_item_pull_request.json", "github:acme/payments-api#481"),
+    ],
+)
+def test_inbound_records_a_work_item(db: Database, name: str, ref: str) -> None:
+    body = (FIXTURES / name).read_bytes()
+    inbox_id, message_id = deliver(db, body, f"msg_{name}")
+
+    assert Dispatcher(db, STAGES).run(message_id) is Outcome.DONE
+
+    with db.transaction() as session:
+        item = work_items.get(session, ref)
+        history = work_items.events_since(session, datetime(2000, 1, 1, tzinfo=UTC))
+        entries = audit.entries(session)
+    assert item is not None
+    (event,) = generic.parse({}, body)
+    assert isinstance(event, WorkItemEvent)
+    assert item == event.work_item
+    assert [h[1].ref for h in history] == [ref]
+    assert [(e.action, e.subject, e.details["inbox_id"]) for e in entries] == [
+        ("work_item.recorded", ref, inbox_id)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({}, "integer inbox_id"),
+        ({"inbox_id": "1"}, "integer inbox_id"),
+        ({"inbox_id": 424242}, "does not exist"),
+    ],
+    ids=["missing", "string", "unknown"],
+)
+def test_inbound_dead_letters_bad_messages(
+    db: Database, payload: dict[str, Any], reason: str
+) -> None:
+    message_id = enqueue(db, topic=inbound.TOPIC, payload=payload)
+    assert Dispatcher(db, STAGES).run(message_id) is Outcome.DEAD
+    state = row(db, message_id)
+    assert state["last_error"] is not None
+    assert state["last_error"].startswith("PayloadError: ")
+    assert reason in state["last_error"]
+    assert audit_rows(db) == []
+
+
+def test_inbound_dead_letters_an_unknown_source(db: Database) -> None:
+    body = (FIXTURES / "incident_resolved.json").read_bytes()
+    inbox_id, message_id = deliver(db, body, "msg_x", source="retired-source")
+    assert Dispatcher(db, STAGES).run(message_id) is Outcome.DEAD
+    last_error = row(db, message_id)["last_error"]
+    assert last_error is not None
+    assert "retired-source" in last_error
+    with db.transaction() as session:
+        delivery = inbox.get(session, inbox_id)
+        assert delivery is not None
+        assert delivery.processed_at is None
+        assert incidents.list_all(session) == []
+
+
+def test_inbound_dead_letters_an_invalid_body_and_leaves_it_unprocessed(db: Database) -> None:
+    inbox_id, message_id = deliver(db, b'{"type": "incident", "incident": {}}', "msg_bad")
+    assert Dispatcher(db, STAGES).run(message_id) is Outcome.DEAD
+    last_error = row(db, message_id)["last_error"]
+    assert last_error is not None
+    assert "incident.title" in last_error
+    with db.transaction() as session:
+        delivery = inbox.get(session, inbox_id)
+        assert delivery is not None
+        assert delivery.processed_at is None
+    assert audit_rows(db) == []
