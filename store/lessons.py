@@ -104,7 +104,8 @@ def published(session: Session) -> list[Lesson]:
             (LessonRow.id == LessonVersionRow.lesson_id)
             & (LessonRow.published_version == LessonVersionRow.version),
         )
-        .where(LessonRow.status == LessonStatus.PUBLISHED.value)
+        # A revision being drafted leaves the published version live; only retiring withdraws it.
+        .where(LessonRow.status != LessonStatus.RETIRED.value)
         .order_by(LessonVersionRow.lesson_id)
     )
     return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]

@@ -70,7 +70,7 @@ def claim(
         update(OutboxRow)
         .where(
             OutboxRow.status == MessageStatus.LEASED,
-            OutboxRow.leased_until < now,
+            OutboxRow.leased_until <= now,
             OutboxRow.attempts >= max_attempts,
         )
         .values(
@@ -81,7 +81,7 @@ def claim(
     )
     due = or_(
         and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
-        and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until < now),
+        and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now),
     )
     ids = (
         select(OutboxRow.id)

@@ -25,6 +25,7 @@ def add(session: Session, placement: Placement) -> Placement:
             work_item_ref=placement.work_item_ref,
             state=placement.state.value,
             doc=to_doc(placement),
+            created_at=placement.created_at,
             updated_at=placement.updated_at,
         )
     )
@@ -51,15 +52,19 @@ def get(session: Session, placement_id: str) -> Placement | None:
 def for_work_item(session: Session, ref: str) -> list[Placement]:
     """Every placement in one work item, oldest first."""
     rows = session.scalars(
-        select(PlacementRow).where(PlacementRow.work_item_ref == ref).order_by(PlacementRow.id)
+        select(PlacementRow)
+        .where(PlacementRow.work_item_ref == ref)
+        .order_by(PlacementRow.created_at, PlacementRow.id)
     )
     return [from_doc(Placement, row.doc) for row in rows]
 
 
 def for_lesson(session: Session, lesson_id: str) -> list[Placement]:
-    """Every placement of any version of one lesson."""
+    """Every placement of any version of one lesson, oldest first."""
     rows = session.scalars(
-        select(PlacementRow).where(PlacementRow.lesson_id == lesson_id).order_by(PlacementRow.id)
+        select(PlacementRow)
+        .where(PlacementRow.lesson_id == lesson_id)
+        .order_by(PlacementRow.created_at, PlacementRow.id)
     )
     return [from_doc(Placement, row.doc) for row in rows]
 

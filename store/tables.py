@@ -158,6 +158,7 @@ class PlacementRow(Base):
     work_item_ref: Mapped[str] = mapped_column(String(320), index=True)
     state: Mapped[str] = mapped_column(String(12))
     doc: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
 

@@ -109,7 +109,7 @@ def test_models_are_frozen(name: str) -> None:
     before = getattr(model, field)
 
     with pytest.raises(ValidationError) as exc:
-        setattr(model, field, before)
+        setattr(model, field, "changed")
 
     assert error_types(exc.value) == {"frozen_instance"}
     assert getattr(model, field) == before
@@ -130,11 +130,36 @@ def test_models_round_trip_through_json(name: str) -> None:
     assert type(model).model_validate_json(model.model_dump_json()) == model
 
 
-def test_every_core_model_shares_the_strict_config() -> None:
-    for build in BUILDERS.values():
-        config = type(build()).model_config
-        assert isinstance(build(), CoreModel)
-        assert (config["strict"], config["frozen"], config["extra"]) == (True, True, "forbid")
+def test_nested_models_are_frozen_too() -> None:
+    lesson = make_lesson()
+
+    with pytest.raises(ValidationError):
+        lesson.provenance.captured_by = "mallory"  # type: ignore[misc]
+
+    assert lesson.provenance.captured_by == "ana"
+
+
+def all_core_models() -> list[type[CoreModel]]:
+    found: list[type[CoreModel]] = []
+    pending = list(CoreModel.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return sorted(
+        (cls for cls in found if cls.__module__.startswith("core.")), key=lambda c: c.__name__
+    )
+
+
+@pytest.mark.parametrize("model", all_core_models(), ids=lambda cls: cls.__name__)
+def test_no_core_model_loosens_the_strict_config(model: type[CoreModel]) -> None:
+    config = model.model_config
+
+    assert (config.get("strict"), config.get("frozen"), config.get("extra")) == (
+        True,
+        True,
+        "forbid",
+    )
 
 
 @pytest.mark.parametrize(
@@ -315,9 +340,12 @@ def test_incident_ref_and_defaults() -> None:
     incident = make_incident(severity=Severity.MEDIUM)
 
     assert incident.ref == "pagerduty:PABC123"
-    assert Incident(
-        source="generic", external_id="1", title="t", status=IncidentStatus.TRIGGERED
-    ).severity is Severity.MEDIUM
+    assert (
+        Incident(
+            source="generic", external_id="1", title="t", status=IncidentStatus.TRIGGERED
+        ).severity
+        is Severity.MEDIUM
+    )
 
 
 # --- placement identity ------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Inbox contract: deliveries are stored verbatim and de-duplicated per (source, delivery key)."""
 
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from core.base import utcnow
@@ -148,3 +150,18 @@ def test_unknown_ids_read_as_none_and_marking_them_changes_nothing(db: Database)
     with db.transaction() as session:
         assert inbox.get(session, known + 1000) is None
         assert inbox.counts(session) == {"accepted": 1, "processed": 0}
+
+
+def test_concurrent_redeliveries_are_accepted_exactly_once(db: Database) -> None:
+    senders = 6
+    start = threading.Barrier(senders)
+
+    def deliver() -> int | None:
+        start.wait(timeout=30)
+        return accept(db, "github", "raced")
+
+    with ThreadPoolExecutor(max_workers=senders) as pool:
+        results = [f.result(timeout=60) for f in [pool.submit(deliver) for _ in range(senders)]]
+
+    assert len([r for r in results if r is not None]) == 1
+    assert counts(db) == {"accepted": 1, "processed": 0}

@@ -29,9 +29,7 @@ def claim(
     db: Database, now: datetime, *, max_attempts: int = MAX_ATTEMPTS, limit: int = 50
 ) -> list[Message]:
     with db.transaction() as session:
-        return outbox.claim(
-            session, now=now, lease=LEASE, max_attempts=max_attempts, limit=limit
-        )
+        return outbox.claim(session, now=now, lease=LEASE, max_attempts=max_attempts, limit=limit)
 
 
 def fail(
@@ -240,7 +238,8 @@ def test_backoff_grows_with_each_failure(db: Database) -> None:
     delays = []
     for _ in range(2):
         [message] = claim(db, now)
-        fail(db, message.id, now, max_attempts=10)
+        assert message.id == message_id
+        fail(db, message_id, now, max_attempts=10)
         due = next_due(db)
         assert due is not None
         delays.append(due - now)
@@ -280,6 +279,17 @@ def test_fail_dead_letters_after_max_attempts(db: Database) -> None:
     assert dead.id == message_id
     assert dead.attempts == MAX_ATTEMPTS
     assert error == f"boom {MAX_ATTEMPTS}"
+
+
+def test_fail_with_no_attempts_allowed_dead_letters_at_once(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    claim(db, now)
+
+    assert (
+        fail(db, message_id, now, max_attempts=0, error="PayloadError: bad") is MessageStatus.DEAD
+    )
+    assert counts(db) == status_counts(dead=1)
 
 
 def test_fail_does_not_resurrect_a_done_message(db: Database) -> None:
@@ -359,7 +369,7 @@ def test_requeue_dead_gives_dead_messages_a_fresh_start(db: Database) -> None:
 
 def test_release_hands_leased_messages_back_at_once(db: Database) -> None:
     now = utcnow()
-    first, second = enqueue(db, now, count=2)
+    first, _ = enqueue(db, now, count=2)
     claim(db, now)
 
     with db.transaction() as session:

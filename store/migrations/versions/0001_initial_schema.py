@@ -120,6 +120,7 @@ def upgrade() -> None:
         sa.Column("work_item_ref", sa.String(length=320), nullable=False),
         sa.Column("state", sa.String(length=12), nullable=False),
         sa.Column("doc", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("effect_id"),

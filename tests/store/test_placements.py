@@ -1,0 +1,256 @@
+"""Placements contract: one placement per effect, state updates, and signals recorded once."""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from core.base import utcnow
+from core.errors import NotFoundError
+from core.lesson import Mandate
+from core.placement import EmbeddingForm, Placement, PlacementState, Signal, SignalKind
+from store import placements
+from store.engine import Database
+
+PR = "github:acme/api#1"
+ISSUE = "jira:PAY-42"
+T0 = utcnow().replace(microsecond=0)
+
+
+def make_placement(placement_id: str = "pl-1", **changes: Any) -> Placement:
+    fields: dict[str, Any] = {
+        "id": placement_id,
+        "lesson_id": "retry-budgets",
+        "lesson_version": 1,
+        "work_item_ref": PR,
+        "rule_id": "payments-prs",
+        "rule_set_version": "v7",
+        "form": EmbeddingForm.GITHUB_PR_CHECKLIST,
+        "mandate": Mandate.REQUIRED,
+        "created_at": T0,
+        "updated_at": T0,
+    }
+    return Placement(**(fields | changes))
+
+
+def make_signal(signal_id: str, at_minute: int, **changes: Any) -> Signal:
+    fields: dict[str, Any] = {
+        "id": signal_id,
+        "placement_id": "pl-1",
+        "kind": SignalKind.TICKED,
+        "actor": "bob",
+        "at": T0 + timedelta(minutes=at_minute),
+        "delivery_id": f"delivery-{signal_id}",
+    }
+    return Signal(**(fields | changes))
+
+
+def add(db: Database, *items: Placement) -> list[Placement]:
+    with db.transaction() as session:
+        return [placements.add(session, placement) for placement in items]
+
+
+def get(db: Database, placement_id: str) -> Placement | None:
+    with db.transaction() as session:
+        return placements.get(session, placement_id)
+
+
+def ids(found: list[Placement]) -> list[str]:
+    return [placement.id for placement in found]
+
+
+# --- add and get -------------------------------------------------------------------------------
+
+
+def test_add_returns_the_placement_and_get_reads_it_back(db: Database) -> None:
+    placement = make_placement(due_at=T0 + timedelta(days=7), handle="cairn:retry-budgets@1")
+
+    assert add(db, placement) == [placement]
+
+    assert get(db, "pl-1") == placement
+    assert get(db, "pl-unknown") is None
+
+
+def test_a_second_placement_of_the_same_effect_returns_the_first(db: Database) -> None:
+    first = make_placement("pl-1")
+    retry = make_placement(
+        "pl-2",
+        rule_id="another-rule",
+        rule_set_version="v8",
+        mandate=Mandate.INVITED,
+        created_at=T0 + timedelta(minutes=1),
+        updated_at=T0 + timedelta(minutes=1),
+    )
+    assert retry.effect_id == first.effect_id
+    add(db, first)
+
+    assert add(db, retry) == [first]
+
+    assert get(db, "pl-2") is None
+    with db.transaction() as session:
+        assert placements.for_work_item(session, PR) == [first]
+
+
+def test_the_same_effect_twice_in_one_transaction_is_recorded_once(db: Database) -> None:
+    first, retry = make_placement("pl-1"), make_placement("pl-2")
+
+    assert add(db, first, retry) == [first, first]
+
+    with db.transaction() as session:
+        assert placements.for_lesson(session, "retry-budgets") == [first]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"lesson_version": 2},
+        {"form": EmbeddingForm.GITHUB_PR_TEMPLATE},
+        {"work_item_ref": "github:acme/api#2"},
+        {"lesson_id": "other-lesson"},
+    ],
+    ids=["new-version", "other-form", "other-target", "other-lesson"],
+)
+def test_a_different_effect_is_a_new_placement(db: Database, changes: dict[str, Any]) -> None:
+    first = make_placement("pl-1")
+    other = make_placement("pl-2", **changes)
+
+    assert add(db, first, other) == [first, other]
+
+    assert get(db, "pl-1") == first
+    assert get(db, "pl-2") == other
+
+
+# --- update ------------------------------------------------------------------------------------
+
+
+def test_update_stores_state_handle_and_due_date(db: Database) -> None:
+    planned = make_placement()
+    add(db, planned)
+    embedded = planned.model_copy(
+        update={
+            "state": PlacementState.EMBEDDED,
+            "handle": "cairn:retry-budgets@1",
+            "due_at": T0 + timedelta(days=3),
+            "updated_at": T0 + timedelta(minutes=5),
+        }
+    )
+
+    with db.transaction() as session:
+        placements.update(session, embedded)
+
+    assert get(db, "pl-1") == embedded
+    with db.transaction() as session:
+        assert placements.for_work_item(session, PR) == [embedded]
+        assert placements.for_lesson(session, "retry-budgets") == [embedded]
+
+
+def test_update_keeps_the_effect_so_a_repeat_add_returns_the_updated_placement(
+    db: Database,
+) -> None:
+    planned = make_placement()
+    add(db, planned)
+    completed = planned.model_copy(update={"state": PlacementState.COMPLETED})
+    with db.transaction() as session:
+        placements.update(session, completed)
+
+    assert add(db, make_placement("pl-retry")) == [completed]
+
+
+def test_update_of_an_unknown_placement_is_not_found(db: Database) -> None:
+    with pytest.raises(NotFoundError), db.transaction() as session:
+        placements.update(session, make_placement())
+
+    assert get(db, "pl-1") is None
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+def test_for_work_item_and_for_lesson_select_their_placements(db: Database) -> None:
+    pr_v1 = make_placement("pl-1")
+    pr_v2 = make_placement("pl-2", lesson_version=2, created_at=T0 + timedelta(minutes=1))
+    issue = make_placement(
+        "pl-3",
+        work_item_ref=ISSUE,
+        form=EmbeddingForm.JIRA_CHECKLIST,
+        created_at=T0 + timedelta(minutes=2),
+    )
+    other_lesson = make_placement(
+        "pl-4", lesson_id="feature-flags", created_at=T0 + timedelta(minutes=3)
+    )
+    add(db, pr_v1, pr_v2, issue, other_lesson)
+
+    with db.transaction() as session:
+        on_pr = placements.for_work_item(session, PR)
+        on_issue = placements.for_work_item(session, ISSUE)
+        nowhere = placements.for_work_item(session, "github:acme/api#999")
+        of_lesson = placements.for_lesson(session, "retry-budgets")
+        of_other = placements.for_lesson(session, "feature-flags")
+
+    assert on_pr == [pr_v1, pr_v2, other_lesson]
+    assert on_issue == [issue]
+    assert nowhere == []
+    assert of_lesson == [pr_v1, pr_v2, issue]
+    assert of_other == [other_lesson]
+
+
+def test_for_work_item_lists_oldest_first(db: Database) -> None:
+    older = make_placement("pl-b", created_at=T0, updated_at=T0)
+    newer = make_placement(
+        "pl-a",
+        lesson_id="feature-flags",
+        created_at=T0 + timedelta(hours=1),
+        updated_at=T0 + timedelta(hours=1),
+    )
+    add(db, older, newer)
+
+    with db.transaction() as session:
+        assert ids(placements.for_work_item(session, PR)) == ["pl-b", "pl-a"]
+
+
+# --- signals -----------------------------------------------------------------------------------
+
+
+def test_a_signal_is_recorded_once_per_id(db: Database) -> None:
+    add(db, make_placement())
+    ticked = make_signal("sig-1", 1)
+    replay = make_signal("sig-1", 2, kind=SignalKind.UNTICKED, actor="eve")
+
+    with db.transaction() as session:
+        assert placements.add_signal(session, ticked) is True
+    with db.transaction() as session:
+        assert placements.add_signal(session, replay) is False
+        assert placements.add_signal(session, ticked) is False
+
+    with db.transaction() as session:
+        assert placements.signals(session, "pl-1") == [ticked]
+
+
+def test_signals_come_back_in_time_order_for_their_placement_only(db: Database) -> None:
+    add(db, make_placement("pl-1"), make_placement("pl-2", work_item_ref=ISSUE))
+    dismissed = make_signal(
+        "sig-c", 30, kind=SignalKind.DISMISSED, reason="not applicable: no retries here"
+    )
+    ticked = make_signal("sig-a", 10)
+    unticked = make_signal("sig-b", 20, kind=SignalKind.UNTICKED, actor=None)
+    elsewhere = make_signal("sig-d", 0, placement_id="pl-2")
+    with db.transaction() as session:
+        for signal in (dismissed, elsewhere, ticked, unticked):
+            assert placements.add_signal(session, signal) is True
+
+    with db.transaction() as session:
+        assert placements.signals(session, "pl-1") == [ticked, unticked, dismissed]
+        assert placements.signals(session, "pl-2") == [elsewhere]
+        assert placements.signals(session, "pl-unknown") == []
+
+
+def test_signal_time_order_beats_id_order(db: Database) -> None:
+    add(db, make_placement())
+    late = make_signal("sig-1", 5)
+    early = make_signal("sig-2", 1)
+    with db.transaction() as session:
+        placements.add_signal(session, late)
+        placements.add_signal(session, early)
+
+    with db.transaction() as session:
+        assert placements.signals(session, "pl-1") == [early, late]
