@@ -113,14 +113,22 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
         spec.parse(request.headers, body)
     except PayloadError as exc:
         return _problem(source, 400, f"invalid payload: {exc}")
-    inbox_id = await run_in_threadpool(
-        _accept, runtime, source, delivery.delivery_key, storable_headers(request.headers), body
-    )
+    try:
+        inbox_id = await run_in_threadpool(
+            _accept, runtime, source, key, storable_headers(request.headers), body
+        )
+    except Exception:
+        # Our side failed, not the sender's: say so, and ask for the retry senders make anyway.
+        log.exception("could not store a %s delivery", source)
+        DELIVERIES.labels(source, "503").inc()
+        return JSONResponse(
+            {"status": "unavailable", "reason": "storage unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     if inbox_id is None:
         DELIVERIES.labels(source, "duplicate").inc()
-        return JSONResponse({"status": "duplicate", "delivery": delivery.delivery_key}, 200)
+        return JSONResponse({"status": "duplicate", "delivery": key}, 200)
     DELIVERIES.labels(source, "accepted").inc()
     runtime.transport.notify()
-    return JSONResponse(
-        {"status": "accepted", "delivery": delivery.delivery_key, "inbox_id": inbox_id}, 202
-    )
+    return JSONResponse({"status": "accepted", "delivery": key, "inbox_id": inbox_id}, 202)
