@@ -5,10 +5,13 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import uvicorn
 
+from core.base import utcnow
 from router.compose import build_runtime
 from router.settings import Settings
 from store import migrate, outbox
@@ -24,12 +27,19 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid CAIRN_* settings: {exc}") from exc
 
 
-def _require_schema(settings: Settings) -> None:
-    db = Database(settings.database_url.get_secret_value())
+@contextmanager
+def _database(settings: Settings | None = None) -> Iterator[Database]:
+    """The configured database, disposed of when the command is done with it."""
+    database = Database((settings or _settings()).database_url.get_secret_value())
     try:
-        current, head = migrate.current_revision(db), migrate.head_revision()
+        yield database
     finally:
-        db.dispose()
+        database.dispose()
+
+
+def _require_schema(settings: Settings) -> None:
+    with _database(settings) as database:
+        current, head = migrate.current_revision(database), migrate.head_revision()
     if current != head:
         raise click.ClickException(
             f"database {settings.redacted_database_url()} is at schema revision {current}, "
@@ -103,23 +113,16 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = _settings()
-    database = Database(settings.database_url.get_secret_value())
-    try:
+    with _database(settings) as database:
         revision = migrate.upgrade(database)
-    finally:
-        database.dispose()
     click.echo(f"{settings.redacted_database_url()} is at schema revision {revision}")
 
 
 @db.command("current")
 def db_current() -> None:
     """Print the schema revision the database is at, and the newest one."""
-    settings = _settings()
-    database = Database(settings.database_url.get_secret_value())
-    try:
+    with _database() as database:
         click.echo(f"current {migrate.current_revision(database)}, head {migrate.head_revision()}")
-    finally:
-        database.dispose()
 
 
 @main.group()
@@ -130,37 +133,23 @@ def queue() -> None:
 @queue.command("status")
 def queue_status() -> None:
     """Messages per status, as JSON."""
-    database = Database(_settings().database_url.get_secret_value())
-    try:
-        with database.transaction() as session:
-            click.echo(json.dumps(outbox.counts(session)))
-    finally:
-        database.dispose()
+    with _database() as database, database.transaction() as session:
+        click.echo(json.dumps(outbox.counts(session)))
 
 
 @queue.command("dead")
 def queue_dead() -> None:
     """List dead-lettered messages with their last error."""
-    database = Database(_settings().database_url.get_secret_value())
-    try:
-        with database.transaction() as session:
-            for message, error in outbox.dead_letters(session):
-                click.echo(f"{message.id}\t{message.topic}\t{message.attempts}\t{error}")
-    finally:
-        database.dispose()
+    with _database() as database, database.transaction() as session:
+        for message, error in outbox.dead_letters(session):
+            click.echo(f"{message.id}\t{message.topic}\t{message.attempts}\t{error}")
 
 
 @queue.command("retry-dead")
 def queue_retry_dead() -> None:
     """Give every dead-lettered message a fresh set of attempts."""
-    from core.base import utcnow
-
-    database = Database(_settings().database_url.get_secret_value())
-    try:
-        with database.transaction() as session:
-            click.echo(f"requeued {outbox.requeue_dead(session, utcnow())} messages")
-    finally:
-        database.dispose()
+    with _database() as database, database.transaction() as session:
+        click.echo(f"requeued {outbox.requeue_dead(session, utcnow())} messages")
 
 
 @main.command()

@@ -65,3 +65,25 @@ def test_bad_settings_name_the_variable_and_hide_secrets(sqlite_url: str) -> Non
     assert "invalid CAIRN_* settings" in result.output
     assert "port" in result.output
     assert "c2VjcmV0LXZhbHVlLWRvLW5vdC1sZWFr" not in result.output
+
+
+def test_queue_dead_lists_and_retry_dead_requeues(sqlite_url: str) -> None:
+    from core.base import utcnow
+    from store import outbox
+    from store.engine import Database
+
+    database = Database(sqlite_url)
+    migrate.upgrade(database)
+    with database.transaction() as session:
+        message_id = outbox.enqueue(session, topic="inbound", payload={}, key="k", now=utcnow())
+        outbox.fail(session, message_id, error="PayloadError: broken", now=utcnow(), max_attempts=0)
+    database.dispose()
+
+    runner = CliRunner()
+    env = {"CAIRN_DATABASE_URL": sqlite_url}
+    dead = runner.invoke(main, ["queue", "dead"], env=env)
+    assert dead.output.strip() == f"{message_id}\tinbound\t0\tPayloadError: broken"
+    retried = runner.invoke(main, ["queue", "retry-dead"], env=env)
+    assert retried.output.strip() == "requeued 1 messages"
+    status = runner.invoke(main, ["queue", "status"], env=env)
+    assert json.loads(status.output)["pending"] == 1
