@@ -1,0 +1,130 @@
+"""Parse rule files (YAML text) into a RuleSet; every error names the file, line and column."""
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from rules.model import Budget, Level, Pack
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """One problem in one rule file."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+
+
+class RuleSetError(Exception):
+    """The rule files do not form a valid rule set; `errors` lists every problem found."""
+
+    def __init__(self, errors: Sequence[RuleError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = tuple(errors)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Validated packs plus a version that changes whenever any rule file's content does."""
+
+    packs: tuple[Pack, ...]
+    version: str
+    sources: tuple[str, ...] = field(default=())
+
+    @property
+    def organisation_budget(self) -> Budget:
+        """The strictest budget any organisation pack sets (default 5 items)."""
+        budgets = [p.budget for p in self.packs if p.level == Level.ORGANISATION and p.budget]
+        return min(budgets, key=lambda b: b.max_items_per_work_item, default=Budget())
+
+    def team_budget(self, team: str | None) -> Budget:
+        """A team pack's budget for its own work items, else the organisation's."""
+        for pack in self.packs:
+            if pack.level == Level.TEAM and pack.team == team and pack.budget is not None:
+                return pack.budget
+        return self.organisation_budget
+
+
+def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
+    """The YAML node a pydantic error location points at (or its nearest existing parent)."""
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+                return key or node
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    expected = error["msg"]
+    if error["type"] == "extra_forbidden":
+        expected = f"unknown key {error['loc'][-1]!r}"
+    elif error["type"] == "missing":
+        expected = f"missing required key {error['loc'][-1]!r}"
+    return f"{where}: {expected}" if where else expected
+
+
+def parse_pack(text: str, file: str) -> Pack:
+    """One rule file's text → a Pack, or RuleSetError with file:line:column for each problem."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise RuleSetError([RuleError(file, line, column, f"YAML: {exc.problem}")]) from exc
+    if not isinstance(data, dict):
+        raise RuleSetError([RuleError(file, 1, 1, "expected a mapping with `pack` and `rules`")])
+    try:
+        return Pack.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False, include_input=False):
+            node = _node_at(root, error["loc"])
+            mark = node.start_mark if node is not None else None
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            errors.append(RuleError(file, line, column, _describe(error)))
+        raise RuleSetError(errors) from exc
+
+
+def build_rule_set(files: Iterable[tuple[str, str]]) -> RuleSet:
+    """(file name, text) pairs → a RuleSet; pack names must be unique across files."""
+    packs: list[Pack] = []
+    errors: list[RuleError] = []
+    digest = hashlib.sha256()
+    names: list[str] = []
+    seen: dict[str, str] = {}
+    for name, text in sorted(files):
+        names.append(name)
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+        try:
+            pack = parse_pack(text, name)
+        except RuleSetError as exc:
+            errors.extend(exc.errors)
+            continue
+        if pack.pack in seen:
+            errors.append(RuleError(name, 1, 1, f"pack {pack.pack!r} is also in {seen[pack.pack]}"))
+            continue
+        seen[pack.pack] = name
+        packs.append(pack)
+    if errors:
+        raise RuleSetError(errors)
+    return RuleSet(packs=tuple(packs), version=digest.hexdigest()[:12], sources=tuple(names))

@@ -1,0 +1,167 @@
+"""The rule language as strict pydantic models: packs of rules, conditions and actions."""
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.incident import Severity
+from core.lesson import LessonForm, Mandate
+from core.placement import EmbeddingForm
+from core.work import System
+from rules import template
+
+_DURATION = re.compile(r"^(\d+)([hdw])$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`48h`, `14d`, `2w` → timedelta."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 48h, 14d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")]
+Values = tuple[Annotated[str, Field(min_length=1, max_length=200)], ...]
+
+
+class RuleModel(BaseModel):
+    """Rule files are strict: an unknown key is an error, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LessonCondition(RuleModel):
+    """Which lessons a rule selects; every given field must match, any listed value matches."""
+
+    tags: Values = ()
+    services: Values = ()
+    components: Values = ()
+    forms: tuple[LessonForm, ...] = ()
+    mandates: tuple[Mandate, ...] = ()
+    owners: Values = Field(default=(), description="Lesson owner (person or team).")
+    ids: Values = Field(default=(), description="Specific lesson ids.")
+    min_severity: Severity | None = Field(
+        default=None, description="The lesson's worst source incident is at least this severe."
+    )
+
+
+class WorkItemCondition(RuleModel):
+    """Which work items a rule applies to; globs allowed in `projects` and `paths`."""
+
+    systems: tuple[System, ...] = ()
+    projects: Values = Field(default=(), description="Repo `owner/name` or Jira key; globs.")
+    paths: Values = Field(default=(), description="Changed paths; `**` spans directories.")
+    labels: Values = ()
+    components: Values = ()
+    types: Values = Field(default=(), description="Issue types or `pull_request`.")
+    base_branches: Values = ()
+    teams: Values = ()
+
+
+class Audience(StrEnum):
+    """Who an embedded item is for."""
+
+    ASSIGNEE = "assignee"
+    AUTHOR = "author"
+    TEAM = "team"
+    REVIEWERS = "reviewers"
+
+
+class Action(RuleModel):
+    """What to do with a selected lesson in a matching work item."""
+
+    form: EmbeddingForm | None = None
+    suppress: bool = Field(default=False, description="Do not place the lesson (an opt-out).")
+    mandate: Mandate | None = Field(default=None, description="Default: the lesson's own.")
+    due: Duration | None = Field(default=None, description="Due window such as 14d.")
+    audience: Audience = Audience.ASSIGNEE
+    text: str = Field(
+        default="{{ lesson.title }}: {{ lesson.statement }}",
+        max_length=4000,
+        description="Item text template; variables: lesson, work_item, rule, due.",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _template_is_valid(cls, text: str) -> str:
+        template.check(text)
+        return text
+
+    @model_validator(mode="after")
+    def _form_or_suppress(self) -> "Action":
+        if self.suppress == (self.form is not None):
+            raise ValueError("give exactly one of `form` or `suppress: true`")
+        return self
+
+    @property
+    def due_window(self) -> timedelta | None:
+        """The due window as a timedelta."""
+        return None if self.due is None else parse_duration(self.due)
+
+
+class Rule(RuleModel):
+    """Lessons × work items → an embedding, with a priority among competing rules."""
+
+    id: Id
+    description: str = ""
+    priority: int | None = Field(default=None, ge=0, le=1_000_000)
+    lesson: LessonCondition = LessonCondition()
+    work_item: WorkItemCondition = WorkItemCondition()
+    override_applicability: bool = Field(
+        default=False, description="Place even where the lesson's author says it does not apply."
+    )
+    then: Action
+
+    @model_validator(mode="after")
+    def _form_fits_systems(self) -> "Rule":
+        form = self.then.form
+        if form is not None and self.work_item.systems:
+            system = form.value.split(".", 1)[0]
+            if system not in {s.value for s in self.work_item.systems}:
+                raise ValueError(f"form {form.value} cannot be placed in {self.work_item.systems}")
+        return self
+
+
+class Level(StrEnum):
+    """Organisation packs set defaults; team packs refine them and win ties."""
+
+    ORGANISATION = "organisation"
+    TEAM = "team"
+
+
+class Budget(RuleModel):
+    """The fatigue budget: how many lesson items one work item may carry."""
+
+    max_items_per_work_item: int = Field(default=5, ge=1, le=100)
+
+
+class Pack(RuleModel):
+    """One rule file: a pack of rules owned by the organisation or by a team."""
+
+    pack: Id
+    level: Level = Level.ORGANISATION
+    team: str | None = None
+    priority: int = Field(default=100, ge=0, le=1_000_000)
+    budget: Budget | None = None
+    rules: tuple[Rule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _team_pack_names_team(self) -> "Pack":
+        if (self.level == Level.TEAM) != (self.team is not None):
+            raise ValueError("a team pack names its `team`; an organisation pack does not")
+        ids = [rule.id for rule in self.rules]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids repeat within the pack: {duplicates}")
+        return self
