@@ -5,8 +5,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from router import health, ingress
+from router import api, health, ingress
 from router.compose import Runtime
+from router.reloader import RulesReloader
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -14,10 +15,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        reloader = RulesReloader(runtime.rules, runtime.settings.rules_reload_seconds)
         await runtime.transport.start()
+        await reloader.start()
         try:
             yield
         finally:
+            await reloader.stop()
             await runtime.transport.stop()
             runtime.db.dispose()
 
@@ -25,4 +29,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.include_router(ingress.router)
     app.include_router(health.router)
+    app.include_router(api.router)
     return app

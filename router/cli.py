@@ -13,6 +13,8 @@ import uvicorn
 
 from core.base import utcnow
 from router.compose import build_runtime
+from router.reloader import RulesReloader
+from router.rules_cli import rules_group
 from router.settings import Settings
 from store import migrate, outbox
 from store.engine import Database
@@ -95,9 +97,12 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        reloader = RulesReloader(runtime.rules, settings.rules_reload_seconds)
         await runtime.transport.start()
+        await reloader.start()
         log.info("worker running, transport %s", settings.redacted_broker_url())
         await stop.wait()
+        await reloader.stop()
         await runtime.transport.stop()
         runtime.db.dispose()
 
@@ -150,6 +155,9 @@ def queue_retry_dead() -> None:
     """Give every dead-lettered message a fresh set of attempts."""
     with _database() as database, database.transaction() as session:
         click.echo(f"requeued {outbox.requeue_dead(session, utcnow())} messages")
+
+
+main.add_command(rules_group)
 
 
 @main.command()

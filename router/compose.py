@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from connectors.base import Verifier
 from connectors.registry import SOURCES
 from router.pipeline import Dispatcher
+from router.routing import ActiveRules
 from router.settings import Settings
-from router.stages import STAGES
+from router.stages import build_stages
 from router.transport import Transport
 from router.transport.embedded import EmbeddedTransport
 from router.transport.poller import Pacing
@@ -24,6 +25,7 @@ class Runtime:
     db: Database
     dispatcher: Dispatcher
     transport: Transport
+    rules: ActiveRules
     verifiers: dict[str, Verifier] = field(default_factory=dict)
 
 
@@ -42,7 +44,8 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
 def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers."""
     db = Database(settings.database_url.get_secret_value())
-    dispatcher = Dispatcher(db, STAGES, max_attempts=settings.max_attempts)
+    rules = ActiveRules(settings.rules_path)
+    dispatcher = Dispatcher(db, build_stages(rules), max_attempts=settings.max_attempts)
     pacing = Pacing(
         concurrency=settings.concurrency,
         poll_interval=settings.poll_interval,
@@ -64,4 +67,4 @@ def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
         )
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
-    return Runtime(settings, db, dispatcher, transport, build_verifiers(settings))
+    return Runtime(settings, db, dispatcher, transport, rules, build_verifiers(settings))

@@ -10,16 +10,22 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
+import rules
 from connectors.generic import webhook as generic
+from core.base import utcnow
+from core.lesson import Lesson, LessonStatus
 from router.app import create_app
 from router.compose import build_runtime
 from router.settings import Settings
-from store import audit, inbox, incidents, migrate, outbox, work_items
+from rules import reference
+from rules.loader import RuleSet
+from store import audit, inbox, incidents, lessons, migrate, outbox, placements, work_items
 from store.engine import Database
 
 FIXTURES = Path(generic.__file__).parent / "fixtures"
+RULES = Path(rules.__file__).parent / "examples"
 
 
 def _free_port() -> int:
@@ -38,10 +44,24 @@ async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]
     deadline = loop.time() + seconds
     while True:
         with db.transaction() as session:
-            counts = inbox.counts(session)
-        if counts["processed"] == counts["accepted"] or loop.time() > deadline:
+            counts = {**inbox.counts(session), **outbox.counts(session)}
+        drained = counts["pending"] + counts["leased"] == 0
+        if (drained and counts["processed"] == counts["accepted"]) or loop.time() > deadline:
             return counts
         await asyncio.sleep(0.05)
+
+
+def _publish_example_lessons(db: Database) -> None:
+    found = TypeAdapter(list[Lesson]).validate_json((RULES / "lessons.json").read_bytes())
+    with db.transaction() as session:
+        for lesson in found:
+            lessons.add(session, lesson.model_copy(update={"status": LessonStatus.DRAFT}), utcnow())
+            published = lessons.publish(session, lesson.id, utcnow())
+            _say(
+                "lesson",
+                f"published {published.id}@{published.version} ({published.mandate.value}, "
+                f"owner {published.owner}): {published.title}",
+            )
 
 
 def run_demo(workdir: str | None) -> int:
@@ -61,11 +81,13 @@ async def _demo(base: Path) -> int:
         database_url=SecretStr(f"sqlite:///{base / 'cairn-demo.db'}"),
         broker_url=None,
         generic_webhook_secret=SecretStr(secret),
+        rules_path=RULES,
         port=port,
     )
     db = Database(settings.database_url.get_secret_value())
     revision = migrate.upgrade(db)
     _say("store", f"SQLite database {base / 'cairn-demo.db'} at schema revision {revision}")
+    _publish_example_lessons(db)
     runtime = build_runtime(settings)
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
@@ -74,6 +96,9 @@ async def _demo(base: Path) -> int:
     while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
         await asyncio.sleep(0.02)
     _say("serve", f"Cairn API and embedded workers on http://127.0.0.1:{port}")
+    rule_set = runtime.rules.rule_set
+    assert rule_set is not None
+    _say("rules", f"rule set {rule_set.version} from {RULES}: {[p.pack for p in rule_set.packs]}")
     failures = 0
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -81,7 +106,7 @@ async def _demo(base: Path) -> int:
         counts = await _wait_processed(db)
         _say("pipeline", f"{counts['processed']} of {counts['accepted']} deliveries processed")
         failures += counts["processed"] != counts["accepted"]
-        _report(db)
+        failures += _report(db, rule_set)
     finally:
         server.should_exit = True
         await serving
@@ -115,7 +140,7 @@ async def _send_events(client: httpx.AsyncClient, secret: str) -> int:
     return failures
 
 
-def _report(db: Database) -> None:
+def _report(db: Database, rule_set: RuleSet | None) -> int:
     with db.transaction() as session:
         for incident in incidents.list_all(session):
             _say(
@@ -126,7 +151,23 @@ def _report(db: Database) -> None:
         for ref in ("github:acme/payments-api#481", "jira:PAY-42"):
             item = work_items.get(session, ref)
             if item is not None:
-                _say("work item", f"{item.ref} ({item.type}) {item.title}")
+                _say("work item", f"{item.ref} ({item.type}, team {item.team}) {item.title}")
+            for placement in placements.for_work_item(session, ref):
+                due = "" if placement.due_at is None else f", due {placement.due_at:%Y-%m-%d}"
+                _say(
+                    "placement",
+                    f"{ref} <- {placement.lesson_id}@{placement.lesson_version} as "
+                    f"{placement.form.value}, {placement.mandate.value}{due}; rule "
+                    f"{placement.rule_id} (rule set {placement.rule_set_version}), "
+                    f"{placement.state.value}",
+                )
+        item = work_items.get(session, "jira:PAY-42")
+        if item is not None and rule_set is not None:
+            why = reference.route(rule_set, lessons.published(session), item, explain=True)
+            for skipped in why.skipped:
+                _say("explain", f"{item.ref}: {skipped.lesson_id} not placed: {skipped.reason}")
         for entry in audit.entries(session):
-            _say("audit", f"{entry.action} {entry.subject} (inbox {entry.details['inbox_id']})")
+            _say("audit", f"{entry.action} {entry.subject}")
         _say("queue", f"outbox {outbox.counts(session)}")
+        pr_placements = placements.for_work_item(session, "github:acme/payments-api#481")
+    return 0 if [p.lesson_id for p in pr_placements] == ["derive-pool-size"] else 1

@@ -1,6 +1,7 @@
 """Settings from the environment (`CAIRN_*`); secrets are SecretStr and never printed."""
 
 from functools import cached_property
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
@@ -20,6 +21,12 @@ class Settings(BaseSettings):
     )
     broker_prefix: str = Field(default="cairn", pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
     generic_webhook_secret: SecretStr | None = None
+    rules_path: Path | None = Field(
+        default=None, description="A rule file or a directory of *.yaml rule packs."
+    )
+    rules_reload_seconds: float = Field(
+        default=5.0, gt=0, description="How often the rule files are checked for changes."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

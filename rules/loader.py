@@ -72,6 +72,10 @@ def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | No
     return node
 
 
+def _inside(inner: Sequence[int | str], outer: Sequence[int | str]) -> bool:
+    return len(inner) > len(outer) and tuple(inner[: len(outer)]) == tuple(outer)
+
+
 def _describe(error: Any) -> str:
     where = ".".join(str(p) for p in error["loc"])
     expected = error["msg"]
@@ -97,7 +101,10 @@ def parse_pack(text: str, file: str) -> Pack:
         return Pack.model_validate(data)
     except ValidationError as exc:
         errors = []
-        for error in exc.errors(include_url=False, include_input=False):
+        found = exc.errors(include_url=False, include_input=False)
+        for error in found:
+            if any(_inside(other["loc"], error["loc"]) for other in found):
+                continue  # a container's "too short" echoes the errors of its own items
             node = _node_at(root, error["loc"])
             mark = node.start_mark if node is not None else None
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -25,6 +25,14 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
+def format_duration(window: timedelta) -> str:
+    """The shortest of `2w`, `14d` or `48h` that states `window` exactly."""
+    hours = int(window.total_seconds()) // 3600
+    if hours % (24 * 7) == 0:
+        return f"{hours // (24 * 7)}w"
+    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+
+
 def _check_duration(text: str) -> str:
     parse_duration(text)
     return text

@@ -22,6 +22,10 @@ def _glob(value: str, patterns: Sequence[str]) -> bool:
     return any(globmatch(value, p, flags=_FLAGS) for p in patterns)
 
 
+def _show(values: Iterable[object]) -> list[str]:
+    return [str(getattr(v, "value", v)) for v in values]
+
+
 def _any(values: Iterable[str], allowed: Collection[str]) -> bool:
     return any(v in allowed for v in values)
 
@@ -60,7 +64,7 @@ def work_item_failure(rule: Rule, item: WorkItem) -> str | None:
     )
     for name, ok, actual in checks:
         if not ok:
-            return f"work_item.{name}: {actual!r} matches none of {list(getattr(c, name))}"
+            return f"work_item.{name}: {actual!r} matches none of {_show(getattr(c, name))}"
     return None
 
 
@@ -79,7 +83,7 @@ def lesson_failure(rule: Rule, lesson: Lesson) -> str | None:
     )
     for name, ok, actual in checks:
         if not ok:
-            return f"lesson.{name}: {actual!r} matches none of {list(getattr(c, name))}"
+            return f"lesson.{name}: {actual!r} matches none of {_show(getattr(c, name))}"
     if c.min_severity is not None and (
         lesson.severity_rank is None or lesson.severity_rank > c.min_severity.rank
     ):

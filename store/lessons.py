@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError
@@ -109,3 +109,11 @@ def published(session: Session) -> list[Lesson]:
         .order_by(LessonVersionRow.lesson_id)
     )
     return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]
+
+
+def fingerprint(session: Session) -> tuple[int, str]:
+    """Changes whenever any lesson is added, edited, published or retired (cache key)."""
+    count, latest = session.execute(
+        select(func.count(LessonRow.id), func.max(LessonRow.updated_at))
+    ).one()
+    return int(count), str(latest)

@@ -3,8 +3,13 @@
 from collections.abc import Mapping
 
 from router.pipeline import Stage
-from router.stages import inbound
+from router.routing import ActiveRules
+from router.stages import inbound, route
 
-STAGES: Mapping[str, Stage] = {
-    inbound.TOPIC: inbound.handle,
-}
+
+def build_stages(rules: ActiveRules) -> Mapping[str, Stage]:
+    """Every topic and its handler, bound to this process's services."""
+    return {
+        inbound.TOPIC: inbound.handle,
+        route.TOPIC: route.make_handler(rules),
+    }

@@ -9,6 +9,7 @@ from router.pipeline import StageContext
 from store import audit, inbox, incidents, work_items
 
 TOPIC = "inbound"
+ROUTE_TOPIC = "route"
 ACTOR = "cairn:pipeline"
 
 
@@ -37,6 +38,7 @@ def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
             )
         elif isinstance(event, WorkItemEvent):
             created = work_items.record(ctx.session, event.work_item, ctx.now)
+            ctx.emit(ROUTE_TOPIC, {"ref": event.work_item.ref}, key=event.work_item.ref)
             audit.record(
                 ctx.session,
                 actor=ACTOR,

@@ -16,11 +16,13 @@ from core.base import utcnow
 from core.errors import PayloadError, TransientError, UnsupportedEventError
 from core.events import IncidentEvent, WorkItemEvent
 from router.pipeline import Dispatcher, Outcome, Stage, StageContext
-from router.stages import STAGES, inbound
+from router.routing import ActiveRules
+from router.stages import build_stages, inbound
 from store import audit, inbox, incidents, outbox, work_items
 from store.engine import Database
 from store.tables import OutboxRow
 
+STAGES = build_stages(ActiveRules(None))
 FIXTURES = Path(generic.__file__).parent / "fixtures"
 TOPIC = "test.topic"
 FOLLOW_UP = "test.follow_up"

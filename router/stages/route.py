@@ -1,0 +1,71 @@
+"""Stage `route`: decide which published lessons belong in a work item and plan placements."""
+
+import hashlib
+from typing import Any
+
+from core.errors import PayloadError
+from core.placement import Placement, PlacementState
+from router.pipeline import Stage, StageContext
+from router.routing import ActiveRules
+from store import audit, placements, work_items
+
+TOPIC = "route"
+ACTOR = "cairn:router"
+
+
+def placement_id(effect_id: str) -> str:
+    """A stable placement id derived from the effect it stands for."""
+    return "pl_" + hashlib.sha256(effect_id.encode()).hexdigest()[:20]
+
+
+def make_handler(active: ActiveRules) -> Stage:
+    """The route stage, bound to the rule set in force."""
+
+    def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
+        ref = payload.get("ref")
+        if not isinstance(ref, str):
+            raise PayloadError("route message without a work item ref")
+        item = work_items.get(ctx.session, ref)
+        if item is None:
+            raise PayloadError(f"work item {ref!r} is not stored")
+        engine = active.engine(ctx.session)
+        if engine is None:
+            return
+        placed = {p.lesson_id for p in placements.for_work_item(ctx.session, ref)}
+        routing = engine.route(item, already_placed=placed)
+        for decision in routing.placements:
+            due_at = None if decision.due_in is None else ctx.now + decision.due_in
+            candidate = Placement(
+                id="pending",
+                lesson_id=decision.lesson_id,
+                lesson_version=decision.lesson_version,
+                work_item_ref=ref,
+                rule_id=decision.rule_id,
+                rule_set_version=decision.rule_set_version,
+                form=decision.form,
+                mandate=decision.mandate,
+                due_at=due_at,
+                state=PlacementState.PLANNED,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+            )
+            stored = placements.add(
+                ctx.session, candidate.model_copy(update={"id": placement_id(candidate.effect_id)})
+            )
+            audit.record(
+                ctx.session,
+                actor=ACTOR,
+                action="placement.planned",
+                subject=ref,
+                details={
+                    "placement": stored.id,
+                    "lesson": f"{decision.lesson_id}@{decision.lesson_version}",
+                    "rule": decision.rule_id,
+                    "rule_set_version": decision.rule_set_version,
+                    "form": decision.form.value,
+                    "mandate": decision.mandate.value,
+                },
+                now=ctx.now,
+            )
+
+    return handle

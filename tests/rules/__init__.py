@@ -1,0 +1,1 @@
+"""Tests for the rule language: loading, templates, conditions, precedence and the engine."""
