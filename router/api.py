@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from router.compose import Runtime
@@ -24,16 +24,17 @@ async def active_rules(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/work-items/{ref:path}/placements")
-async def work_item_placements(ref: str, request: Request) -> list[dict[str, Any]]:
-    """Placements in one work item (e.g. `github:acme/api#12`), with the rule that made each."""
+@router.get("/placements")
+async def list_placements(
+    request: Request,
+    work_item: str = Query(description="A work item ref such as github:acme/api#12"),
+) -> list[dict[str, Any]]:
+    """Placements in one work item, each with the rule and rule-set version that made it."""
     runtime: Runtime = request.app.state.runtime
 
     def read() -> list[dict[str, Any]]:
         with runtime.db.transaction() as session:
-            return [p.model_dump(mode="json") for p in placements.for_work_item(session, ref)]
+            found = placements.for_work_item(session, work_item)
+            return [p.model_dump(mode="json") for p in found]
 
-    found = await run_in_threadpool(read)
-    if not found and ":" not in ref:
-        raise HTTPException(400, "a work item ref looks like github:owner/repo#12 or jira:KEY-1")
-    return found
+    return await run_in_threadpool(read)

@@ -54,15 +54,20 @@ class RuleSet:
         return self.organisation_budget
 
 
-def _node_at(node: yaml.Node | None, loc: Sequence[int | str]) -> yaml.Node | None:
-    """The YAML node a pydantic error location points at (or its nearest existing parent)."""
-    for part in loc:
+def _node_at(
+    node: yaml.Node | None, loc: Sequence[int | str], *, at_key: bool = False
+) -> yaml.Node | None:
+    """The YAML node a pydantic error location points at (or its nearest existing parent);
+    with `at_key`, the key of the last mapping entry rather than its value."""
+    for depth, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if match is None:
-                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                return key or node
-            node = match
+            entry = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if entry is None:
+                return node
+            key, value = entry
+            if at_key and depth == len(loc) - 1:
+                return key  # type: ignore[no-any-return]
+            node = value
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return node
@@ -105,7 +110,7 @@ def parse_pack(text: str, file: str) -> Pack:
         for error in found:
             if any(_inside(other["loc"], error["loc"]) for other in found):
                 continue  # a container's "too short" echoes the errors of its own items
-            node = _node_at(root, error["loc"])
+            node = _node_at(root, error["loc"], at_key=error["type"] == "extra_forbidden")
             mark = node.start_mark if node is not None else None
             line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
             errors.append(RuleError(file, line, column, _describe(error)))

@@ -10,7 +10,8 @@ from rules.model import Level
 def winner(lesson: Lesson, candidates: Iterable[Candidate]) -> tuple[Candidate | None, str]:
     """The rule that decides for a lesson, or None with the reason it is not placed.
 
-    A team pack cannot suppress a lesson an organisation rule places as required.
+    A team pack's suppression gives way only where the organisation's own decision for the
+    lesson (its highest-ranked organisation rule) places it as required.
     """
     ranked = sorted(candidates, key=lambda c: c.precedence, reverse=True)
     if not ranked:
@@ -18,14 +19,14 @@ def winner(lesson: Lesson, candidates: Iterable[Candidate]) -> tuple[Candidate |
     best = ranked[0]
     if not best.rule.then.suppress:
         return best, ""
-    placing = next((c for c in ranked if not c.rule.then.suppress), None)
-    if (
-        placing is not None
-        and best.pack.level == Level.TEAM
-        and placing.pack.level == Level.ORGANISATION
-        and Mandate.REQUIRED in (placing.rule.then.mandate, lesson.mandate)
-    ):
-        return placing, ""
+    if best.pack.level == Level.TEAM:
+        organisation = next((c for c in ranked if c.pack.level == Level.ORGANISATION), None)
+        if (
+            organisation is not None
+            and not organisation.rule.then.suppress
+            and Mandate.REQUIRED in (organisation.rule.then.mandate, lesson.mandate)
+        ):
+            return organisation, ""
     return None, f"suppressed by {best.rule_id}"
 
 
