@@ -17,16 +17,40 @@ def compile_globs(patterns: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in translated))
 
 
+_SPECIAL = "*?[{\\"
+_SLASHES = re.compile("/+")
+
+
+def normalise(value: str) -> str:
+    """A work item's project or path as glob matching sees it: runs of `/` are one `/`, and a
+    trailing `/` does not count."""
+    collapsed = _SLASHES.sub("/", value)
+    return collapsed.rstrip("/") or collapsed
+
+
 def is_literal(pattern: str) -> bool:
-    """True when the pattern has no glob syntax (it can be looked up in an index)."""
-    return not any(ch in pattern for ch in "*?[{")
+    """True when the pattern can only match itself (once normalised): no glob syntax, no escapes,
+    no `.` or `..` segments, no empty segments."""
+    if any(ch in pattern for ch in _SPECIAL):
+        return False
+    return all(segment not in ("", ".", "..") for segment in pattern.split("/"))
 
 
 def literal_prefix(pattern: str) -> str:
-    """The leading path segments before the first wildcard (`src/db/**` → `src/db`)."""
-    segments = []
-    for segment in pattern.split("/"):
-        if not is_literal(segment):
-            break
-        segments.append(segment)
-    return "/".join(segments)
+    """A string every normalised match of `pattern` starts with ("" when there is none)."""
+    cut = min((pattern.find(ch) for ch in _SPECIAL if ch in pattern), default=len(pattern))
+    head = normalise(pattern[:cut]) if cut else ""
+    if head.startswith("/") or any(s in (".", "..") for s in head.split("/")):
+        return ""
+    return head
+
+
+def leading_segments(pattern: str, count: int) -> str | None:
+    """The first `count` path segments when every match must have exactly them, else None."""
+    segments = pattern.split("/")
+    if len(segments) <= count and not is_literal(pattern):
+        return None
+    head = segments[:count]
+    if len(head) < count or not is_literal("/".join(head)):
+        return None
+    return "/".join(head)

@@ -54,6 +54,49 @@ class RuleSet:
         return self.organisation_budget
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated within one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"repeated key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _mark(node: yaml.Node | None) -> tuple[int, int]:
+    mark = node.start_mark if node is not None else None
+    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+
+
+def _repeated_rule_ids(root: yaml.Node | None, file: str) -> list[RuleError]:
+    """Each repeat of a rule id, at the repeated `id` value."""
+    rules = _node_at(root, ["rules"])
+    if not isinstance(rules, yaml.SequenceNode):
+        return []
+    first: dict[str, int] = {}
+    errors = []
+    for number in range(len(rules.value)):
+        node = _node_at(rules, [number, "id"])
+        if not isinstance(node, yaml.ScalarNode):
+            continue
+        if node.value in first:
+            line, column = _mark(node)
+            message = (
+                f"rules.{number}.id: rule ids repeat within the pack: [{node.value!r}] "
+                f"(first at rules.{first[node.value]})"
+            )
+            errors.append(RuleError(file, line, column, message))
+        else:
+            first[node.value] = number
+    return errors
+
+
 def _node_at(
     node: yaml.Node | None, loc: Sequence[int | str], *, at_key: bool = False
 ) -> yaml.Node | None:
@@ -95,26 +138,31 @@ def parse_pack(text: str, file: str) -> Pack:
     """One rule file's text → a Pack, or RuleSetError with file:line:column for each problem."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise RuleSetError([RuleError(file, line, column, f"YAML: {exc.problem}")]) from exc
     if not isinstance(data, dict):
         raise RuleSetError([RuleError(file, 1, 1, "expected a mapping with `pack` and `rules`")])
+    repeated = _repeated_rule_ids(root, file)
     try:
-        return Pack.model_validate(data)
+        pack = Pack.model_validate(data)
     except ValidationError as exc:
-        errors = []
+        errors = list(repeated)
         found = exc.errors(include_url=False, include_input=False)
         for error in found:
             if any(_inside(other["loc"], error["loc"]) for other in found):
                 continue  # a container's "too short" echoes the errors of its own items
+            if repeated and "rule ids repeat" in error["msg"]:
+                continue  # already reported at each repeated id
             node = _node_at(root, error["loc"], at_key=error["type"] == "extra_forbidden")
-            mark = node.start_mark if node is not None else None
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            line, column = _mark(node)
             errors.append(RuleError(file, line, column, _describe(error)))
         raise RuleSetError(errors) from exc
+    if repeated:
+        raise RuleSetError(repeated)
+    return pack
 
 
 def build_rule_set(files: Iterable[tuple[str, str]]) -> RuleSet:
@@ -133,7 +181,9 @@ def build_rule_set(files: Iterable[tuple[str, str]]) -> RuleSet:
             errors.extend(exc.errors)
             continue
         if pack.pack in seen:
-            errors.append(RuleError(name, 1, 1, f"pack {pack.pack!r} is also in {seen[pack.pack]}"))
+            line, column = _mark(_node_at(yaml.compose(text, Loader=yaml.SafeLoader), ["pack"]))
+            message = f"pack {pack.pack!r} is also in {seen[pack.pack]}"
+            errors.append(RuleError(name, line, column, message))
             continue
         seen[pack.pack] = name
         packs.append(pack)
