@@ -371,7 +371,9 @@ class Engine:
             if bucket:
                 seen.update(bucket)
         rules = self._rules
-        return len(seen), sorted(n for n in seen if rules[n].matcher.matches(view))
+        matched = [n for n in seen if rules[n].matcher.matches(view)]
+        matched.sort()
+        return len(seen), matched
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""

@@ -24,6 +24,8 @@ _SLASHES = re.compile("/+")
 def normalise(value: str) -> str:
     """A work item's project or path as glob matching sees it: runs of `/` are one `/`, and a
     trailing `/` does not count."""
+    if "//" not in value and not value.endswith("/"):
+        return value
     collapsed = _SLASHES.sub("/", value)
     return collapsed.rstrip("/") or collapsed
 

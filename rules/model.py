@@ -3,6 +3,7 @@
 import re
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,6 +18,7 @@ _DURATION = re.compile(r"^(\d+)([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
+@lru_cache(maxsize=1024)
 def parse_duration(text: str) -> timedelta:
     """`48h`, `14d`, `2w` → timedelta."""
     match = _DURATION.match(text)
