@@ -20,7 +20,7 @@ from core.work import WorkItem
 from rules.decision import MANDATE_ORDER, Candidate, Decision, Routing, decide, stricter
 from rules.globs import compile_globs, is_literal, leading_segments, literal_prefix, normalise
 from rules.loader import RuleSet
-from rules.model import Rule
+from rules.model import Level, Rule
 from rules.select import winner
 
 Key = tuple[str, str]
@@ -41,7 +41,8 @@ class _View:
         self.labels = frozenset(item.labels)
         self.components = frozenset(item.components)
         self.paths = item.changed_paths
-        self.services = self.components | self.labels | {item.project.rsplit("/", 1)[-1]}
+        repo_name = normalise(item.project).rsplit("/", 1)[-1]
+        self.services = self.components | self.labels | {repo_name}
 
     def keys(self, prefix_lengths: Collection[int]) -> set[Key]:
         item = self.item
@@ -72,6 +73,7 @@ class _WorkMatcher:
         "components",
         "impossible",
         "labels",
+        "pack_team",
         "paths",
         "projects",
         "system",
@@ -80,9 +82,10 @@ class _WorkMatcher:
         "types",
     )
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, pack_team: str | None) -> None:
         c = rule.work_item
         form = rule.then.form
+        self.pack_team = pack_team
         self.system = None if form is None else form.value.split(".", 1)[0]
         self.impossible = form == EmbeddingForm.GITHUB_PR_TEMPLATE
         self.systems = frozenset(s.value for s in c.systems) or None
@@ -99,6 +102,7 @@ class _WorkMatcher:
         # Set look-ups first; regular expressions only for rules still in the running.
         if (
             self.impossible
+            or (self.pack_team is not None and item.team != self.pack_team)
             or (self.system is not None and self.system != view.system)
             or (self.systems is not None and view.system not in self.systems)
             or (self.labels is not None and self.labels.isdisjoint(view.labels))
@@ -113,10 +117,10 @@ class _WorkMatcher:
         return paths is None or any(paths.match(p) for p in view.paths)
 
 
-def _index_options(rule: Rule) -> list[list[Key]]:
+def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
     """Every way to file a rule: each option is one dimension every matching item has a key in."""
     c = rule.work_item
-    options: list[list[Key]] = []
+    options: list[list[Key]] = [[("team", pack_team)]] if pack_team is not None else []
     if c.projects:
         if all(is_literal(p) for p in c.projects):
             options.append([("project", p) for p in c.projects])
@@ -236,8 +240,9 @@ class Engine:
         order = 0
         for pack in rule_set.packs:
             for rule in pack.rules:
-                self._rules.append(self._compile(Candidate(rule, pack, order), lesson_index))
-                options.append(_index_options(rule))
+                team = pack.team if pack.level == Level.TEAM else None
+                self._rules.append(self._compile(Candidate(rule, pack, order), lesson_index, team))
+                options.append(_index_options(rule, team))
                 order += 1
         self._index: dict[Key, list[int]] = defaultdict(list)
         self._wildcard: list[int] = []
@@ -304,7 +309,9 @@ class Engine:
                     index[(field, value)].append(i)
         return index
 
-    def _compile(self, candidate: Candidate, index: dict[Key, list[int]]) -> _Compiled:
+    def _compile(
+        self, candidate: Candidate, index: dict[Key, list[int]], team: str | None
+    ) -> _Compiled:
         rule = candidate.rule
         c = rule.lesson
         pools = [
@@ -325,7 +332,7 @@ class Engine:
         stream: tuple[Entry, ...] = ()
         if not rule.then.suppress:
             stream = tuple(sorted(self._entry(i, candidate) for i in members))
-        return _Compiled(candidate, _WorkMatcher(rule), members, stream)
+        return _Compiled(candidate, _WorkMatcher(rule, team), members, stream)
 
     def _entry(self, i: int, candidate: Candidate) -> Entry:
         lesson = self.lessons[i]

@@ -11,8 +11,9 @@ from wcmatch.glob import BRACE, DOTGLOB, GLOBSTAR, globmatch
 from core.lesson import Lesson, Scope
 from core.work import WorkItem
 from rules.decision import Candidate, Routing, Skipped
+from rules.globs import normalise
 from rules.loader import RuleSet
-from rules.model import LessonCondition, Rule, WorkItemCondition
+from rules.model import LessonCondition, Level, Pack, Rule, WorkItemCondition
 from rules.select import select
 
 _FLAGS = GLOBSTAR | DOTGLOB | BRACE
@@ -28,6 +29,13 @@ def _show(values: Iterable[object]) -> list[str]:
 
 def _any(values: Iterable[str], allowed: Collection[str]) -> bool:
     return any(v in allowed for v in values)
+
+
+def team_failure(pack: Pack, item: WorkItem) -> str | None:
+    """A team pack speaks for its own team's work items only."""
+    if pack.level == Level.TEAM and item.team != pack.team:
+        return f"team pack {pack.pack} applies to team {pack.team!r}, not {item.team!r}"
+    return None
 
 
 def work_item_failure(rule: Rule, item: WorkItem) -> str | None:
@@ -94,7 +102,7 @@ def lesson_failure(rule: Rule, lesson: Lesson) -> str | None:
 def _scope_hits(scope: Scope, item: WorkItem) -> list[str]:
     """Which fields of `scope` the work item falls into (services match components, labels or
     the repository's name)."""
-    service_names = {*item.components, *item.labels, item.project.rsplit("/", 1)[-1]}
+    service_names = {*item.components, *item.labels, normalise(item.project).rsplit("/", 1)[-1]}
     hits = []
     if scope.services and _any(scope.services, service_names):
         hits.append("services")
@@ -145,7 +153,7 @@ def route(
         for rule in pack.rules:
             candidate = Candidate(rule, pack, order)
             order += 1
-            item_failure = work_item_failure(rule, item)
+            item_failure = team_failure(pack, item) or work_item_failure(rule, item)
             for lesson in lessons:
                 stage, reason = 0, item_failure
                 if reason is None:
