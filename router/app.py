@@ -15,7 +15,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        reloader = RulesReloader(runtime.rules, runtime.settings.rules_reload_seconds)
+        reloader = RulesReloader(runtime.rules, runtime.settings.rules_reload_seconds, runtime.db)
         await runtime.transport.start()
         await reloader.start()
         try:

@@ -5,43 +5,24 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 import uvicorn
 
 from core.base import utcnow
+from router.cli_support import database, load_settings
 from router.compose import build_runtime
 from router.reloader import RulesReloader
 from router.rules_cli import rules_group
 from router.settings import Settings
 from store import migrate, outbox
-from store.engine import Database
 
 log = logging.getLogger("cairn")
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except Exception as exc:  # pydantic's message names the variable and the problem
-        raise click.ClickException(f"invalid CAIRN_* settings: {exc}") from exc
-
-
-@contextmanager
-def _database(settings: Settings | None = None) -> Iterator[Database]:
-    """The configured database, disposed of when the command is done with it."""
-    database = Database((settings or _settings()).database_url.get_secret_value())
-    try:
-        yield database
-    finally:
-        database.dispose()
-
-
 def _require_schema(settings: Settings) -> None:
-    with _database(settings) as database:
-        current, head = migrate.current_revision(database), migrate.head_revision()
+    with database(settings) as opened:
+        current, head = migrate.current_revision(opened), migrate.head_revision()
     if current != head:
         raise click.ClickException(
             f"database {settings.redacted_database_url()} is at schema revision {current}, "
@@ -67,7 +48,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
     """Run the HTTP API and, unless --no-workers, the pipeline workers."""
     from router.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     _require_schema(settings)
     runtime = build_runtime(settings, consume=not no_workers)
     log.info(
@@ -88,7 +69,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
 @main.command()
 def worker() -> None:
     """Run pipeline workers only (scale them out in broker mode)."""
-    settings = _settings()
+    settings = load_settings()
     _require_schema(settings)
     runtime = build_runtime(settings)
 
@@ -97,7 +78,7 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        reloader = RulesReloader(runtime.rules, settings.rules_reload_seconds)
+        reloader = RulesReloader(runtime.rules, settings.rules_reload_seconds, runtime.db)
         await runtime.transport.start()
         await reloader.start()
         log.info("worker running, transport %s", settings.redacted_broker_url())
@@ -117,17 +98,17 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = _settings()
-    with _database(settings) as database:
-        revision = migrate.upgrade(database)
+    settings = load_settings()
+    with database(settings) as opened:
+        revision = migrate.upgrade(opened)
     click.echo(f"{settings.redacted_database_url()} is at schema revision {revision}")
 
 
 @db.command("current")
 def db_current() -> None:
     """Print the schema revision the database is at, and the newest one."""
-    with _database() as database:
-        click.echo(f"current {migrate.current_revision(database)}, head {migrate.head_revision()}")
+    with database() as opened:
+        click.echo(f"current {migrate.current_revision(opened)}, head {migrate.head_revision()}")
 
 
 @main.group()
@@ -138,14 +119,14 @@ def queue() -> None:
 @queue.command("status")
 def queue_status() -> None:
     """Messages per status, as JSON."""
-    with _database() as database, database.transaction() as session:
+    with database() as opened, opened.transaction() as session:
         click.echo(json.dumps(outbox.counts(session)))
 
 
 @queue.command("dead")
 def queue_dead() -> None:
     """List dead-lettered messages with their last error."""
-    with _database() as database, database.transaction() as session:
+    with database() as opened, opened.transaction() as session:
         for message, error in outbox.dead_letters(session):
             click.echo(f"{message.id}\t{message.topic}\t{message.attempts}\t{error}")
 
@@ -153,7 +134,7 @@ def queue_dead() -> None:
 @queue.command("retry-dead")
 def queue_retry_dead() -> None:
     """Give every dead-lettered message a fresh set of attempts."""
-    with _database() as database, database.transaction() as session:
+    with database() as opened, opened.transaction() as session:
         click.echo(f"requeued {outbox.requeue_dead(session, utcnow())} messages")
 
 

@@ -10,6 +10,7 @@ from router.rules_source import load_rule_set
 from rules.engine import Engine
 from rules.loader import RuleSet, RuleSetError
 from store import lessons
+from store.engine import Database
 
 log = logging.getLogger("cairn.rules")
 
@@ -57,6 +58,22 @@ class ActiveRules:
     def version(self) -> str | None:
         """Version of the rule set in force."""
         return None if self._rule_set is None else self._rule_set.version
+
+    def warm(self, db: Database) -> None:
+        """Compile for the current rules and lessons outside any write transaction (SQLite holds
+        its write lock for a whole transaction), so the route stage finds the engine ready."""
+        rule_set = self._rule_set
+        if rule_set is None:
+            return
+        with db.transaction() as session:
+            key = (rule_set.version, lessons.fingerprint(session))
+            cached = self._engine
+            if cached is not None and cached[0] == key:
+                return
+            published = lessons.published(session)
+        engine = Engine(rule_set, published)
+        with self._lock:
+            self._engine = (key, engine)
 
     def engine(self, session: Session) -> Engine | None:
         """The engine for the current rules and published lessons, compiled when either changed."""

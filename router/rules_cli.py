@@ -12,14 +12,13 @@ from core.base import utcnow
 from core.events import WorkItemEvent
 from core.lesson import Lesson
 from core.work import WorkItem
+from router.cli_support import database, load_settings
 from router.rules_source import load_rule_set
-from router.settings import Settings
 from rules import reference
 from rules.engine import Engine
 from rules.loader import RuleSet, RuleSetError
 from rules.model import Pack, format_duration, parse_duration
 from store import lessons, work_items
-from store.engine import Database
 
 _LESSONS: TypeAdapter[Lesson | list[Lesson]] = TypeAdapter(Lesson | list[Lesson])
 
@@ -59,12 +58,8 @@ def _published_lessons(files: Sequence[Path]) -> list[Lesson]:
                 raise click.ClickException(f"{path}: not a lesson: {exc}") from exc
             found.extend(parsed if isinstance(parsed, list) else [parsed])
         return found
-    db = Database(Settings().database_url.get_secret_value())
-    try:
-        with db.transaction() as session:
-            return lessons.published(session)
-    finally:
-        db.dispose()
+    with database() as opened, opened.transaction() as session:
+        return lessons.published(session)
 
 
 @click.group("rules")
@@ -167,17 +162,13 @@ def backtest(rules_path: Path, since: str, against: Path | None) -> None:
         window = parse_duration(since)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    settings = Settings()
+    settings = load_settings()
     draft = _load(rules_path)
     active_path = against or settings.rules_path
     active = _load(active_path) if active_path is not None else None
-    db = Database(settings.database_url.get_secret_value())
-    try:
-        with db.transaction() as session:
-            events = work_items.events_since(session, utcnow() - window)
-            published = lessons.published(session)
-    finally:
-        db.dispose()
+    with database(settings) as opened, opened.transaction() as session:
+        events = work_items.events_since(session, utcnow() - window)
+        published = lessons.published(session)
     draft_placed = _replay(Engine(draft, published), events)
     active_placed = _replay(Engine(active, published), events) if active else Counter()
     teams = sorted({t for t, _, _ in draft_placed} | {t for t, _, _ in active_placed})

@@ -159,3 +159,22 @@ def test_a_broken_rule_set_stops_start_up(rules_dir: Path) -> None:
         ActiveRules(rules_dir)
     assert str(rules_dir / "bad.yaml") + ":2:" in str(info.value)
     assert json.dumps(str(info.value))  # printable, no objects in the message
+
+
+def test_warm_compiles_outside_the_route_stage_and_follows_lesson_changes(
+    rules_dir: Path, sqlite_db: Database
+) -> None:
+    active = ActiveRules(rules_dir)
+    active.warm(sqlite_db)
+    with sqlite_db.transaction() as session:
+        warmed = active.engine(session)
+    assert warmed is not None and warmed.lessons == ()
+    publish_examples(sqlite_db)  # the lessons change: the next warm compiles again
+    active.warm(sqlite_db)
+    with sqlite_db.transaction() as session:
+        rewarmed = active.engine(session)
+    assert rewarmed is not None and rewarmed is not warmed
+    assert sorted(lesson.id for lesson in rewarmed.lessons) == [
+        "cache-bust-css",
+        "derive-pool-size",
+    ]

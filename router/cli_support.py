@@ -1,0 +1,27 @@
+"""What every `cairn` command shares: settings with a readable error, the configured database."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from router.settings import Settings
+from store.engine import Database
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a CLI error naming the variable and the problem."""
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable and the problem
+        raise click.ClickException(f"invalid CAIRN_* settings: {exc}") from exc
+
+
+@contextmanager
+def database(settings: Settings | None = None) -> Iterator[Database]:
+    """The configured database, disposed of when the command is done with it."""
+    db = Database((settings or load_settings()).database_url.get_secret_value())
+    try:
+        yield db
+    finally:
+        db.dispose()
