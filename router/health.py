@@ -50,5 +50,5 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition: deliveries, pipeline outcomes, outbox messages by status."""
     runtime: Runtime = request.app.state.runtime
-    body = await run_in_threadpool(render, runtime.db)
+    body = await run_in_threadpool(render, runtime.db, runtime.rules)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

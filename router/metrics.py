@@ -1,4 +1,4 @@
-"""Prometheus metrics: webhook deliveries, pipeline outcomes and the outbox by status."""
+"""Prometheus metrics: webhook deliveries, pipeline outcomes, the outbox, the rules in force."""
 
 from collections.abc import Iterable
 
@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from router.routing import ActiveRules
 from store import outbox
 from store.engine import Database
 
@@ -42,8 +43,30 @@ class OutboxCollector(Collector):
         yield gauge
 
 
-def render(db: Database) -> bytes:
+class RulesCollector(Collector):
+    """The rule set in force, and whether the rule files on disk currently fail to load."""
+
+    def __init__(self, rules: ActiveRules) -> None:
+        self.rules = rules
+
+    def collect(self) -> Iterable[Metric]:
+        """`cairn_rules_info{version}` and `cairn_rules_reload_failing`."""
+        info = GaugeMetricFamily(
+            "cairn_rules_info", "The rule-set version in force (value 1).", labels=["version"]
+        )
+        if self.rules.version is not None:
+            info.add_metric([self.rules.version], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "cairn_rules_reload_failing",
+            "1 while the rule files on disk do not load (the previous version stays in force).",
+            value=0 if self.rules.last_error is None else 1,
+        )
+
+
+def render(db: Database, rules: ActiveRules) -> bytes:
     """The exposition text for `/metrics`."""
     registry = CollectorRegistry()
     registry.register(OutboxCollector(db))
+    registry.register(RulesCollector(rules))
     return generate_latest(REGISTRY) + generate_latest(registry)

@@ -119,6 +119,7 @@ def test_rule_edits_are_picked_up_live_and_invalid_edits_are_refused(
         time.sleep(0.05)
     changed = current()
     assert changed["version"] != before["version"]
+    assert "cairn_rules_reload_failing 0.0" in client.get("/metrics").text
 
     team.write_text(team.read_text() + "\n  - id: broken\n    then: {form: nope}\n")
     deadline = time.monotonic() + 10
@@ -128,6 +129,9 @@ def test_rule_edits_are_picked_up_live_and_invalid_edits_are_refused(
     assert broken["version"] == changed["version"]  # the last valid set stays in force
     assert f"{team}:" in str(broken["last_error"])
     assert "then.form" in str(broken["last_error"])
+    metrics = client.get("/metrics").text
+    assert f'cairn_rules_info{{version="{changed["version"]}"}} 1.0' in metrics
+    assert "cairn_rules_reload_failing 1.0" in metrics
 
 
 def test_active_rules_swap_only_on_valid_change(rules_dir: Path, sqlite_db: Database) -> None:
