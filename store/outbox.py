@@ -63,8 +63,10 @@ def claim(
     """Lease due messages: pending ones whose time has come, and leased ones whose lease expired.
 
     An expired lease means the worker (or the broker delivery) holding it died; the message is
-    handed out again. Each claim counts as an attempt, so a message that keeps killing its
-    worker is dead-lettered after `max_attempts` instead of crashing workers for ever.
+    handed out again. Per key, messages go out in order and never two at once, so writes to one
+    target are serialised across workers and processes. Each claim counts as an attempt, so a
+    message that keeps killing its worker is dead-lettered after `max_attempts` instead of
+    crashing workers for ever.
     """
     session.execute(
         update(OutboxRow)
@@ -83,9 +85,16 @@ def claim(
         and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
         and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now),
     )
+    # Messages that share a key (a work item, a target) are handed out one at a time, oldest
+    # first: only the oldest unfinished message of each key can be claimed.
+    heads = (
+        select(func.min(OutboxRow.id))
+        .where(OutboxRow.status.in_((MessageStatus.PENDING, MessageStatus.LEASED)))
+        .group_by(OutboxRow.key)
+    )
     ids = (
         select(OutboxRow.id)
-        .where(due)
+        .where(due, OutboxRow.id.in_(heads))
         .order_by(OutboxRow.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

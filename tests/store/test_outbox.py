@@ -1,5 +1,6 @@
 """Outbox contract: leases, retries with backoff, dead letters and exactly-once claiming."""
 
+import itertools
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +16,19 @@ MAX_ATTEMPTS = 3
 TICK = timedelta(microseconds=1)
 
 
+KEYS = itertools.count()
+
+
 def enqueue(db: Database, now: datetime, count: int = 1, topic: str = "route") -> list[int]:
+    """`count` messages, each with a key of its own."""
     with db.transaction() as session:
         return [
             outbox.enqueue(
-                session, topic=topic, payload={"n": n, "tags": ["a", "b"]}, key=f"k-{n}", now=now
+                session,
+                topic=topic,
+                payload={"n": n, "tags": ["a", "b"]},
+                key=f"k-{next(KEYS)}",
+                now=now,
             )
             for n in range(count)
         ]
@@ -110,10 +119,11 @@ def test_claim_leases_a_message_with_its_content(db: Database) -> None:
     assert message == Message(
         id=message_id,
         topic="placements.plan",
-        key="k-0",
+        key=message.key,
         payload={"n": 0, "tags": ["a", "b"]},
         attempts=1,
     )
+    assert message.key.startswith("k-")
     assert counts(db) == status_counts(leased=1)
 
 
@@ -448,3 +458,24 @@ def test_concurrent_workers_never_claim_a_message_twice(db: Database) -> None:
     assert duplicates == []
     assert sorted(claimed) == ids
     assert counts(db) == status_counts(leased=200)
+
+
+def test_messages_sharing_a_key_are_handed_out_one_at_a_time_in_order(db: Database) -> None:
+    now = utcnow()
+    with db.transaction() as session:
+        first, second = (
+            outbox.enqueue(session, topic="route", payload={}, key="github:acme/api#1", now=now)
+            for _ in range(2)
+        )
+        other = outbox.enqueue(session, topic="route", payload={}, key="jira:PAY-1", now=now)
+    assert [m.id for m in claim(db, now)] == [first, other]
+    assert claim(db, now) == []  # the second waits while the first is leased
+    with db.transaction() as session:
+        outbox.complete(session, other, now)
+        outbox.fail(session, first, error="busy", now=now, max_attempts=8, retry_after=60)
+    assert claim(db, now + timedelta(seconds=30)) == []  # still behind its retrying elder
+    [retried] = claim(db, now + timedelta(seconds=61))
+    assert retried.id == first
+    with db.transaction() as session:
+        outbox.complete(session, first, now + timedelta(seconds=62))
+    assert [m.id for m in claim(db, now + timedelta(seconds=62))] == [second]

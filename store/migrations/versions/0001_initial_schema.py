@@ -110,6 +110,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_due", ["status", "available_at"], unique=False)
+        batch_op.create_index("ix_outbox_key", ["key", "status"], unique=False)
 
     op.create_table(
         "placements",
@@ -190,6 +191,7 @@ def downgrade() -> None:
 
     op.drop_table("placements")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_key")
         batch_op.drop_index("ix_outbox_due")
 
     op.drop_table("outbox")
