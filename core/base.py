@@ -21,11 +21,26 @@ def _aware(value: datetime) -> datetime:
 UtcDateTime = Annotated[datetime, AfterValidator(_aware)]
 """A timezone-aware timestamp, normalised to UTC."""
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-"""A short non-empty identifier-like string (service, team, tag, label)."""
 
-Text = Annotated[str, StringConstraints(max_length=20_000)]
-"""Free text of bounded size."""
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]+$"
+
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
+"""A short non-empty identifier-like string (service, team, tag, label); no control characters."""
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=20_000), AfterValidator(_no_nul)]
+"""Free text of bounded size (line breaks allowed, NUL not)."""
 
 
 def utcnow() -> datetime:

@@ -1,10 +1,25 @@
 """The canonical Incident every incident-tracker connector produces."""
 
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, StringConstraints
 
-from core.base import CoreModel, Name, Text, UtcDateTime
+from core.base import NO_CONTROL_CHARACTERS, CoreModel, Name, Text, UtcDateTime
+
+# Sized so that `source:external_id` fits the stores' reference columns.
+SourceName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=40, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
+ExternalId = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=255, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
 
 
 class Severity(StrEnum):
@@ -34,8 +49,8 @@ class IncidentStatus(StrEnum):
 class Incident(CoreModel):
     """An incident as Cairn understands it, whichever tracker reported it."""
 
-    source: Name = Field(description="The tracker: pagerduty, incidentio, opsgenie, generic.")
-    external_id: Name = Field(description="The tracker's own id for the incident.")
+    source: SourceName = Field(description="The tracker: pagerduty, incidentio, generic, ...")
+    external_id: ExternalId = Field(description="The tracker's own id for the incident.")
     title: Name
     status: IncidentStatus
     severity: Severity = Severity.MEDIUM

@@ -18,7 +18,7 @@ class System(StrEnum):
 
 WorkRef = Annotated[
     str,
-    StringConstraints(pattern=r"^(jira|github|lms):[^\s]{1,300}$"),
+    StringConstraints(pattern=r"^(jira|github|lms):[^\s\x00-\x1f\x7f]{1,300}$"),
 ]
 """A stable reference such as `github:acme/api#123` or `jira:PAY-42`."""
 

@@ -45,12 +45,18 @@ def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers."""
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
-    dispatcher = Dispatcher(db, build_stages(rules), max_attempts=settings.max_attempts)
+    dispatcher = Dispatcher(
+        db,
+        build_stages(rules),
+        max_attempts=settings.max_attempts,
+        count_attempts=settings.broker_mode,
+    )
     pacing = Pacing(
         concurrency=settings.concurrency,
         poll_interval=settings.poll_interval,
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_attempts,
+        republish_seconds=settings.republish_seconds,
     )
     transport: Transport
     if settings.broker_mode and settings.broker_url is not None:

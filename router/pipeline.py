@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from core.base import utcnow
@@ -47,10 +48,19 @@ class Outcome(StrEnum):
 class Dispatcher:
     """Runs stage handlers: effects and the done-mark commit together, or not at all."""
 
-    def __init__(self, db: Database, stages: Mapping[str, Stage], *, max_attempts: int = 8) -> None:
+    def __init__(
+        self,
+        db: Database,
+        stages: Mapping[str, Stage],
+        *,
+        max_attempts: int = 8,
+        count_attempts: bool = False,
+    ) -> None:
         self.db = db
         self.stages = dict(stages)
         self.max_attempts = max_attempts
+        # Broker consumers count each delivery here; embedded workers count when they claim.
+        self.count_attempts = count_attempts
 
     @property
     def topics(self) -> list[str]:
@@ -64,6 +74,14 @@ class Dispatcher:
         return outcome
 
     def _run(self, message_id: int) -> Outcome:
+        if self.count_attempts:
+            with self.db.transaction() as session:
+                refused = outbox.start_attempt(session, message_id, self.max_attempts)
+            if refused == outbox.MessageStatus.DEAD:
+                log.error("message %s dead-lettered: deliveries keep dying", message_id)
+                return Outcome.DEAD
+            if refused is not None:
+                return Outcome.ALREADY_DONE
         try:
             with self.db.transaction() as session:
                 message = outbox.begin(session, message_id)
@@ -76,8 +94,9 @@ class Dispatcher:
                 stage(StageContext(session, now, message.id), message.payload)
                 outbox.complete(session, message.id, now)
             return Outcome.DONE
-        except (PayloadError, UnsupportedEventError) as exc:
-            # Retrying cannot help: dead-letter at once, keeping the reason.
+        except (PayloadError, UnsupportedEventError, DataError) as exc:
+            # Retrying cannot help (a bad payload, or a value the database refuses):
+            # dead-letter at once, keeping the reason.
             return self._fail(message_id, exc, max_attempts=0)
         except TransientError as exc:
             return self._fail(message_id, exc, retry_after=exc.retry_after)

@@ -2,7 +2,7 @@
 
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="A claimed message is handed out again after this."
     )
     max_attempts: int = Field(default=8, ge=1, description="Tries before dead-lettering.")
+    republish_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Broker mode: a published message not done after this is published again.",
+    )
     delivery_limit: int = Field(default=5, ge=1, description="RabbitMQ x-delivery-limit.")
 
     @cached_property
@@ -56,9 +61,14 @@ class Settings(BaseSettings):
 
 
 def mask_password(url: str) -> str:
-    """`scheme://user:***@host:port/path` for a URL that carries a password."""
+    """The URL with its password masked, in the user part and in a `password=` parameter."""
     parts = urlsplit(url)
-    if parts.password is None:
+    secret_keys = ("password", "passwd", "pwd")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is None and not any(k.lower() in secret_keys for k, _ in query):
         return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    masked = [(k, "***" if k.lower() in secret_keys else v) for k, v in query]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))

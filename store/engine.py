@@ -37,8 +37,12 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-intent transactions."""
+    """Create an engine; SQLite gets WAL, a busy timeout and write-intent transactions.
+
+    Statement parameters are kept out of error messages: they carry webhook payloads.
+    """
     url = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

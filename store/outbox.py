@@ -58,29 +58,44 @@ def enqueue(
 
 
 def claim(
-    session: Session, *, now: datetime, lease: timedelta, max_attempts: int, limit: int = 50
+    session: Session,
+    *,
+    now: datetime,
+    lease: timedelta,
+    max_attempts: int,
+    limit: int = 50,
+    count_attempt: bool = True,
 ) -> list[Message]:
     """Lease due messages: pending ones whose time has come, and leased ones whose lease expired.
 
     An expired lease means the worker (or the broker delivery) holding it died; the message is
     handed out again. Per key, messages go out in order and never two at once, so writes to one
-    target are serialised across workers and processes. Each claim counts as an attempt, so a
+    target are serialised across workers and processes.
+
+    With `count_attempt` (a worker about to run the message) each claim is an attempt, so a
     message that keeps killing its worker is dead-lettered after `max_attempts` instead of
-    crashing workers for ever.
+    crashing workers for ever. A broker relay claims without counting: its lease only decides
+    when a message lost on the way is published again, and the consumer counts the attempt.
     """
-    session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.status == MessageStatus.LEASED,
-            OutboxRow.leased_until <= now,
-            OutboxRow.attempts >= max_attempts,
+    if count_attempt:
+        exhausted = (
+            select(OutboxRow.id)
+            .where(
+                OutboxRow.status == MessageStatus.LEASED,
+                OutboxRow.leased_until <= now,
+                OutboxRow.attempts >= max_attempts,
+            )
+            .with_for_update(skip_locked=True)  # never wait behind a handler still running
         )
-        .values(
-            status=MessageStatus.DEAD,
-            leased_until=None,
-            last_error="lease expired on every attempt (its worker died or hung each time)",
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(exhausted.scalar_subquery()))
+            .values(
+                status=MessageStatus.DEAD,
+                leased_until=None,
+                last_error="lease expired on every attempt (its worker died or hung each time)",
+            )
         )
-    )
     due = or_(
         and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
         and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now),
@@ -105,7 +120,7 @@ def claim(
         .values(
             status=MessageStatus.LEASED,
             leased_until=now + lease,
-            attempts=OutboxRow.attempts + 1,
+            attempts=OutboxRow.attempts + (1 if count_attempt else 0),
         )
         .returning(
             OutboxRow.id, OutboxRow.topic, OutboxRow.key, OutboxRow.payload, OutboxRow.attempts
@@ -115,14 +130,35 @@ def claim(
 
 
 def begin(session: Session, message_id: int) -> Message | None:
-    """Lock a message for processing; None if it is already done, dead or unknown.
+    """Lock a leased message for processing; None if it is done, dead, waiting or unknown.
 
-    Two deliveries of one message serialise here, and the second finds it done.
+    Two deliveries of one message serialise here, and the second finds it done. A stale broker
+    copy of a message that is waiting out a retry backoff (pending) does not run early either.
     """
     row = session.get(OutboxRow, message_id, with_for_update=True)
-    if row is None or row.status in (MessageStatus.DONE, MessageStatus.DEAD):
+    if row is None or row.status != MessageStatus.LEASED:
         return None
     return _message(row)
+
+
+def start_attempt(session: Session, message_id: int, max_attempts: int) -> MessageStatus | None:
+    """Count a delivery that is about to run (broker mode), in its own committed transaction.
+
+    Returns None when the message should run; otherwise the status that says why not (done,
+    waiting, or dead because deliveries keep dying mid-run).
+    """
+    row = session.get(OutboxRow, message_id, with_for_update=True)
+    if row is None:
+        return MessageStatus.DEAD
+    if row.status != MessageStatus.LEASED:
+        return MessageStatus(row.status)
+    if row.attempts >= max_attempts:
+        row.status = MessageStatus.DEAD
+        row.leased_until = None
+        row.last_error = "every delivery died before finishing (max attempts reached)"
+        return MessageStatus.DEAD
+    row.attempts += 1
+    return None
 
 
 def complete(session: Session, message_id: int, now: datetime) -> None:

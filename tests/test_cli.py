@@ -87,3 +87,19 @@ def test_queue_dead_lists_and_retry_dead_requeues(sqlite_url: str) -> None:
     assert retried.output.strip() == "requeued 1 messages"
     status = runner.invoke(main, ["queue", "status"], env=env)
     assert json.loads(status.output)["pending"] == 1
+
+
+def test_logged_urls_never_show_a_password() -> None:
+    from router.settings import mask_password
+
+    cases = {
+        "postgresql://u:S3CRET@db:5432/x": "postgresql://u:***@db:5432/x",
+        "postgresql://u@db/x?password=S3CRET&sslmode=require": (
+            "postgresql://u@db/x?password=***&sslmode=require"
+        ),
+        "amqp://guest:S3CRET@127.0.0.1:5672/": "amqp://guest:***@127.0.0.1:5672/",
+        "sqlite:///cairn.db": "sqlite:///cairn.db",
+    }
+    for url, masked in cases.items():
+        assert mask_password(url) == masked
+        assert "S3CRET" not in mask_password(url)

@@ -18,6 +18,7 @@ class Pacing:
     poll_interval: float = 0.5
     lease_seconds: float = 30.0
     max_attempts: int = 8
+    republish_seconds: float = 300.0
 
 
 class Wakeup:
@@ -37,15 +38,24 @@ class Wakeup:
         self._event.clear()
 
 
-def claim_due(db: Database, pacing: Pacing, limit: int) -> list[outbox.Message]:
-    """Lease up to `limit` due messages in one short transaction."""
+def claim_due(
+    db: Database, pacing: Pacing, limit: int, *, for_relay: bool = False
+) -> list[outbox.Message]:
+    """Lease up to `limit` due messages in one short transaction.
+
+    A worker's lease is `lease_seconds` and counts an attempt; a relay's lease is the longer
+    `republish_seconds` (how long a published message may wait in the broker before it is
+    taken as lost and published again) and counts nothing.
+    """
+    seconds = pacing.republish_seconds if for_relay else pacing.lease_seconds
     with db.transaction() as session:
         return outbox.claim(
             session,
             now=utcnow(),
-            lease=timedelta(seconds=pacing.lease_seconds),
+            lease=timedelta(seconds=seconds),
             max_attempts=pacing.max_attempts,
             limit=limit,
+            count_attempt=not for_relay,
         )
 
 

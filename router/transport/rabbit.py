@@ -143,7 +143,9 @@ class RabbitTransport:
     async def _relay(self) -> None:
         while True:
             try:
-                messages = await asyncio.to_thread(claim_due, self.db, self.pacing, RELAY_BATCH)
+                messages = await asyncio.to_thread(
+                    claim_due, self.db, self.pacing, RELAY_BATCH, for_relay=True
+                )
             except Exception:
                 log.exception("relay could not read the outbox")
                 await asyncio.sleep(self.pacing.poll_interval)

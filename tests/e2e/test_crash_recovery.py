@@ -132,6 +132,7 @@ def _env(database_url: str, secret: str, **extra: str) -> dict[str, str]:
         "CAIRN_GENERIC_WEBHOOK_SECRET": secret,
         "CAIRN_PORT": str(free_port()),
         "CAIRN_LEASE_SECONDS": "2",
+        "CAIRN_REPUBLISH_SECONDS": "3",
         "CAIRN_POLL_INTERVAL": "0.2",
         "CAIRN_BROKER_URL": "",
         **extra,

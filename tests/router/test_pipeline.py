@@ -1,5 +1,6 @@
 """The Dispatcher on real databases: atomic effects, idempotent reruns, retries and dead letters."""
 
+import itertools
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connectors.generic import webhook as generic
 from core.base import utcnow
@@ -57,11 +59,33 @@ def _raise(exc: Exception) -> Callable[[], None]:
     return then
 
 
-def enqueue(db: Database, topic: str = TOPIC, payload: dict[str, Any] | None = None) -> int:
+KEYS = itertools.count()
+
+
+def lease(session: Session, message_id: int) -> None:
+    """Hand one message to a worker, as a transport's claim does (an attempt, a 30 s lease)."""
+    message = session.get(OutboxRow, message_id)
+    assert message is not None
+    message.status = outbox.MessageStatus.LEASED
+    message.leased_until = utcnow() + timedelta(seconds=30)
+    message.attempts += 1
+
+
+def enqueue(
+    db: Database,
+    topic: str = TOPIC,
+    payload: dict[str, Any] | None = None,
+    *,
+    leased: bool = True,
+) -> int:
+    """A message with a key of its own; `leased`: already handed to this worker."""
     with db.transaction() as session:
-        return outbox.enqueue(
-            session, topic=topic, payload=payload or {"n": 1}, key="k", now=utcnow()
+        message_id = outbox.enqueue(
+            session, topic=topic, payload=payload or {"n": 1}, key=f"k{next(KEYS)}", now=utcnow()
         )
+        if leased:
+            lease(session, message_id)
+        return message_id
 
 
 def claim(db: Database, *, at: datetime | None = None, max_attempts: int = 8) -> list[int]:
@@ -135,7 +159,7 @@ def test_success_commits_writes_follow_up_and_done_mark_together(db: Database) -
 
 def test_failure_rolls_back_writes_and_follow_up(db: Database) -> None:
     stage = Recorder(then=_raise(RuntimeError("boom after writing")))
-    message_id = enqueue(db)
+    message_id = enqueue(db, leased=False)
     assert claim(db) == [message_id]
     before = utcnow()
 
@@ -276,7 +300,7 @@ def test_transient_error_without_retry_after_backs_off(db: Database) -> None:
 
 def test_dead_after_max_attempts(db: Database) -> None:
     stage = Recorder(then=_raise(ConnectionError("target down")))
-    message_id = enqueue(db)
+    message_id = enqueue(db, leased=False)
     run = dispatcher(db, stage, max_attempts=3)
     outcomes = []
     at = utcnow()
@@ -332,6 +356,7 @@ def deliver(db: Database, body: bytes, key: str, source: str = "generic") -> tup
         message_id = outbox.enqueue(
             session, topic=inbound.TOPIC, payload={"inbox_id": inbox_id}, key=key, now=now
         )
+        lease(session, message_id)
     return inbox_id, message_id
 
 

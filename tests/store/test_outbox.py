@@ -479,3 +479,38 @@ def test_messages_sharing_a_key_are_handed_out_one_at_a_time_in_order(db: Databa
     with db.transaction() as session:
         outbox.complete(session, first, now + timedelta(seconds=62))
     assert [m.id for m in claim(db, now + timedelta(seconds=62))] == [second]
+
+
+def test_a_relay_claim_counts_no_attempt_and_never_dead_letters(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    for round_ in range(MAX_ATTEMPTS + 2):  # far more lease expiries than attempts allowed
+        at = now + timedelta(hours=round_)
+        with db.transaction() as session:
+            claimed = outbox.claim(
+                session, now=at, lease=LEASE, max_attempts=MAX_ATTEMPTS, count_attempt=False
+            )
+        assert [m.id for m in claimed] == [message_id]
+        assert claimed[0].attempts == 0
+    assert counts(db) == status_counts(leased=1)
+
+
+def test_start_attempt_counts_deliveries_and_stops_a_crash_loop(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    with db.transaction() as session:
+        outbox.claim(session, now=now, lease=LEASE, max_attempts=3, count_attempt=False)
+    for _ in range(3):  # three deliveries that die mid-run
+        with db.transaction() as session:
+            assert outbox.start_attempt(session, message_id, 3) is None
+    with db.transaction() as session:
+        assert outbox.start_attempt(session, message_id, 3) == MessageStatus.DEAD
+    assert counts(db) == status_counts(dead=1)
+
+
+def test_begin_refuses_a_message_that_is_not_leased(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id) is None  # pending: not handed out yet
+        assert outbox.start_attempt(session, message_id, 3) == MessageStatus.PENDING
