@@ -33,10 +33,16 @@ MAX_RENDERED = 4000
 """Longest item text a template may produce."""
 
 
+FILTERS = frozenset(
+    {"capitalize", "default", "first", "join", "last", "length", "lower", "title", "trim", "upper"}
+)
+"""Filters a template may use: none of them can make text much longer than its input."""
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """No globals (`range`, `lipsum`, `dict` …), and no operator that can build huge values."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" or not all(isinstance(v, int | float) for v in (left, right)):
@@ -58,6 +64,12 @@ def check(source: str) -> None:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax: {exc.message}") from exc
+    filters = {f.name for f in tree.find_all(nodes.Filter)} - FILTERS
+    if filters:
+        raise TemplateError(f"template uses filters {sorted(filters)}; allowed: {sorted(FILTERS)}")
+    for loop in tree.find_all(nodes.For):
+        if any(True for _ in loop.find_all(nodes.For)):
+            raise TemplateError("template nests loops; one level of {% for %} is allowed")
     unknown = meta.find_undeclared_variables(tree) - VARIABLES
     if unknown:
         raise TemplateError(
@@ -87,12 +99,18 @@ def _compiled(source: str) -> Any:
 
 def render(source: str, variables: Mapping[str, Any]) -> str:
     """Render with only the closed set of variables (plain dicts and strings)."""
+    context = {k: variables[k] for k in VARIABLES if k in variables}
+    pieces: list[str] = []
+    size = 0
     try:
-        text: str = _compiled(source).render({k: variables[k] for k in VARIABLES if k in variables})
+        # Rendered piece by piece so an over-long text is stopped, not built whole.
+        for piece in _compiled(source).generate(context):
+            size += len(piece)
+            if size > MAX_RENDERED:
+                raise TemplateError(f"item text exceeds the limit of {MAX_RENDERED} characters")
+            pieces.append(piece)
     except TemplateError:
         raise
     except Exception as exc:
         raise TemplateError(f"template failed: {exc}") from exc
-    if len(text) > MAX_RENDERED:
-        raise TemplateError(f"item text is {len(text)} characters; the limit is {MAX_RENDERED}")
-    return text
+    return "".join(pieces)

@@ -61,7 +61,7 @@ def test_render_allowed_variables(source: str, expected: str) -> None:
         "{% for x in items %}{{ x }}{% endfor %}",
         "{% if config %}x{% endif %}",
         "{{ lesson.title }}{% set x = 1 %}{{ y }}",
-        "{{ lesson.title | replace(old, '') }}",
+        "{{ lesson.title | default(old) }}",
     ],
     ids=["unknown", "env", "loop", "if", "set-other-name", "filter-argument"],
 )
@@ -175,6 +175,35 @@ def test_jinja_globals_are_not_available(name: str) -> None:
 
 def test_rendered_text_is_capped() -> None:
     long = {**VARS, "lesson": {**VARS["lesson"], "statement": "y" * 5000}}
-    with pytest.raises(TemplateError, match="limit is 4000"):
+    with pytest.raises(TemplateError, match="limit of 4000 characters"):
         render("{{ lesson.statement }}", long)
     assert render("{{ 6 * 7 }}", VARS) == "42"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ lesson.title | center(300000000) }}",
+        "{{ '%300000000s' | format(lesson.title) }}",
+        "{{ lesson.statement | wordwrap(1) }}",
+        "{{ lesson.title | replace('a', lesson.statement) }}",
+    ],
+    ids=["center", "format", "wordwrap", "replace"],
+)
+def test_filters_that_can_inflate_text_are_refused(source: str) -> None:
+    with pytest.raises(TemplateError, match="uses filters"):
+        check(source)
+
+
+def test_string_formatting_operator_is_refused() -> None:
+    with pytest.raises(TemplateError, match="only allowed between numbers"):
+        render("{{ '%300000000s' % lesson.title }}", VARS)
+
+
+def test_nested_loops_are_refused() -> None:
+    source = (
+        "{% for a in lesson.statement %}{% for b in lesson.statement %}x{% endfor %}{% endfor %}"
+    )
+    with pytest.raises(TemplateError, match="nests loops"):
+        check(source)
+    assert render("{% for c in lesson.checklist %}- {{ c }}\n{% endfor %}", VARS).startswith("- ")
