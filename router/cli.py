@@ -10,24 +10,13 @@ import click
 import uvicorn
 
 from core.base import utcnow
-from router.cli_support import database, load_settings
+from router.cli_support import database, load_settings, require_schema
 from router.compose import build_runtime
 from router.reloader import RulesReloader
 from router.rules_cli import rules_group
-from router.settings import Settings
 from store import migrate, outbox
 
 log = logging.getLogger("cairn")
-
-
-def _require_schema(settings: Settings) -> None:
-    with database(settings) as opened:
-        current, head = migrate.current_revision(opened), migrate.head_revision()
-    if current != head:
-        raise click.ClickException(
-            f"database {settings.redacted_database_url()} is at schema revision {current}, "
-            f"this version of Cairn needs {head}: run `cairn db upgrade`"
-        )
 
 
 @click.group()
@@ -49,7 +38,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
     from router.app import create_app
 
     settings = load_settings()
-    _require_schema(settings)
+    require_schema(settings)
     runtime = build_runtime(settings, consume=not no_workers)
     log.info(
         "serving on %s:%s, database %s, transport %s",
@@ -70,7 +59,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
 def worker() -> None:
     """Run pipeline workers only (scale them out in broker mode)."""
     settings = load_settings()
-    _require_schema(settings)
+    require_schema(settings)
     runtime = build_runtime(settings)
 
     async def run() -> None:

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import click
 
 from router.settings import Settings
+from store import migrate
 from store.engine import Database
 
 
@@ -25,3 +26,14 @@ def database(settings: Settings | None = None) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def require_schema(settings: Settings) -> None:
+    """Stop with a message naming the fix when the database's schema is not the current one."""
+    with database(settings) as opened:
+        current, head = migrate.current_revision(opened), migrate.head_revision()
+    if current != head:
+        raise click.ClickException(
+            f"database {settings.redacted_database_url()} is at schema revision {current}, "
+            f"this version of Cairn needs {head}: run `cairn db upgrade`"
+        )

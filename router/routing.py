@@ -22,7 +22,7 @@ class ActiveRules:
         self.path = path
         self._lock = threading.Lock()
         self._rule_set: RuleSet | None = None
-        self._engine: tuple[tuple[str, tuple[int, str]], Engine] | None = None
+        self._engine: tuple[tuple[str, int], Engine] | None = None
         self.last_error: str | None = None
         if path is not None:
             self._rule_set = load_rule_set(path)  # a broken rule set stops start-up

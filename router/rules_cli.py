@@ -12,7 +12,7 @@ from core.base import utcnow
 from core.events import WorkItemEvent
 from core.lesson import Lesson
 from core.work import WorkItem
-from router.cli_support import database, load_settings
+from router.cli_support import database, load_settings, require_schema
 from router.rules_source import load_rule_set
 from rules import reference
 from rules.engine import Engine
@@ -58,7 +58,9 @@ def _published_lessons(files: Sequence[Path]) -> list[Lesson]:
                 raise click.ClickException(f"{path}: not a lesson: {exc}") from exc
             found.extend(parsed if isinstance(parsed, list) else [parsed])
         return found
-    with database() as opened, opened.transaction() as session:
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as opened, opened.transaction() as session:
         return lessons.published(session)
 
 
@@ -163,6 +165,7 @@ def backtest(rules_path: Path, since: str, against: Path | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     settings = load_settings()
+    require_schema(settings)
     draft = _load(rules_path)
     active_path = against or settings.rules_path
     active = _load(active_path) if active_path is not None else None

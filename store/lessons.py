@@ -2,13 +2,16 @@
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError
 from core.lesson import Lesson, LessonStatus
+from store import counters
 from store.documents import from_doc, to_doc
 from store.tables import LessonRow, LessonVersionRow
+
+_REVISION = "lessons"
 
 
 def add(session: Session, lesson: Lesson, now: datetime) -> None:
@@ -27,6 +30,7 @@ def add(session: Session, lesson: Lesson, now: datetime) -> None:
         )
     )
     session.flush()
+    counters.bump(session, _REVISION)
 
 
 def get(session: Session, lesson_id: str) -> Lesson | None:
@@ -47,6 +51,7 @@ def save(session: Session, lesson: Lesson, now: datetime) -> None:
     row.version = lesson.version
     row.doc = to_doc(lesson)
     row.updated_at = now
+    counters.bump(session, _REVISION)
 
 
 def publish(session: Session, lesson_id: str, now: datetime) -> Lesson:
@@ -67,6 +72,7 @@ def publish(session: Session, lesson_id: str, now: datetime) -> Lesson:
     row.doc = to_doc(lesson)
     row.updated_at = now
     session.flush()
+    counters.bump(session, _REVISION)
     return lesson
 
 
@@ -111,9 +117,7 @@ def published(session: Session) -> list[Lesson]:
     return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]
 
 
-def fingerprint(session: Session) -> tuple[int, str]:
-    """Changes whenever any lesson is added, edited, published or retired (cache key)."""
-    count, latest = session.execute(
-        select(func.count(LessonRow.id), func.max(LessonRow.updated_at))
-    ).one()
-    return int(count), str(latest)
+def fingerprint(session: Session) -> int:
+    """The catalogue revision: it changes with every lesson added, edited, published or retired
+    (a counter, so no clock skew or late commit can hide a change)."""
+    return counters.read(session, _REVISION)

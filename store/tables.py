@@ -188,3 +188,12 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(60), index=True)
     subject: Mapped[str] = mapped_column(String(320), index=True)
     details: Mapped[dict[str, Any]]
+
+
+class CounterRow(Base):
+    """Monotonic counters, e.g. a revision of the lesson catalogue for cache keys."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)

@@ -33,9 +33,10 @@ def record(session: Session, item: WorkItem, now: datetime) -> bool:
     return False
 
 
-def get(session: Session, ref: str) -> WorkItem | None:
-    """The latest state of one work item."""
-    row = session.get(WorkItemRow, ref)
+def get(session: Session, ref: str, *, for_update: bool = False) -> WorkItem | None:
+    """The latest state of one work item; `for_update` locks it for the rest of the transaction
+    (so two routings of one work item never interleave)."""
+    row = session.get(WorkItemRow, ref, with_for_update=for_update)
     return None if row is None else from_doc(WorkItem, row.doc)
 
 

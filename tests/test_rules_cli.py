@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 
-import rules
 from core.base import utcnow
 from core.work import WorkItem
 from router.cli import main
@@ -128,9 +128,25 @@ def test_backtest_compares_draft_rules_with_the_active_ones(history: str, tmp_pa
 
 def test_backtest_writes_nothing(history: str, tmp_path: Path) -> None:
     db = Database(history)
-    before = db.engine.connect().exec_driver_sql("select count(*) from placements").scalar()
-    run("rules", "backtest", "--rules", str(EXAMPLES), env={"CAIRN_DATABASE_URL": history})
-    after = db.engine.connect().exec_driver_sql("select count(*) from placements").scalar()
+
+    def placements_and_events() -> tuple[int, int]:
+        with db.transaction() as session:
+            placed = session.execute(text("select count(*) from placements")).scalar_one()
+            seen = session.execute(text("select count(*) from work_item_events")).scalar_one()
+        return placed, seen
+
+    before = placements_and_events()
+    code, _ = run(
+        "rules", "backtest", "--rules", str(EXAMPLES), env={"CAIRN_DATABASE_URL": history}
+    )
+    after = placements_and_events()
     db.dispose()
-    assert before == after == 0
-    assert rules.__name__ == "rules"
+    assert code == 0
+    assert before == after == (0, 6)
+
+
+def test_backtest_on_a_database_without_the_schema_says_what_to_run(tmp_path: Path) -> None:
+    env = {"CAIRN_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    code, output = run("rules", "backtest", "--rules", str(EXAMPLES), env=env)
+    assert code == 1
+    assert "run `cairn db upgrade`" in output

@@ -25,7 +25,7 @@ def make_handler(active: ActiveRules) -> Stage:
         ref = payload.get("ref")
         if not isinstance(ref, str):
             raise PayloadError("route message without a work item ref")
-        item = work_items.get(ctx.session, ref)
+        item = work_items.get(ctx.session, ref, for_update=True)
         if item is None:
             raise PayloadError(f"work item {ref!r} is not stored")
         engine = active.engine(ctx.session)

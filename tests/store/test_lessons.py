@@ -309,3 +309,22 @@ def test_drafting_a_revision_keeps_the_published_version_live(db: Database) -> N
     save(db, revise(v1, version=2, status=LessonStatus.DRAFT, statement="Work in progress."))
 
     assert published(db) == [("retry-budgets", 1)]
+
+
+def test_the_catalogue_revision_moves_with_every_change_whatever_the_clock(db: Database) -> None:
+    """The cache key of the routing engine: a counter, so an old timestamp cannot hide a change."""
+    with db.transaction() as session:
+        start = lessons.fingerprint(session)
+    long_ago = datetime(2001, 1, 1, tzinfo=UTC)
+    lesson = make_lesson()
+    steps = [
+        lambda s: lessons.add(s, lesson, long_ago),
+        lambda s: lessons.save(s, lesson.model_copy(update={"title": "Edited"}), long_ago),
+        lambda s: lessons.publish(s, lesson.id, long_ago),
+    ]
+    seen = [start]
+    for step in steps:
+        with db.transaction() as session:
+            step(session)
+            seen.append(lessons.fingerprint(session))
+    assert seen == [start, start + 1, start + 2, start + 3]

@@ -18,6 +18,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Apply this revision."""
+    op.create_table(
+        "counters",
+        sa.Column("name", sa.String(length=40), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
 
     op.create_table(
         "audit_log",
@@ -174,6 +180,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("counters")
 
     op.drop_table("work_items")
     with op.batch_alter_table("work_item_events", schema=None) as batch_op:
