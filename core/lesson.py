@@ -95,6 +95,14 @@ class TrainingModule(CoreModel):
     duration_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
 
 
+class Review(CoreModel):
+    """The transferability check a reviewer signed off: where it applies, what to adapt."""
+
+    reviewer: Name
+    reviewed_at: UtcDateTime
+    notes: Text = ""
+
+
 class Lesson(CoreModel):
     """One version of a lesson; every published change is a new immutable version."""
 
@@ -111,6 +119,7 @@ class Lesson(CoreModel):
     training: TrainingModule | None = None
     owner: Name
     review_by: date | None = None
+    review: Review | None = Field(default=None, description="Set when a reviewer approves.")
     status: LessonStatus = LessonStatus.DRAFT
     superseded_by: Name | None = None
     severity_rank: int | None = Field(

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from router import api, health, ingress
+from router import api, api_lessons, health, ingress
 from router.compose import Runtime
 from router.reloader import RulesReloader
 
@@ -30,4 +30,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(ingress.router)
     app.include_router(health.router)
     app.include_router(api.router)
+    app.include_router(api_lessons.router)
     return app

@@ -1,0 +1,96 @@
+"""The lesson lifecycle: draft → in_review → published → retired, with revisions. Pure rules."""
+
+from datetime import datetime
+from typing import Any
+
+from core.errors import ConflictError
+from core.lesson import Applicability, Lesson, LessonStatus, Mandate, Review
+
+EDITABLE = frozenset(
+    {
+        "title",
+        "statement",
+        "form",
+        "context",
+        "applicability",
+        "mandate",
+        "checklist",
+        "training",
+        "owner",
+        "review_by",
+        "provenance",
+    }
+)
+"""Fields an author may change while a lesson is a draft or in review."""
+
+
+def _require(lesson: Lesson, *allowed: LessonStatus, action: str) -> None:
+    if lesson.status not in allowed:
+        wanted = " or ".join(s.value for s in allowed)
+        raise ConflictError(
+            f"cannot {action} lesson {lesson.id!r}: it is {lesson.status.value}, not {wanted}"
+        )
+
+
+def edit(lesson: Lesson, changes: dict[str, Any]) -> Lesson:
+    """Change a draft or a lesson in review; an edit in review withdraws its approval."""
+    _require(lesson, LessonStatus.DRAFT, LessonStatus.IN_REVIEW, action="edit")
+    unknown = set(changes) - EDITABLE
+    if unknown:
+        raise ConflictError(f"these fields cannot be edited: {sorted(unknown)}")
+    merged = {**lesson.model_dump(), **changes, "review": None}
+    return Lesson.model_validate(merged, strict=False)
+
+
+def submit(lesson: Lesson) -> Lesson:
+    """Ask for review."""
+    _require(lesson, LessonStatus.DRAFT, action="submit")
+    return lesson.model_copy(update={"status": LessonStatus.IN_REVIEW})
+
+
+def approve(
+    lesson: Lesson,
+    *,
+    reviewer: str,
+    at: datetime,
+    notes: str = "",
+    applicability: Applicability | None = None,
+    mandate: Mandate | None = None,
+) -> Lesson:
+    """Record the transferability check: where it applies, exclusions, adaptations, mandate."""
+    _require(lesson, LessonStatus.IN_REVIEW, action="approve")
+    if reviewer == lesson.provenance.captured_by:
+        raise ConflictError("the person who captured a lesson cannot also approve it")
+    update: dict[str, Any] = {"review": Review(reviewer=reviewer, reviewed_at=at, notes=notes)}
+    if applicability is not None:
+        update["applicability"] = applicability
+    if mandate is not None:
+        update["mandate"] = mandate
+    return Lesson.model_validate({**lesson.model_dump(), **update}, strict=False)
+
+
+def check_publishable(lesson: Lesson) -> None:
+    """Only an approved lesson in review can be published."""
+    _require(lesson, LessonStatus.IN_REVIEW, action="publish")
+    if lesson.review is None:
+        raise ConflictError(f"lesson {lesson.id!r} has not been approved")
+
+
+def revise(lesson: Lesson) -> Lesson:
+    """Open the next version as a draft; the published one stays in force meanwhile."""
+    _require(lesson, LessonStatus.PUBLISHED, action="revise")
+    return lesson.model_copy(
+        update={"status": LessonStatus.DRAFT, "version": lesson.version + 1, "review": None}
+    )
+
+
+def retire(lesson: Lesson) -> Lesson:
+    """Withdraw the lesson from routing for good."""
+    _require(
+        lesson,
+        LessonStatus.DRAFT,
+        LessonStatus.IN_REVIEW,
+        LessonStatus.PUBLISHED,
+        action="retire",
+    )
+    return lesson.model_copy(update={"status": LessonStatus.RETIRED})

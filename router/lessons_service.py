@@ -1,0 +1,181 @@
+"""Lesson review workflow over the store: each step is one transaction with its audit entry."""
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core import lifecycle
+from core.base import utcnow
+from core.errors import NotFoundError
+from core.lesson import Applicability, Lesson, LessonStatus, Mandate
+from core.placement import PlacementState
+from store import audit, lessons, placements
+from store.engine import Database
+
+OPEN = (PlacementState.PLANNED, PlacementState.EMBEDDED, PlacementState.OVERDUE)
+
+
+class LessonService:
+    """The operations the API and the CLI share."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _load(self, session: Session, lesson_id: str) -> Lesson:
+        lesson = lessons.get(session, lesson_id)
+        if lesson is None:
+            raise NotFoundError(f"lesson {lesson_id!r} does not exist")
+        return lesson
+
+    def _step(
+        self, lesson_id: str, actor: str, action: str, change: Callable[[Lesson], Lesson]
+    ) -> Lesson:
+        with self.db.transaction() as session:
+            now = utcnow()
+            updated = change(self._load(session, lesson_id))
+            lessons.save(session, updated, now)
+            audit.record(
+                session,
+                actor=actor,
+                action=f"lesson.{action}",
+                subject=lesson_id,
+                details={"version": updated.version, "status": updated.status.value},
+                now=now,
+            )
+            return updated
+
+    def create(self, lesson: Lesson, actor: str) -> Lesson:
+        """Store a new draft."""
+        draft = lesson.model_copy(
+            update={"status": LessonStatus.DRAFT, "version": 1, "review": None}
+        )
+        with self.db.transaction() as session:
+            now = utcnow()
+            lessons.add(session, draft, now)
+            audit.record(
+                session,
+                actor=actor,
+                action="lesson.created",
+                subject=draft.id,
+                details={"version": 1},
+                now=now,
+            )
+        return draft
+
+    def get(self, lesson_id: str) -> tuple[Lesson, list[int]]:
+        """The working copy and the published version numbers."""
+        with self.db.transaction() as session:
+            return self._load(session, lesson_id), lessons.versions(session, lesson_id)
+
+    def version(self, lesson_id: str, version: int) -> Lesson:
+        """One published version, exactly as it was published."""
+        with self.db.transaction() as session:
+            found = lessons.get_version(session, lesson_id, version)
+        if found is None:
+            raise NotFoundError(f"lesson {lesson_id!r} has no published version {version}")
+        return found
+
+    def list(self, status: LessonStatus | None = None) -> list[Lesson]:
+        """Working copies, optionally by status."""
+        with self.db.transaction() as session:
+            return lessons.list_lessons(session, status=status)
+
+    def edit(self, lesson_id: str, changes: dict[str, Any], actor: str) -> Lesson:
+        """Change a draft or a lesson in review (withdraws any approval)."""
+        return self._step(
+            lesson_id, actor, "edited", lambda current: lifecycle.edit(current, changes)
+        )
+
+    def submit(self, lesson_id: str, actor: str) -> Lesson:
+        """Ask for review."""
+        return self._step(lesson_id, actor, "submitted", lifecycle.submit)
+
+    def approve(
+        self,
+        lesson_id: str,
+        reviewer: str,
+        *,
+        notes: str = "",
+        applicability: Applicability | None = None,
+        mandate: Mandate | None = None,
+    ) -> Lesson:
+        """Record the reviewer's transferability check."""
+        return self._step(
+            lesson_id,
+            reviewer,
+            "approved",
+            lambda current: lifecycle.approve(
+                current,
+                reviewer=reviewer,
+                at=utcnow(),
+                notes=notes,
+                applicability=applicability,
+                mandate=mandate,
+            ),
+        )
+
+    def publish(self, lesson_id: str, actor: str) -> Lesson:
+        """Freeze an approved lesson as a new immutable version.
+
+        Open placements of older versions are flagged in the audit log: their targets carry
+        outdated text until the connector that placed them updates it.
+        """
+        with self.db.transaction() as session:
+            now = utcnow()
+            lifecycle.check_publishable(self._load(session, lesson_id))
+            published = lessons.publish(session, lesson_id, now)
+            audit.record(
+                session,
+                actor=actor,
+                action="lesson.published",
+                subject=lesson_id,
+                details={"version": published.version},
+                now=now,
+            )
+            for placement in placements.for_lesson(session, lesson_id):
+                if placement.lesson_version < published.version and placement.state in OPEN:
+                    audit.record(
+                        session,
+                        actor=actor,
+                        action="placement.outdated",
+                        subject=placement.work_item_ref,
+                        details={
+                            "placement": placement.id,
+                            "lesson": lesson_id,
+                            "placed_version": placement.lesson_version,
+                            "current_version": published.version,
+                        },
+                        now=now,
+                    )
+            return published
+
+    def revise(self, lesson_id: str, actor: str) -> Lesson:
+        """Open the next version as a draft; the published version stays in force."""
+        return self._step(lesson_id, actor, "revision_started", lifecycle.revise)
+
+    def retire(self, lesson_id: str, actor: str) -> tuple[Lesson, int]:
+        """Retire the lesson and withdraw its open placements; returns how many were withdrawn."""
+        with self.db.transaction() as session:
+            now = utcnow()
+            retired = lifecycle.retire(self._load(session, lesson_id))
+            lessons.save(session, retired, now)
+            withdrawn = 0
+            for placement in placements.for_lesson(session, lesson_id):
+                if placement.state in OPEN:
+                    placements.update(
+                        session,
+                        placement.model_copy(
+                            update={"state": PlacementState.WITHDRAWN, "updated_at": now}
+                        ),
+                    )
+                    withdrawn += 1
+            audit.record(
+                session,
+                actor=actor,
+                action="lesson.retired",
+                subject=lesson_id,
+                details={"withdrawn_placements": withdrawn},
+                now=now,
+            )
+            return retired, withdrawn
