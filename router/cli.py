@@ -12,6 +12,7 @@ import uvicorn
 from core.base import utcnow
 from router.cli_support import database, load_settings, require_schema
 from router.compose import build_runtime
+from router.lessons_cli import lessons_group
 from router.reloader import RulesReloader
 from router.rules_cli import rules_group
 from store import migrate, outbox
@@ -128,6 +129,7 @@ def queue_retry_dead() -> None:
 
 
 main.add_command(rules_group)
+main.add_command(lessons_group)
 
 
 @main.command()

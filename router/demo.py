@@ -14,10 +14,10 @@ from pydantic import SecretStr, TypeAdapter
 
 import rules
 from connectors.generic import webhook as generic
-from core.base import utcnow
-from core.lesson import Lesson, LessonStatus
+from core.lesson import Lesson
 from router.app import create_app
 from router.compose import build_runtime
+from router.lessons_service import LessonService
 from router.settings import Settings
 from rules import reference
 from rules.loader import RuleSet
@@ -52,16 +52,20 @@ async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]
 
 
 def _publish_example_lessons(db: Database) -> None:
+    """Each example lesson goes through review: captured, submitted, approved, published."""
     found = TypeAdapter(list[Lesson]).validate_json((RULES / "lessons.json").read_bytes())
-    with db.transaction() as session:
-        for lesson in found:
-            lessons.add(session, lesson.model_copy(update={"status": LessonStatus.DRAFT}), utcnow())
-            published = lessons.publish(session, lesson.id, utcnow())
-            _say(
-                "lesson",
-                f"published {published.id}@{published.version} ({published.mandate.value}, "
-                f"owner {published.owner}): {published.title}",
-            )
+    service = LessonService(db)
+    for lesson in found:
+        author = lesson.provenance.captured_by
+        service.create(lesson, author)
+        service.submit(lesson.id, author)
+        service.approve(lesson.id, "reviewer", notes=lesson.applicability.adaptation_notes)
+        published = service.publish(lesson.id, "reviewer")
+        _say(
+            "lesson",
+            f"{published.id}@{published.version} captured by {author}, approved by reviewer, "
+            f"published ({published.mandate.value}, owner {published.owner}): {published.title}",
+        )
 
 
 def run_demo(workdir: str | None) -> int:

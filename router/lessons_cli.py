@@ -1,0 +1,139 @@
+"""`cairn lessons …`: the review workflow from the command line."""
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from core.errors import ConflictError, NotFoundError
+from core.lesson import Lesson, LessonStatus, Mandate
+from router.cli_support import database, load_settings, require_schema
+from router.lessons_service import LessonService
+
+
+def _run(action: Callable[[LessonService], Any]) -> Any:
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        try:
+            return action(LessonService(db))
+        except (NotFoundError, ConflictError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _show(lesson: Lesson) -> None:
+    click.echo(json.dumps(lesson.model_dump(mode="json"), indent=2))
+
+
+def _line(lesson: Lesson) -> str:
+    due = f", review by {lesson.review_by}" if lesson.review_by else ""
+    return (
+        f"{lesson.id}@{lesson.version}\t{lesson.status.value}\t{lesson.mandate.value}\t"
+        f"{lesson.owner}{due}\t{lesson.title}"
+    )
+
+
+actor_option = click.option("--as", "actor", default="cli", help="Who is acting (audit log).")
+
+
+@click.group("lessons")
+def lessons_group() -> None:
+    """Capture, review, publish, revise and retire lessons."""
+
+
+@lessons_group.command("list")
+@click.option("--status", type=click.Choice([s.value for s in LessonStatus]), default=None)
+def list_lessons(status: str | None) -> None:
+    """One line per lesson: id@version, status, mandate, owner, title."""
+    found = _run(lambda s: s.list(LessonStatus(status) if status else None))
+    for lesson in found:
+        click.echo(_line(lesson))
+
+
+@lessons_group.command("show")
+@click.argument("lesson_id")
+@click.option("--version", type=int, default=None, help="A published version.")
+def show(lesson_id: str, version: int | None) -> None:
+    """The working copy (or one published version) as JSON."""
+    if version is None:
+        lesson, _ = _run(lambda s: s.get(lesson_id))
+    else:
+        lesson = _run(lambda s: s.version(lesson_id, version))
+    _show(lesson)
+
+
+@lessons_group.command("create")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@actor_option
+def create(file: Path, actor: str) -> None:
+    """Capture a draft from a JSON file (the Lesson schema, without version or status)."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        lesson = Lesson.model_validate({**data, "version": 1, "status": "draft"}, strict=False)
+    except (ValueError, ValidationError) as exc:
+        raise click.ClickException(f"{file}: not a lesson: {exc}") from exc
+    click.echo(_line(_run(lambda s: s.create(lesson, actor))))
+
+
+@lessons_group.command("edit")
+@click.argument("lesson_id")
+@click.option("--set", "pairs", multiple=True, help="field=JSON value, e.g. title='\"New\"'.")
+@actor_option
+def edit(lesson_id: str, pairs: tuple[str, ...], actor: str) -> None:
+    """Change fields of a draft or a lesson in review."""
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        field, _, raw = pair.partition("=")
+        try:
+            changes[field] = json.loads(raw)
+        except ValueError:
+            changes[field] = raw  # a bare string
+    click.echo(_line(_run(lambda s: s.edit(lesson_id, changes, actor))))
+
+
+def _step(name: str, help_text: str) -> None:
+    @lessons_group.command(name, help=help_text)
+    @click.argument("lesson_id")
+    @actor_option
+    def command(lesson_id: str, actor: str) -> None:
+        result = _run(lambda s: getattr(s, name)(lesson_id, actor))
+        if name == "retire":
+            lesson, withdrawn = result
+            click.echo(f"{_line(lesson)}\t{withdrawn} placements withdrawn")
+        else:
+            click.echo(_line(result))
+
+
+for _name, _help in (
+    ("submit", "Ask for review."),
+    ("publish", "Freeze the approved lesson as a new immutable version."),
+    ("revise", "Open the next version as a draft; the published one stays in force."),
+    ("retire", "Retire the lesson and withdraw its open placements."),
+):
+    _step(_name, _help)
+
+
+@lessons_group.command("approve")
+@click.argument("lesson_id")
+@click.option("--notes", default="", help="The transferability check, in words.")
+@click.option("--mandate", type=click.Choice([m.value for m in Mandate]), default=None)
+@actor_option
+def approve(lesson_id: str, notes: str, mandate: str | None, actor: str) -> None:
+    """Record the reviewer's transferability check (not by the lesson's capturer)."""
+    chosen = Mandate(mandate) if mandate else None
+    click.echo(_line(_run(lambda s: s.approve(lesson_id, actor, notes=notes, mandate=chosen))))
+
+
+@lessons_group.command("due")
+@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+def due(on: Any) -> None:
+    """Published lessons whose review-by date has come (today, or --on DATE)."""
+    day = on.date() if on is not None else date.today()
+    found = _run(lambda s: s.list(LessonStatus.PUBLISHED))
+    for lesson in sorted(found, key=lambda x: (x.review_by or date.max, x.id)):
+        if lesson.review_by is not None and lesson.review_by <= day:
+            click.echo(_line(lesson))
