@@ -14,7 +14,7 @@ from pydantic import SecretStr, TypeAdapter
 
 import rules
 from connectors.generic import webhook as generic
-from core.lesson import Lesson
+from core.lesson import Lesson, LessonStatus
 from router.app import create_app
 from router.compose import build_runtime
 from router.lessons_service import LessonService
@@ -152,6 +152,13 @@ def _report(db: Database, rule_set: RuleSet | None) -> int:
                 f"{incident.ref} [{incident.severity.value}, {incident.status.value}] "
                 f"{incident.title}",
             )
+        for draft in lessons.list_lessons(session, status=LessonStatus.DRAFT):
+            _say(
+                "capture",
+                f"draft lesson {draft.id} from {', '.join(draft.provenance.source_incidents)}: "
+                f"{draft.title} (services {list(draft.applicability.services)}, "
+                f"evidence {[str(link) for link in draft.provenance.evidence_links]})",
+            )
         for ref in ("github:acme/payments-api#481", "jira:PAY-42"):
             item = work_items.get(session, ref)
             if item is not None:
@@ -174,4 +181,6 @@ def _report(db: Database, rule_set: RuleSet | None) -> int:
             _say("audit", f"{entry.action} {entry.subject}")
         _say("queue", f"outbox {outbox.counts(session)}")
         pr_placements = placements.for_work_item(session, "github:acme/payments-api#481")
-    return 0 if [p.lesson_id for p in pr_placements] == ["derive-pool-size"] else 1
+        captured = lessons.get(session, "from-generic-inc-2041")
+    placed_ok = [p.lesson_id for p in pr_placements] == ["derive-pool-size"]
+    return 0 if placed_ok and captured is not None else 1

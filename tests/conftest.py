@@ -90,7 +90,7 @@ def rabbit_prefix(rabbit_url: str) -> Iterator[str]:
     async def cleanup() -> None:
         async with await aio_pika.connect(rabbit_url) as connection:
             channel = await connection.channel()
-            for queue in ("inbound", "route", "dead"):
+            for queue in ("inbound", "capture", "route", "dead"):
                 await channel.queue_delete(f"{prefix}.{queue}")
             for exchange in (prefix, f"{prefix}.dlx"):
                 await channel.exchange_delete(exchange)

@@ -4,12 +4,13 @@ from collections.abc import Mapping
 
 from router.pipeline import Stage
 from router.routing import ActiveRules
-from router.stages import inbound, route
+from router.stages import capture, inbound, route
 
 
 def build_stages(rules: ActiveRules) -> Mapping[str, Stage]:
     """Every topic and its handler, bound to this process's services."""
     return {
         inbound.TOPIC: inbound.handle,
+        capture.TOPIC: capture.handle,
         route.TOPIC: route.make_handler(rules),
     }

@@ -3,6 +3,7 @@
 from typing import Any
 
 from connectors.registry import SOURCES
+from core.capture import CAPTURING
 from core.errors import PayloadError
 from core.events import IncidentEvent, WorkItemEvent
 from router.pipeline import StageContext
@@ -10,6 +11,7 @@ from store import audit, inbox, incidents, work_items
 
 TOPIC = "inbound"
 ROUTE_TOPIC = "route"
+CAPTURE_TOPIC = "capture"
 ACTOR = "cairn:pipeline"
 
 
@@ -28,6 +30,9 @@ def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
         details = {"inbox_id": inbox_id, "source": delivery.source}
         if isinstance(event, IncidentEvent):
             created = incidents.upsert(ctx.session, event.incident, ctx.now)
+            if event.incident.status in CAPTURING:
+                ref = event.incident.ref
+                ctx.emit(CAPTURE_TOPIC, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,
                 actor=ACTOR,

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from store import audit, inbox, incidents, outbox
+from store import audit, inbox, incidents, lessons, outbox
 from store.engine import Database
 from tests.e2e.serve import ServeProcess, free_port, incident_event, post_until_accepted
 
@@ -91,13 +91,19 @@ def _crash_and_recover(
         counts = {**inbox.counts(session), **outbox.counts(session)}
         recorded = audit.entries(session, action="incident.recorded", limit=10 * EVENTS)
         stored = incidents.list_all(session, limit=10 * EVENTS)
+        captured = audit.entries(session, action="lesson.captured", limit=10 * EVENTS)
+        drafts = lessons.list_lessons(session)
     assert counts["accepted"] == EVENTS, counts
     assert counts["processed"] == EVENTS, server.log_tail()
-    assert counts["done"] == EVENTS and counts["dead"] == 0, counts
+    # Two stages per resolved incident: inbound, then capture of its draft lesson.
+    assert counts["done"] == 2 * EVENTS and counts["dead"] == 0, counts
     per_delivery = Counter(entry.details["inbox_id"] for entry in recorded)
     assert len(per_delivery) == EVENTS
     assert set(per_delivery.values()) == {1}, "some event was processed more than once"
     assert len({incident.ref for incident in stored}) == EVENTS
+    per_lesson = Counter(entry.subject for entry in captured)
+    assert len(per_lesson) == len(drafts) == EVENTS
+    assert set(per_lesson.values()) == {1}, "some draft lesson was captured more than once"
 
     # The same 200 events again, same ids, fresh signatures: nothing new anywhere.
     with httpx.Client(base_url=server.url, timeout=10.0) as client:
@@ -122,7 +128,8 @@ def _crash_and_recover(
         f"{[(c['accepted'], c['processed']) for c in at_kill]} (unprocessed backlog {backlog}); "
         f"{lost_replies} replies lost to a kill and answered 200 on resend; all sent in "
         f"{sent:.1f}s, all processed after {drained:.1f}s; processed exactly once: "
-        f"{len(per_delivery)}/{EVENTS}; redelivery of {EVENTS}: {replies[200]}x 200, 0 new rows"
+        f"{len(per_delivery)}/{EVENTS}, draft lessons captured once: {len(per_lesson)}/{EVENTS}; "
+        f"redelivery of {EVENTS}: {replies[200]}x 200, 0 new rows"
     )
 
 

@@ -166,16 +166,19 @@ def test_accepted_incident_is_stored_with_one_audit_entry(service: Service) -> N
     assert incident is not None
     assert incident.title == "Payments API returned 502 after connection-pool exhaustion"
     assert incident.status.value == "resolved"
-    assert len(entries) == 1
-    (entry,) = entries
-    assert (entry.action, entry.subject) == ("incident.recorded", "generic:INC-2041")
+    # Recorded once, then (resolved incidents carry a lesson) captured once as a draft.
+    assert [(e.action, e.subject) for e in entries] == [
+        ("incident.recorded", "generic:INC-2041"),
+        ("lesson.captured", "from-generic-inc-2041"),
+    ]
+    entry = entries[0]
     assert entry.details["inbox_id"] == answer["inbox_id"]
     assert entry.details["created"] is True
     assert delivery is not None
     assert delivery.body == INCIDENT  # the raw bytes, verbatim
     assert delivery.delivery_key == "msg_incident"
     assert delivery.processed_at is not None
-    assert queue == {"pending": 0, "leased": 0, "done": 1, "dead": 0}
+    assert queue == {"pending": 0, "leased": 0, "done": 2, "dead": 0}
 
 
 def test_accepted_work_item_is_stored(service: Service) -> None:
@@ -194,7 +197,7 @@ def test_redelivery_answers_200_and_changes_nothing(service: Service) -> None:
     first_at = datetime.now(UTC)
     inbox_id = accept_and_process(service, INCIDENT, "msg_again")
     before = snapshot(service.db)
-    assert len(before["audit"]) == 1
+    assert [a for _, a, _ in before["audit"]] == ["incident.recorded", "lesson.captured"]
 
     again_at = first_at - timedelta(seconds=2)
     fresh = generic.sign(service.secret, "msg_again", INCIDENT, again_at)
@@ -480,7 +483,7 @@ def test_core_flow_on_each_backend(database_url: str, webhook_secret: str) -> No
         accepted = svc.post(INCIDENT, "msg_backend")
         assert accepted.status_code == 202
         wait_for(lambda: all_processed(svc.db, 1), "the delivery to be processed")
-        assert len(snapshot(svc.db)["audit"]) == 1
+        assert len(snapshot(svc.db)["audit"]) == 2  # recorded, then captured as a draft
 
         duplicate = svc.post(INCIDENT, "msg_backend", when=datetime.now(UTC) - timedelta(seconds=3))
         assert duplicate.status_code == 200
@@ -491,9 +494,9 @@ def test_core_flow_on_each_backend(database_url: str, webhook_secret: str) -> No
 
         state = snapshot(svc.db)
         assert state["inbox"] == {"accepted": 1, "processed": 1}
-        assert state["outbox"]["done"] == 1
-        assert sum(state["outbox"].values()) == 1
-        assert len(state["audit"]) == 1
+        assert state["outbox"]["done"] == 2
+        assert sum(state["outbox"].values()) == 2
+        assert len(state["audit"]) == 2
 
 
 @pytest.mark.parametrize(("length", "status"), [(255, 202), (256, 400), (400, 400)])
