@@ -1,5 +1,7 @@
 """The one error hierarchy; connectors translate library errors into it at their boundary."""
 
+from pydantic import ValidationError
+
 
 class CairnError(Exception):
     """Base of every error Cairn raises on purpose."""
@@ -35,3 +37,15 @@ class NotFoundError(CairnError):
 
 class ConflictError(CairnError):
     """The operation conflicts with the record's current state (e.g. an illegal transition)."""
+
+
+def describe_validation_error(exc: ValidationError, *, tagged: bool = False, limit: int = 5) -> str:
+    """A short summary of what was wrong: field paths and messages, never the input itself."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:limit]:
+        loc = error["loc"]
+        # A tagged union puts the tag first (`incident.incident.title`); the reader wants the path.
+        where = ".".join(str(p) for p in (loc[1:] if tagged and len(loc) > 1 else loc)) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

@@ -2,12 +2,12 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError, describe_validation_error
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate
 from router.compose import Runtime
 from router.lessons_service import LessonService
@@ -29,23 +29,18 @@ def _problem(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"status": "rejected", "reason": reason}, status_code=status)
 
 
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False)[:5]
-    )
+def install_error_answers(app: FastAPI) -> None:
+    """The one place that turns Cairn's errors raised by API handlers into HTTP answers."""
 
-
-async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run a service call off the event loop, translating its errors to HTTP answers."""
-    try:
-        return await run_in_threadpool(function, *args, **kwargs)
-    except NotFoundError as exc:
-        return _problem(404, str(exc))
-    except ConflictError as exc:
+    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, NotFoundError):
+            return _problem(404, str(exc))
+        if isinstance(exc, ValidationError):
+            return _problem(422, describe_validation_error(exc))
         return _problem(409, str(exc))
-    except ValidationError as exc:
-        return _problem(422, _errors(exc))
+
+    for error in (NotFoundError, ConflictError, ValidationError):
+        app.add_exception_handler(error, answer)
 
 
 def _json(lesson: Lesson, **extra: Any) -> dict[str, Any]:
@@ -55,29 +50,24 @@ def _json(lesson: Lesson, **extra: Any) -> dict[str, Any]:
 @router.post("", status_code=201)
 async def create(request: Request, body: JsonBody, actor: Actor = "api") -> Any:
     """Capture a new draft lesson (version 1)."""
-    try:
-        lesson = Lesson.model_validate(
-            {**body, "version": 1, "status": "draft", "review": None}, strict=False
-        )
-    except ValidationError as exc:
-        return _problem(422, _errors(exc))
-    result = await _call(_service(request).create, lesson, actor)
-    return result if isinstance(result, JSONResponse) else JSONResponse(_json(result), 201)
+    lesson = Lesson.model_validate(
+        {**body, "version": 1, "status": "draft", "review": None}, strict=False
+    )
+    result = await run_in_threadpool(_service(request).create, lesson, actor)
+    return JSONResponse(_json(result), 201)
 
 
 @router.get("")
 async def list_lessons(request: Request, status: LessonStatus | None = None) -> Any:
     """Working copies of lessons, optionally by status."""
-    found = await _call(_service(request).list, status)
+    found = await run_in_threadpool(_service(request).list, status)
     return [_json(lesson) for lesson in found]
 
 
 @router.get("/{lesson_id}")
 async def show(lesson_id: str, request: Request) -> Any:
     """The working copy and the list of published versions."""
-    result = await _call(_service(request).get, lesson_id)
-    if isinstance(result, JSONResponse):
-        return result
+    result = await run_in_threadpool(_service(request).get, lesson_id)
     lesson, versions = result
     return _json(lesson, published_versions=versions)
 
@@ -85,22 +75,22 @@ async def show(lesson_id: str, request: Request) -> Any:
 @router.get("/{lesson_id}/versions/{version}")
 async def show_version(lesson_id: str, version: int, request: Request) -> Any:
     """One published version, exactly as it was published."""
-    result = await _call(_service(request).version, lesson_id, version)
-    return result if isinstance(result, JSONResponse) else _json(result)
+    result = await run_in_threadpool(_service(request).version, lesson_id, version)
+    return _json(result)
 
 
 @router.patch("/{lesson_id}")
 async def edit(lesson_id: str, request: Request, body: JsonBody, actor: Actor = "api") -> Any:
     """Change fields of a draft or a lesson in review (an edit withdraws any approval)."""
-    result = await _call(_service(request).edit, lesson_id, body, actor)
-    return result if isinstance(result, JSONResponse) else _json(result)
+    result = await run_in_threadpool(_service(request).edit, lesson_id, body, actor)
+    return _json(result)
 
 
 @router.post("/{lesson_id}/submit")
 async def submit(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
     """Ask for review."""
-    result = await _call(_service(request).submit, lesson_id, actor)
-    return result if isinstance(result, JSONResponse) else _json(result)
+    result = await run_in_threadpool(_service(request).submit, lesson_id, actor)
+    return _json(result)
 
 
 @router.post("/{lesson_id}/approve")
@@ -112,16 +102,16 @@ async def approve(
 ) -> Any:
     """Record the transferability check: where it applies, exclusions, adaptations, mandate."""
     body = body or {}
+    applicability = (
+        Applicability.model_validate(body["applicability"], strict=False)
+        if body.get("applicability") is not None
+        else None
+    )
     try:
-        applicability = (
-            Applicability.model_validate(body["applicability"], strict=False)
-            if body.get("applicability") is not None
-            else None
-        )
         mandate = Mandate(body["mandate"]) if body.get("mandate") is not None else None
-    except (ValidationError, ValueError) as exc:
-        return _problem(422, _errors(exc) if isinstance(exc, ValidationError) else str(exc))
-    result = await _call(
+    except ValueError as exc:
+        return _problem(422, f"mandate: {exc}")
+    result = await run_in_threadpool(
         _service(request).approve,
         lesson_id,
         actor,
@@ -129,28 +119,26 @@ async def approve(
         applicability=applicability,
         mandate=mandate,
     )
-    return result if isinstance(result, JSONResponse) else _json(result)
+    return _json(result)
 
 
 @router.post("/{lesson_id}/publish")
 async def publish(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
     """Freeze the approved lesson as a new immutable version."""
-    result = await _call(_service(request).publish, lesson_id, actor)
-    return result if isinstance(result, JSONResponse) else _json(result)
+    result = await run_in_threadpool(_service(request).publish, lesson_id, actor)
+    return _json(result)
 
 
 @router.post("/{lesson_id}/revise")
 async def revise(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
     """Open the next version as a draft; the published one stays in force."""
-    result = await _call(_service(request).revise, lesson_id, actor)
-    return result if isinstance(result, JSONResponse) else _json(result)
+    result = await run_in_threadpool(_service(request).revise, lesson_id, actor)
+    return _json(result)
 
 
 @router.post("/{lesson_id}/retire")
 async def retire(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
     """Retire the lesson and withdraw its open placements."""
-    result = await _call(_service(request).retire, lesson_id, actor)
-    if isinstance(result, JSONResponse):
-        return result
+    result = await run_in_threadpool(_service(request).retire, lesson_id, actor)
     lesson, withdrawn = result
     return _json(lesson, withdrawn_placements=withdrawn)

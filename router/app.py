@@ -31,4 +31,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api.router)
     app.include_router(api_lessons.router)
+    api_lessons.install_error_answers(app)
     return app

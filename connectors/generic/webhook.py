@@ -9,24 +9,17 @@ from pydantic import TypeAdapter, ValidationError
 from standardwebhooks.webhooks import Webhook
 
 from connectors.base import InboundEvent, VerifiedDelivery
-from core.errors import AuthenticationError, ConfigurationError, PayloadError
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PayloadError,
+    describe_validation_error,
+)
 from core.events import CanonicalEvent
 
 _EVENT: TypeAdapter[InboundEvent] = TypeAdapter(CanonicalEvent)
 _PREFIX = "whsec_"
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
-
-
-def describe_validation_error(exc: ValidationError, *, tagged: bool = False, limit: int = 5) -> str:
-    """A short summary of what was wrong: field paths and messages, never the input itself."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = error["loc"]
-        # A tagged union puts the tag first (`incident.incident.title`); the reader wants the path.
-        where = ".".join(str(p) for p in (loc[1:] if tagged and len(loc) > 1 else loc)) or "body"
-        parts.append(f"{where}: {error['msg']}")
-    more = exc.error_count() - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class GenericVerifier:
