@@ -2,21 +2,17 @@
 the incident refresh that draft, never duplicate it."""
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from connectors.generic.webhook import sign
-from router.app import create_app
-from router.compose import build_runtime
 from router.lessons_service import LessonService
-from router.settings import Settings
-from store import audit, lessons, migrate, outbox
+from store import audit, lessons
 from store.engine import Database
+from tests.router.support import drain, serving
 from tests.router.test_routing import FIXTURES
 
 INCIDENT = json.loads((FIXTURES / "incident_resolved.json").read_text())
@@ -25,34 +21,14 @@ LESSON_ID = "from-generic-inc-2041"
 
 @pytest.fixture
 def service(database_url: str, webhook_secret: str) -> Iterator[tuple[TestClient, Database, str]]:
-    db = Database(database_url)
-    migrate.upgrade(db)
-    settings = Settings(
-        database_url=SecretStr(database_url),
-        generic_webhook_secret=SecretStr(webhook_secret),
-        poll_interval=0.05,
-    )
-    with TestClient(create_app(build_runtime(settings))) as client:
+    with serving(database_url, webhook_secret) as (client, db):
         yield client, db, webhook_secret
-    db.dispose()
 
 
 def send(client: TestClient, secret: str, delivery: str, **changes: Any) -> None:
     body = json.dumps({**INCIDENT, "incident": {**INCIDENT["incident"], **changes}}).encode()
     response = client.post("/hooks/generic", content=body, headers=sign(secret, delivery, body))
     assert response.status_code == 202, response.text
-
-
-def drain(db: Database) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with db.transaction() as session:
-            counts = outbox.counts(session)
-        if counts["pending"] + counts["leased"] == 0:
-            assert counts["dead"] == 0
-            return
-        time.sleep(0.05)
-    raise AssertionError(counts)
 
 
 def test_a_resolved_incident_becomes_a_draft_with_its_provenance(

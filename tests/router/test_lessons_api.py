@@ -2,19 +2,15 @@
 retire, with the placements it affects."""
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from connectors.generic.webhook import sign
-from router.app import create_app
-from router.compose import build_runtime
-from router.settings import Settings
-from store import audit, migrate, outbox, placements
+from store import audit, placements
 from store.engine import Database
+from tests.router.support import drain, serving
 from tests.router.test_routing import EXAMPLES, PR, PR_REF
 
 DRAFT = {
@@ -30,29 +26,10 @@ DRAFT = {
 
 @pytest.fixture
 def api(database_url: str, webhook_secret: str) -> Iterator[tuple[TestClient, Database]]:
-    db = Database(database_url)
-    migrate.upgrade(db)
-    settings = Settings(
-        database_url=SecretStr(database_url),
-        generic_webhook_secret=SecretStr(webhook_secret),
-        rules_path=EXAMPLES,
-        rules_reload_seconds=0.1,
-        poll_interval=0.05,
-    )
-    with TestClient(create_app(build_runtime(settings))) as client:
-        yield client, db
-    db.dispose()
-
-
-def _drain(db: Database) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with db.transaction() as session:
-            counts = outbox.counts(session)
-        if counts["pending"] + counts["leased"] == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError(counts)
+    with serving(
+        database_url, webhook_secret, rules_path=EXAMPLES, rules_reload_seconds=0.1
+    ) as running:
+        yield running
 
 
 def _act(client: TestClient, verb: str, actor: str = "lee", **body: object) -> dict[str, object]:
@@ -81,7 +58,7 @@ def test_lifecycle_through_the_api(api: tuple[TestClient, Database], webhook_sec
     # The published lesson is routed into a matching pull request.
     body = PR.read_bytes()
     client.post("/hooks/generic", content=body, headers=sign(webhook_secret, "pr-1", body))
-    _drain(db)
+    drain(db)
     with db.transaction() as session:
         [placed] = placements.for_work_item(session, PR_REF)
     assert (placed.lesson_id, placed.lesson_version, placed.state.value) == (

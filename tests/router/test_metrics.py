@@ -3,16 +3,10 @@
 import time
 from pathlib import Path
 
-from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from connectors.generic.webhook import sign
-from router.app import create_app
-from router.compose import build_runtime
-from router.settings import Settings
-from store import migrate
-from store.engine import Database
+from tests.router.support import serving
 
 FIXTURE = (
     Path(__file__).parents[2] / "connectors" / "generic" / "fixtures" / "incident_resolved.json"
@@ -28,14 +22,8 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_after_accept_duplicate_and_forgery(sqlite_url: str, webhook_secret: str) -> None:
-    migrate.upgrade(Database(sqlite_url))
-    settings = Settings(
-        database_url=SecretStr(sqlite_url),
-        generic_webhook_secret=SecretStr(webhook_secret),
-        poll_interval=0.05,
-    )
     body = FIXTURE.read_bytes()
-    with TestClient(create_app(build_runtime(settings))) as client:
+    with serving(sqlite_url, webhook_secret) as (client, _db):
         before = _samples(client.get("/metrics").text)
         msg = f"msg_metrics_{time.monotonic_ns()}"
         assert (

@@ -4,16 +4,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from connectors.generic.webhook import sign
-from router.app import create_app
-from router.compose import build_runtime
-from router.settings import Settings
-from store import migrate
-from store.engine import Database
 from tests.conftest import POSTGRES_URL
+from tests.router.support import serving
 
 FIXTURE = (
     Path(__file__).parents[2] / "connectors" / "generic" / "fixtures" / "incident_resolved.json"
@@ -21,14 +15,8 @@ FIXTURE = (
 
 
 def test_database_outage_is_a_503_not_a_crash(postgres_url: str, webhook_secret: str) -> None:
-    migrate.upgrade(Database(postgres_url))
-    settings = Settings(
-        database_url=SecretStr(postgres_url),
-        generic_webhook_secret=SecretStr(webhook_secret),
-        poll_interval=0.05,
-    )
     body = FIXTURE.read_bytes()
-    with TestClient(create_app(build_runtime(settings))) as client:
+    with serving(postgres_url, webhook_secret) as (client, _db):
         assert client.get("/readyz").status_code == 200
         name = urlsplit(postgres_url).path.lstrip("/")
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:

@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr, TypeAdapter
+from pydantic import TypeAdapter
 
 import rules
 from connectors.generic.webhook import sign
 from core.base import utcnow
 from core.lesson import Lesson, LessonStatus
-from router.app import create_app
-from router.compose import build_runtime
 from router.routing import ActiveRules
-from router.settings import Settings
-from store import audit, lessons, migrate, outbox, placements
+from store import audit, lessons, placements
 from store.engine import Database
+from tests.router.support import drain, serving
 
 EXAMPLES = Path(rules.__file__).parent / "examples"
 FIXTURES = Path(__file__).parents[2] / "connectors" / "generic" / "fixtures"
@@ -46,30 +44,14 @@ def rules_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(database_url: str, webhook_secret: str, rules_dir: Path) -> Iterator[TestClient]:
-    db = Database(database_url)
-    migrate.upgrade(db)
-    publish_examples(db)
-    db.dispose()
-    settings = Settings(
-        database_url=SecretStr(database_url),
-        generic_webhook_secret=SecretStr(webhook_secret),
+    with serving(
+        database_url,
+        webhook_secret,
+        prepare=publish_examples,
         rules_path=rules_dir,
         rules_reload_seconds=0.1,
-        poll_interval=0.05,
-    )
-    with TestClient(create_app(build_runtime(settings))) as test_client:
+    ) as (test_client, _db):
         yield test_client
-
-
-def drain(db: Database, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with db.transaction() as session:
-            counts = outbox.counts(session)
-        if counts["pending"] + counts["leased"] == 0:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"pipeline did not drain: {counts}")
 
 
 def test_a_pull_request_gets_its_lesson_once_with_rule_and_version(

@@ -1,0 +1,54 @@
+"""Helpers for tests that run the whole app in-process: start it, and wait for its pipeline."""
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from router.app import create_app
+from router.compose import build_runtime
+from router.settings import Settings
+from store import migrate, outbox
+from store.engine import Database
+
+
+@contextmanager
+def serving(
+    database_url: str,
+    secret: str,
+    *,
+    prepare: Callable[[Database], None] | None = None,
+    **settings: Any,
+) -> Iterator[tuple[TestClient, Database]]:
+    """A migrated database (optionally seeded by `prepare`) and the app with its workers."""
+    db = Database(database_url)
+    migrate.upgrade(db)
+    if prepare is not None:
+        prepare(db)
+    config = Settings(
+        database_url=SecretStr(database_url),
+        generic_webhook_secret=SecretStr(secret),
+        poll_interval=0.05,
+        **settings,
+    )
+    try:
+        with TestClient(create_app(build_runtime(config))) as client:
+            yield client, db
+    finally:
+        db.dispose()
+
+
+def drain(db: Database, seconds: float = 10.0) -> None:
+    """Wait until no work is pending or leased; fail on a dead letter or on timeout."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with db.transaction() as session:
+            counts = outbox.counts(session)
+        if counts["pending"] + counts["leased"] == 0:
+            assert counts["dead"] == 0, counts
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pipeline did not drain: {counts}")
