@@ -4,9 +4,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.events import IncidentEvent, WorkItemEvent
+from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
 
-InboundEvent = IncidentEvent | WorkItemEvent
+InboundEvent = IncidentEvent | WorkItemEvent | FeedbackEvent
 
 
 @dataclass(frozen=True, slots=True)

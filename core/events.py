@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from core.base import CoreModel
+from core.feedback import Observation
 from core.incident import Incident
 from core.work import WorkItem
 
@@ -21,7 +22,20 @@ class WorkItemEvent(CoreModel):
 
     type: Literal["work_item"]
     work_item: WorkItem
+    complete: bool = Field(
+        default=False,
+        description="Read the target first for what the event leaves out (changed files, team).",
+    )
 
 
-CanonicalEvent = Annotated[IncidentEvent | WorkItemEvent, Field(discriminator="type")]
-"""What `POST /hooks/generic` accepts: one incident or one work item."""
+class FeedbackEvent(CoreModel):
+    """A work item's placed items changed, or the work item ended (the back-channel)."""
+
+    type: Literal["feedback"]
+    observation: Observation
+
+
+CanonicalEvent = Annotated[
+    IncidentEvent | WorkItemEvent | FeedbackEvent, Field(discriminator="type")
+]
+"""What `POST /hooks/generic` accepts: one incident, one work item, or feedback on one."""

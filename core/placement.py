@@ -45,6 +45,8 @@ class Placement(CoreModel):
     due_at: UtcDateTime | None = None
     state: PlacementState = PlacementState.PLANNED
     handle: str | None = Field(default=None, description="Marker id, sub-task key, assignment id.")
+    text: Text = Field(default="", description="The item text the rule's template rendered.")
+    reason: Text | None = Field(default=None, description="Why it was dismissed or failed.")
     created_at: UtcDateTime
     updated_at: UtcDateTime
 

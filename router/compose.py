@@ -1,10 +1,13 @@
 """Composition root: builds the database, dispatcher, transport and verifiers from Settings."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connectors.base import Verifier
 from connectors.registry import SOURCES
+from connectors.target import Target
+from core.work import System
 from router.pipeline import Dispatcher
 from router.routing import ActiveRules
 from router.settings import Settings
@@ -27,6 +30,7 @@ class Runtime:
     transport: Transport
     rules: ActiveRules
     verifiers: dict[str, Verifier] = field(default_factory=dict)
+    targets: dict[System, Target] = field(default_factory=dict)
 
 
 def build_verifiers(settings: Settings) -> dict[str, Verifier]:
@@ -41,13 +45,31 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
     return verifiers
 
 
-def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
-    """Wire a process: `consume=False` serves the API (and relays) without running handlers."""
+def build_targets(settings: Settings) -> dict[System, Target]:
+    """One target per outside system whose credentials are configured."""
+    targets: dict[System, Target] = {}
+    for system in System:
+        if system not in targets:
+            log.info("%s target not configured: lessons for it stay planned", system.value)
+    return targets
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    consume: bool = True,
+    targets: Mapping[System, Target] | None = None,
+) -> Runtime:
+    """Wire a process: `consume=False` serves the API (and relays) without running handlers.
+
+    `targets` replaces the ones the settings configure (the demo points them at contract fakes).
+    """
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
+    targets = dict(build_targets(settings) if targets is None else targets)
     dispatcher = Dispatcher(
         db,
-        build_stages(rules),
+        build_stages(rules, targets, public_url=settings.public_url),
         max_attempts=settings.max_attempts,
         count_attempts=settings.broker_mode,
     )
@@ -73,4 +95,4 @@ def build_runtime(settings: Settings, *, consume: bool = True) -> Runtime:
         )
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
-    return Runtime(settings, db, dispatcher, transport, rules, build_verifiers(settings))
+    return Runtime(settings, db, dispatcher, transport, rules, build_verifiers(settings), targets)

@@ -32,8 +32,27 @@ class StageContext:
         return outbox.enqueue(self.session, topic=topic, payload=payload, key=key, now=self.now)
 
 
-Stage = Callable[[StageContext, dict[str, Any]], None]
+Handler = Callable[[StageContext, dict[str, Any]], None]
 """A stage handler: reads its payload, writes through repositories, may emit more work."""
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """A stage that calls an outside system, between two short transactions.
+
+    `prepare` reads what to do (None: nothing to do); `perform` makes the call with no
+    transaction open (SQLite would otherwise hold its write lock for the whole call);
+    `record` writes the outcome and the done-mark together. A crash after the call and before
+    `record` runs it again, so `perform` must be idempotent: targets read their markers first.
+    """
+
+    prepare: Callable[[StageContext, dict[str, Any]], Any]
+    perform: Callable[[Any], Any]
+    record: Callable[[StageContext, Any, Any], None]
+
+
+Stage = Handler | Effect
+"""What a topic maps to."""
 
 
 class Outcome(StrEnum):
@@ -91,8 +110,22 @@ class Dispatcher:
                 if stage is None:
                     raise PayloadError(f"no stage handles topic {message.topic!r}")
                 now = utcnow()
-                stage(StageContext(session, now, message.id), message.payload)
-                outbox.complete(session, message.id, now)
+                ctx = StageContext(session, now, message.id)
+                if not isinstance(stage, Effect):
+                    stage(ctx, message.payload)
+                    outbox.complete(session, message.id, now)
+                    return Outcome.DONE
+                plan = stage.prepare(ctx, message.payload)
+                if plan is None:
+                    outbox.complete(session, message.id, now)
+                    return Outcome.DONE
+            result = stage.perform(plan)
+            with self.db.transaction() as session:
+                if outbox.begin(session, message_id) is None:
+                    return Outcome.ALREADY_DONE  # another worker's retry finished it meanwhile
+                now = utcnow()
+                stage.record(StageContext(session, now, message_id), plan, result)
+                outbox.complete(session, message_id, now)
             return Outcome.DONE
         except (PayloadError, UnsupportedEventError, DataError) as exc:
             # Retrying cannot help (a bad payload, or a value the database refuses):

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often the rule files are checked for changes."
     )
 
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s]+$",
+        description="Where people reach this Cairn; links placed in targets point here.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -2,15 +2,29 @@
 
 from collections.abc import Mapping
 
+from connectors.target import Target
+from core.work import System
 from router.pipeline import Stage
 from router.routing import ActiveRules
-from router.stages import capture, inbound, route
+from router.stages import capture, embed, hydrate, inbound, observe, route
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
-def build_stages(rules: ActiveRules) -> Mapping[str, Stage]:
+def build_stages(
+    rules: ActiveRules,
+    targets: Mapping[System, Target] | None = None,
+    *,
+    public_url: str = DEFAULT_PUBLIC_URL,
+) -> Mapping[str, Stage]:
     """Every topic and its handler, bound to this process's services."""
+    targets = dict(targets or {})
+    own_actors = {system: target.own_actor for system, target in targets.items()}
     return {
-        inbound.TOPIC: inbound.handle,
+        inbound.TOPIC: inbound.make_handler(own_actors),
         capture.TOPIC: capture.handle,
         route.TOPIC: route.make_handler(rules),
+        hydrate.TOPIC: hydrate.make_stage(targets),
+        embed.TOPIC: embed.make_stage(targets, public_url),
+        observe.TOPIC: observe.make_stage(targets),
     }

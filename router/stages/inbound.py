@@ -1,21 +1,37 @@
 """Stage `inbound`: turn an accepted webhook delivery into stored incidents and work items."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from connectors.registry import SOURCES
 from core.capture import CAPTURING
 from core.errors import PayloadError
-from core.events import IncidentEvent, WorkItemEvent
-from router.pipeline import StageContext
+from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
+from core.work import System
+from router import feedback
+from router.pipeline import Handler, StageContext
 from store import audit, inbox, incidents, work_items
 
 TOPIC = "inbound"
 ROUTE_TOPIC = "route"
+HYDRATE_TOPIC = "hydrate"
 CAPTURE_TOPIC = "capture"
+OBSERVE_TOPIC = "observe"
 ACTOR = "cairn:pipeline"
 
 
-def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
+def make_handler(own_actors: Mapping[System, str | None]) -> Handler:
+    """The inbound stage; `own_actors` are the accounts Cairn writes to each target as."""
+
+    def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
+        _inbound(ctx, payload, own_actors)
+
+    return handle
+
+
+def _inbound(
+    ctx: StageContext, payload: dict[str, Any], own_actors: Mapping[System, str | None]
+) -> None:
     """Parse the delivery with its source's parser and record what it says."""
     inbox_id = payload.get("inbox_id")
     if not isinstance(inbox_id, int):
@@ -43,7 +59,8 @@ def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
             )
         elif isinstance(event, WorkItemEvent):
             created = work_items.record(ctx.session, event.work_item, ctx.now)
-            ctx.emit(ROUTE_TOPIC, {"ref": event.work_item.ref}, key=event.work_item.ref)
+            ref = event.work_item.ref
+            ctx.emit(HYDRATE_TOPIC if event.complete else ROUTE_TOPIC, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,
                 actor=ACTOR,
@@ -52,4 +69,25 @@ def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
                 details={**details, "created": created},
                 now=ctx.now,
             )
+        elif isinstance(event, FeedbackEvent):
+            _feedback(ctx, event, own_actors)
     inbox.mark_processed(ctx.session, inbox_id, ctx.now)
+
+
+def _feedback(
+    ctx: StageContext, event: FeedbackEvent, own_actors: Mapping[System, str | None]
+) -> None:
+    """Record what the event shows; ask for a re-read when it does not show the items."""
+    observation = event.observation
+    ref = observation.work_item_ref
+    item = work_items.get(ctx.session, ref)
+    if item is None:
+        return  # not a work item Cairn placed anything in
+    own_actor = own_actors.get(item.system)
+    if own_actor is not None and observation.actor == own_actor:
+        return  # Cairn's own edit coming back
+    if observation.items is None and (observation.body_changed or observation.closure):
+        payload = {"observation": observation.model_dump(mode="json")}
+        ctx.emit(OBSERVE_TOPIC, payload, key=ref)  # keyed like embeds: after pending writes
+        return
+    feedback.apply(ctx.session, observation, ctx.now, own_actor=own_actor)

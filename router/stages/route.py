@@ -7,10 +7,27 @@ from core.errors import PayloadError
 from core.placement import Placement, PlacementState
 from router.pipeline import Stage, StageContext
 from router.routing import ActiveRules
+from rules.loader import RuleSet
+from rules.model import Rule
 from store import audit, placements, work_items
 
 TOPIC = "route"
+EMBED_TOPIC = "embed"
 ACTOR = "cairn:router"
+
+
+_RULES_BY_ID: dict[str, dict[str, Rule]] = {}
+
+
+def _rules_by_id(rule_set: RuleSet) -> dict[str, Rule]:
+    """Pack-qualified rule id → rule, computed once per rule-set version."""
+    found = _RULES_BY_ID.get(rule_set.version)
+    if found is None:
+        found = {f"{p.pack}/{rule.id}": rule for p in rule_set.packs for rule in p.rules}
+        if len(_RULES_BY_ID) >= 4:
+            _RULES_BY_ID.clear()
+        _RULES_BY_ID[rule_set.version] = found
+    return found
 
 
 def placement_id(effect_id: str) -> str:
@@ -33,7 +50,10 @@ def make_handler(active: ActiveRules) -> Stage:
             return
         placed = {p.lesson_id for p in placements.for_work_item(ctx.session, ref)}
         routing = engine.route(item, already_placed=placed)
+        rules_by_id = _rules_by_id(engine.rule_set)
         for decision in routing.placements:
+            lesson = engine.by_id[decision.lesson_id]
+            text = decision.text(lesson, item, rules_by_id[decision.rule_id])
             due_at = None if decision.due_in is None else ctx.now + decision.due_in
             candidate = Placement(
                 id="pending",
@@ -46,6 +66,7 @@ def make_handler(active: ActiveRules) -> Stage:
                 mandate=decision.mandate,
                 due_at=due_at,
                 state=PlacementState.PLANNED,
+                text=text,
                 created_at=ctx.now,
                 updated_at=ctx.now,
             )
@@ -67,5 +88,7 @@ def make_handler(active: ActiveRules) -> Stage:
                 },
                 now=ctx.now,
             )
+        if routing.placements:
+            ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
 
     return handle

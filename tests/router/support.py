@@ -1,13 +1,15 @@
 """Helpers for tests that run the whole app in-process: start it, and wait for its pipeline."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from connectors.target import Target
+from core.work import System
 from router.app import create_app
 from router.compose import build_runtime
 from router.settings import Settings
@@ -21,9 +23,13 @@ def serving(
     secret: str,
     *,
     prepare: Callable[[Database], None] | None = None,
+    targets: Mapping[System, Target] | None = None,
     **settings: Any,
 ) -> Iterator[tuple[TestClient, Database]]:
-    """A migrated database (optionally seeded by `prepare`) and the app with its workers."""
+    """A migrated database (optionally seeded by `prepare`) and the app with its workers.
+
+    `targets` stand in for the outside systems' connectors (contract fakes behind them).
+    """
     db = Database(database_url)
     migrate.upgrade(db)
     if prepare is not None:
@@ -35,7 +41,7 @@ def serving(
         **settings,
     )
     try:
-        with TestClient(create_app(build_runtime(config))) as client:
+        with TestClient(create_app(build_runtime(config, targets=targets))) as client:
             yield client, db
     finally:
         db.dispose()

@@ -360,8 +360,8 @@ def deliver(db: Database, body: bytes, key: str, source: str = "generic") -> tup
     return inbox_id, message_id
 
 
-def test_inbound_stage_is_registered() -> None:
-    assert STAGES[inbound.TOPIC] is inbound.handle
+def test_every_pipeline_topic_is_registered() -> None:
+    assert set(STAGES) == {"inbound", "capture", "route", "hydrate", "embed", "observe"}
 
 
 def test_inbound_records_an_incident(db: Database) -> None:

@@ -1,0 +1,125 @@
+"""Stage `embed`: make a work item show its placed lessons, in one coalesced target call.
+
+Messages are keyed by the work item ref, so writes to one target are serialised. The target
+reads before it writes, which makes a retry after a crash write nothing twice.
+"""
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.target import EmbedEntry, EmbedResult, Target
+from core.errors import PayloadError
+from core.placement import Placement, PlacementState
+from core.work import System, WorkItem
+from router.pipeline import Effect, StageContext
+from store import audit, lessons, placements, work_items
+
+TOPIC = "embed"
+ACTOR = "cairn:embedder"
+log = logging.getLogger("cairn.embed")
+
+_SHOWN = frozenset(
+    {
+        PlacementState.PLANNED,
+        PlacementState.EMBEDDED,
+        PlacementState.COMPLETED,
+        PlacementState.DISMISSED,
+        PlacementState.OVERDUE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One target call: the work item, every entry it should show, and the target."""
+
+    target: Target
+    item: WorkItem
+    entries: tuple[EmbedEntry, ...]
+
+
+def _needs_call(placement: Placement) -> bool:
+    removal = placement.state == PlacementState.WITHDRAWN and placement.handle is not None
+    return placement.state == PlacementState.PLANNED or removal
+
+
+def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEntry:
+    lesson = lessons.get_version(ctx.session, placement.lesson_id, placement.lesson_version)
+    title = placement.lesson_id if lesson is None else lesson.title
+    return EmbedEntry(
+        placement_id=placement.id,
+        lesson_id=placement.lesson_id,
+        lesson_version=placement.lesson_version,
+        title=title,
+        text=placement.text or (title if lesson is None else lesson.statement),
+        rule_id=placement.rule_id,
+        mandate=placement.mandate,
+        form=placement.form,
+        lesson_url=f"{public_url.rstrip('/')}/api/v1/lessons/{placement.lesson_id}",
+        due_at=placement.due_at,
+        withdrawn=placement.state == PlacementState.WITHDRAWN,
+    )
+
+
+def make_stage(targets: Mapping[System, Target], public_url: str) -> Effect:
+    """The embed stage, bound to the configured targets."""
+
+    def prepare(ctx: StageContext, payload: dict[str, Any]) -> Plan | None:
+        ref = payload.get("ref")
+        if not isinstance(ref, str):
+            raise PayloadError("embed message without a work item ref")
+        item = work_items.get(ctx.session, ref)
+        if item is None:
+            raise PayloadError(f"work item {ref!r} is not stored")
+        target = targets.get(item.system)
+        current = placements.for_work_item(ctx.session, ref)
+        if target is None or not any(_needs_call(p) for p in current):
+            if target is None and current:
+                log.info("no %s target configured; %s keeps planned placements", item.system, ref)
+            return None
+        shown = [
+            p for p in current if p.state in _SHOWN or _needs_call(p)
+        ]  # withdrawn items still in the target are sent so the target removes them
+        return Plan(target, item, tuple(_entry(ctx, p, public_url) for p in shown))
+
+    def perform(plan: Plan) -> EmbedResult:
+        return plan.target.embed(plan.item, plan.entries)
+
+    def record(ctx: StageContext, plan: Plan, result: EmbedResult) -> None:
+        embedded, removed, failed = [], [], []
+        for placement in placements.for_work_item(ctx.session, plan.item.ref):
+            handle = result.handles.get(placement.id)
+            if placement.state == PlacementState.PLANNED:
+                if handle is None:
+                    state, reason = PlacementState.FAILED, "the target did not take the item"
+                    failed.append(placement.id)
+                else:
+                    state, reason = PlacementState.EMBEDDED, None
+                    embedded.append(placement.id)
+                update: dict[str, Any] = {"state": state, "handle": handle, "reason": reason}
+            elif placement.state == PlacementState.WITHDRAWN and placement.handle is not None:
+                update = {"handle": None}
+                removed.append(placement.id)
+            else:
+                continue
+            placements.update(
+                ctx.session, placement.model_copy(update={**update, "updated_at": ctx.now})
+            )
+        audit.record(
+            ctx.session,
+            actor=ACTOR,
+            action="placement.embedded",
+            subject=plan.item.ref,
+            details={
+                "embedded": embedded,
+                "removed": removed,
+                "failed": failed,
+                "writes": result.writes,
+                "reads": result.reads,
+            },
+            now=ctx.now,
+        )
+
+    return Effect(prepare=prepare, perform=perform, record=record)

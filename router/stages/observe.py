@@ -1,0 +1,52 @@
+"""Stage `observe`: re-read a work item whose webhook did not show the items, record signals."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from connectors.target import Target
+from core.errors import PayloadError
+from core.feedback import ItemObservation, Observation
+from core.work import System, WorkItem
+from router import feedback
+from router.pipeline import Effect, StageContext
+from store import work_items
+
+TOPIC = "observe"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to re-read, and the event that asked for it."""
+
+    target: Target
+    item: WorkItem
+    observation: Observation
+
+
+def make_stage(targets: Mapping[System, Target]) -> Effect:
+    """The observe stage, bound to the configured targets."""
+
+    def prepare(ctx: StageContext, payload: dict[str, Any]) -> Plan | None:
+        try:
+            observation = Observation.model_validate(payload.get("observation"), strict=False)
+        except ValidationError as exc:
+            raise PayloadError(f"observe message with an invalid observation: {exc}") from exc
+        item = work_items.get(ctx.session, observation.work_item_ref)
+        target = None if item is None else targets.get(item.system)
+        if item is None or target is None:
+            return None
+        if target.own_actor is not None and observation.actor == target.own_actor:
+            return None  # Cairn's own edit coming back: nothing to read
+        return Plan(target, item, observation)
+
+    def perform(plan: Plan) -> tuple[ItemObservation, ...]:
+        return plan.target.observe(plan.item)
+
+    def record(ctx: StageContext, plan: Plan, items: tuple[ItemObservation, ...]) -> None:
+        observed = plan.observation.model_copy(update={"items": items})
+        feedback.apply(ctx.session, observed, ctx.now, own_actor=plan.target.own_actor)
+
+    return Effect(prepare=prepare, perform=perform, record=record)
