@@ -10,7 +10,8 @@ from core.base import utcnow
 from core.errors import NotFoundError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate
 from core.placement import PlacementState
-from store import audit, lessons, placements
+from router.stages.embed import TOPIC as EMBED_TOPIC
+from store import audit, lessons, outbox, placements
 from store.engine import Database
 
 OPEN = (PlacementState.PLANNED, PlacementState.EMBEDDED, PlacementState.OVERDUE)
@@ -161,6 +162,7 @@ class LessonService:
             retired = lifecycle.retire(self._load(session, lesson_id))
             lessons.save(session, retired, now)
             withdrawn = 0
+            touched: set[str] = set()
             for placement in placements.for_lesson(session, lesson_id):
                 if placement.state in OPEN:
                     placements.update(
@@ -170,6 +172,10 @@ class LessonService:
                         ),
                     )
                     withdrawn += 1
+                    touched.add(placement.work_item_ref)
+            for ref in sorted(touched):
+                # The embed stage removes the items from their targets, serialised per target.
+                outbox.enqueue(session, topic=EMBED_TOPIC, payload={"ref": ref}, key=ref, now=now)
             audit.record(
                 session,
                 actor=actor,

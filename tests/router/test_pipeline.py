@@ -17,7 +17,7 @@ from connectors.generic import webhook as generic
 from core.base import utcnow
 from core.errors import PayloadError, TransientError, UnsupportedEventError
 from core.events import IncidentEvent, WorkItemEvent
-from router.pipeline import Dispatcher, Outcome, Stage, StageContext
+from router.pipeline import Dispatcher, Effect, Outcome, Stage, StageContext
 from router.routing import ActiveRules
 from router.stages import build_stages, inbound
 from store import audit, inbox, incidents, outbox, work_items
@@ -486,3 +486,78 @@ def test_inbound_dead_letters_an_invalid_body_and_leaves_it_unprocessed(db: Data
         assert delivery is not None
         assert delivery.processed_at is None
     assert audit_rows(db) == []
+
+
+# --- effects: an outside call between two transactions -----------------------------------------
+
+
+class Calls:
+    """Records what an Effect's three steps saw."""
+
+    def __init__(self, record_failures: int = 0) -> None:
+        self.performed: list[Any] = []
+        self.recorded: list[Any] = []
+        self.record_failures = record_failures
+        self.in_transaction: list[bool] = []
+
+
+def effect(db: Database, calls: Calls) -> Effect:
+    def prepare(ctx: StageContext, payload: dict[str, Any]) -> Any:
+        return None if payload.get("skip") else payload["n"]
+
+    def perform(plan: Any) -> Any:
+        # SQLite refuses a second writer while a transaction holds the lock: prove none is open.
+        with db.transaction() as session:
+            audit.record(
+                session, actor="t", action="effect.performed", subject="s", details={}, now=utcnow()
+            )
+        calls.performed.append(plan)
+        return plan * 10
+
+    def record(ctx: StageContext, plan: Any, result: Any) -> None:
+        if calls.record_failures:
+            calls.record_failures -= 1
+            raise RuntimeError("database went away")
+        audit.record(
+            ctx.session,
+            actor="t",
+            action="effect.recorded",
+            subject="s",
+            details={"result": result},
+            now=ctx.now,
+        )
+        calls.recorded.append(result)
+
+    return Effect(prepare=prepare, perform=perform, record=record)
+
+
+def test_an_effect_calls_out_with_no_transaction_open_and_records_with_the_done_mark(
+    db: Database,
+) -> None:
+    calls = Calls()
+    dispatcher = Dispatcher(db, {TOPIC: effect(db, calls)})
+    message_id = enqueue(db, payload={"n": 4})
+    assert dispatcher.run(message_id) == Outcome.DONE
+    assert dispatcher.run(message_id) == Outcome.ALREADY_DONE
+    assert (calls.performed, calls.recorded) == ([4], [40])
+    with db.transaction() as session:
+        assert outbox.counts(session)["done"] == 1
+        assert audit.count_by_action(session) == {"effect.performed": 1, "effect.recorded": 1}
+
+
+def test_an_effect_with_nothing_to_do_completes_without_calling_out(db: Database) -> None:
+    calls = Calls()
+    dispatcher = Dispatcher(db, {TOPIC: effect(db, calls)})
+    assert dispatcher.run(enqueue(db, payload={"n": 1, "skip": True})) == Outcome.DONE
+    assert calls.performed == []
+
+
+def test_an_effect_whose_record_fails_is_retried_and_calls_out_again(db: Database) -> None:
+    calls = Calls(record_failures=1)
+    dispatcher = Dispatcher(db, {TOPIC: effect(db, calls)})
+    message_id = enqueue(db, payload={"n": 2})
+    assert dispatcher.run(message_id) == Outcome.RETRY
+    [again] = claim(db, at=utcnow() + timedelta(minutes=10))
+    assert dispatcher.run(again) == Outcome.DONE
+    # The call ran twice: this is why targets must read their markers before writing.
+    assert (calls.performed, calls.recorded) == ([2, 2], [20])
