@@ -84,13 +84,16 @@ def rabbit_prefix(rabbit_url: str) -> Iterator[str]:
 
     import aio_pika
 
+    from router.routing import ActiveRules
+    from router.stages import build_stages
+
     prefix = f"cairn-test-{uuid.uuid4().hex[:8]}"
     yield prefix
 
     async def cleanup() -> None:
         async with await aio_pika.connect(rabbit_url) as connection:
             channel = await connection.channel()
-            for queue in ("inbound", "capture", "route", "dead"):
+            for queue in [*build_stages(ActiveRules(None)), "dead"]:
                 await channel.queue_delete(f"{prefix}.{queue}")
             for exchange in (prefix, f"{prefix}.dlx"):
                 await channel.exchange_delete(exchange)
