@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
+from core.incident import Incident
 
 InboundEvent = IncidentEvent | WorkItemEvent | FeedbackEvent
 
@@ -30,3 +31,11 @@ Parser = Callable[[Mapping[str, str], bytes], list[InboundEvent]]
 Raises PayloadError for a body that can never be processed. Needs no secret, so workers that
 hold no webhook secrets can parse what ingress accepted.
 """
+
+
+class Enricher(Protocol):
+    """Reads an incident's tracker for what its webhook left out (notes, postmortem links)."""
+
+    def enrich(self, incident: Incident) -> Incident:
+        """The incident with the tracker's extra detail merged in; reads only."""
+        ...

@@ -4,7 +4,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from connectors.base import Verifier
+from connectors.base import Enricher, Verifier
 from connectors.registry import SOURCES
 from connectors.target import Target
 from core.work import System
@@ -54,22 +54,31 @@ def build_targets(settings: Settings) -> dict[System, Target]:
     return targets
 
 
+def build_enrichers(settings: Settings) -> dict[str, Enricher]:
+    """One enricher per incident tracker whose API access is configured."""
+    enrichers: dict[str, Enricher] = {}
+    return enrichers
+
+
 def build_runtime(
     settings: Settings,
     *,
     consume: bool = True,
     targets: Mapping[System, Target] | None = None,
+    enrichers: Mapping[str, Enricher] | None = None,
 ) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers.
 
-    `targets` replaces the ones the settings configure (the demo points them at contract fakes).
+    `targets` and `enrichers` replace the ones the settings configure (the demo points them at
+    contract fakes).
     """
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
     targets = dict(build_targets(settings) if targets is None else targets)
+    enrichers = dict(build_enrichers(settings) if enrichers is None else enrichers)
     dispatcher = Dispatcher(
         db,
-        build_stages(rules, targets, public_url=settings.public_url),
+        build_stages(rules, targets, enrichers=enrichers, public_url=settings.public_url),
         max_attempts=settings.max_attempts,
         count_attempts=settings.broker_mode,
     )

@@ -2,11 +2,12 @@
 
 from collections.abc import Mapping
 
+from connectors.base import Enricher
 from connectors.target import Target
 from core.work import System
 from router.pipeline import Stage
 from router.routing import ActiveRules
-from router.stages import capture, embed, hydrate, inbound, observe, route
+from router.stages import capture, embed, enrich, hydrate, inbound, observe, route
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -15,13 +16,16 @@ def build_stages(
     rules: ActiveRules,
     targets: Mapping[System, Target] | None = None,
     *,
+    enrichers: Mapping[str, Enricher] | None = None,
     public_url: str = DEFAULT_PUBLIC_URL,
 ) -> Mapping[str, Stage]:
     """Every topic and its handler, bound to this process's services."""
     targets = dict(targets or {})
+    enrichers = dict(enrichers or {})
     own_actors = {system: target.own_actor for system, target in targets.items()}
     return {
-        inbound.TOPIC: inbound.make_handler(own_actors),
+        inbound.TOPIC: inbound.make_handler(own_actors, frozenset(enrichers)),
+        enrich.TOPIC: enrich.make_stage(enrichers),
         capture.TOPIC: capture.handle,
         route.TOPIC: route.make_handler(rules),
         hydrate.TOPIC: hydrate.make_stage(targets),

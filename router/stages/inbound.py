@@ -1,6 +1,6 @@
 """Stage `inbound`: turn an accepted webhook delivery into stored incidents and work items."""
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from connectors.registry import SOURCES
@@ -16,21 +16,28 @@ TOPIC = "inbound"
 ROUTE_TOPIC = "route"
 HYDRATE_TOPIC = "hydrate"
 CAPTURE_TOPIC = "capture"
+ENRICH_TOPIC = "enrich"
 OBSERVE_TOPIC = "observe"
 ACTOR = "cairn:pipeline"
 
 
-def make_handler(own_actors: Mapping[System, str | None]) -> Handler:
-    """The inbound stage; `own_actors` are the accounts Cairn writes to each target as."""
+def make_handler(
+    own_actors: Mapping[System, str | None], enriched: Collection[str] = ()
+) -> Handler:
+    """The inbound stage; `own_actors` are the accounts Cairn writes to each target as, and
+    incidents from the `enriched` sources are read from their tracker before capture."""
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
-        _inbound(ctx, payload, own_actors)
+        _inbound(ctx, payload, own_actors, enriched)
 
     return handle
 
 
 def _inbound(
-    ctx: StageContext, payload: dict[str, Any], own_actors: Mapping[System, str | None]
+    ctx: StageContext,
+    payload: dict[str, Any],
+    own_actors: Mapping[System, str | None],
+    enriched: Collection[str],
 ) -> None:
     """Parse the delivery with its source's parser and record what it says."""
     inbox_id = payload.get("inbox_id")
@@ -48,7 +55,8 @@ def _inbound(
             created = incidents.upsert(ctx.session, event.incident, ctx.now)
             if event.incident.status in CAPTURING:
                 ref = event.incident.ref
-                ctx.emit(CAPTURE_TOPIC, {"ref": ref}, key=ref)
+                topic = ENRICH_TOPIC if event.incident.source in enriched else CAPTURE_TOPIC
+                ctx.emit(topic, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,
                 actor=ACTOR,

@@ -361,7 +361,15 @@ def deliver(db: Database, body: bytes, key: str, source: str = "generic") -> tup
 
 
 def test_every_pipeline_topic_is_registered() -> None:
-    assert set(STAGES) == {"inbound", "capture", "route", "hydrate", "embed", "observe"}
+    assert set(STAGES) == {
+        "inbound",
+        "enrich",
+        "capture",
+        "route",
+        "hydrate",
+        "embed",
+        "observe",
+    }
 
 
 def test_inbound_records_an_incident(db: Database) -> None:
