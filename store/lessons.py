@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError
 from core.lesson import Lesson, LessonStatus
-from store import counters
+from store import counters, search
 from store.documents import from_doc, to_doc
 from store.tables import LessonRow, LessonVersionRow
 
@@ -30,6 +30,7 @@ def add(session: Session, lesson: Lesson, now: datetime) -> None:
         )
     )
     session.flush()
+    search.index(session, lesson)
     counters.bump(session, _REVISION)
 
 
@@ -51,6 +52,7 @@ def save(session: Session, lesson: Lesson, now: datetime) -> None:
     row.version = lesson.version
     row.doc = to_doc(lesson)
     row.updated_at = now
+    search.index(session, lesson)
     counters.bump(session, _REVISION)
 
 
@@ -72,6 +74,7 @@ def publish(session: Session, lesson_id: str, now: datetime) -> Lesson:
     row.doc = to_doc(lesson)
     row.updated_at = now
     session.flush()
+    search.index(session, lesson)
     counters.bump(session, _REVISION)
     return lesson
 

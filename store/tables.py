@@ -149,6 +149,44 @@ class LessonVersionRow(Base):
     published_at: Mapped[datetime]
 
 
+class LessonSearchRow(Base):
+    """A lesson's searchable text; FTS5 (SQLite) or a GIN index (PostgreSQL) covers it.
+
+    The integer id is the FTS5 rowid: a lesson id is text, and SQLite may renumber implicit rowids.
+    """
+
+    __tablename__ = "lesson_search"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lesson_id: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class LessonFacetRow(Base):
+    """One facet value of a lesson (status, mandate, form, owner, each tag, service, component)."""
+
+    __tablename__ = "lesson_facets"
+    __table_args__ = (Index("ix_lesson_facets_value", "facet", "value"),)
+
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(12), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class RecurrenceRow(Base):
+    """A later incident where a published lesson applied: one per (incident, lesson)."""
+
+    __tablename__ = "recurrences"
+
+    incident_ref: Mapped[str] = mapped_column(String(300), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    lesson_version: Mapped[int]
+    detected_at: Mapped[datetime]
+    doc: Mapped[dict[str, Any]]
+
+
 class PlacementRow(Base):
     """A lesson embedded in a work item; `effect_id` makes each side effect happen once."""
 

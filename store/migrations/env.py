@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import Connection
 
+from store.search import include_name
 from store.tables import Base
 
 connection = context.config.attributes.get("connection")
@@ -14,6 +15,8 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    # The full-text search objects are dialect-specific; the migration creates them by hand.
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()

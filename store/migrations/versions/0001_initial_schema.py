@@ -16,6 +16,53 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Full-text search objects exist on one dialect each, so they stay out of the table metadata;
+# store.search.UNMANAGED names them for the schema drift check. The document expression must
+# stay identical to store.search's, or PostgreSQL will not use the index.
+_PG_DOCUMENT = (
+    "setweight(to_tsvector('english'::regconfig, title), 'A') || "
+    "setweight(to_tsvector('english'::regconfig, scope), 'B') || "
+    "setweight(to_tsvector('english'::regconfig, body), 'D')"
+)
+_SQLITE_SEARCH = (
+    # remove_diacritics 0: PostgreSQL's english configuration keeps accents too.
+    "CREATE VIRTUAL TABLE lesson_search_fts USING fts5(title, scope, body, "
+    "content='lesson_search', content_rowid='id', "
+    "tokenize='porter unicode61 remove_diacritics 0')",
+    # The external-content triggers from the FTS5 documentation.
+    "CREATE TRIGGER lesson_search_ai AFTER INSERT ON lesson_search BEGIN "
+    "INSERT INTO lesson_search_fts(rowid, title, scope, body) "
+    "VALUES (new.id, new.title, new.scope, new.body); END",
+    "CREATE TRIGGER lesson_search_ad AFTER DELETE ON lesson_search BEGIN "
+    "INSERT INTO lesson_search_fts(lesson_search_fts, rowid, title, scope, body) "
+    "VALUES ('delete', old.id, old.title, old.scope, old.body); END",
+    "CREATE TRIGGER lesson_search_au AFTER UPDATE ON lesson_search BEGIN "
+    "INSERT INTO lesson_search_fts(lesson_search_fts, rowid, title, scope, body) "
+    "VALUES ('delete', old.id, old.title, old.scope, old.body); "
+    "INSERT INTO lesson_search_fts(rowid, title, scope, body) "
+    "VALUES (new.id, new.title, new.scope, new.body); END",
+)
+
+
+def _create_search_index() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            f"CREATE INDEX ix_lesson_search_document ON lesson_search USING gin (({_PG_DOCUMENT}))"
+        )
+    else:
+        for statement in _SQLITE_SEARCH:
+            op.execute(statement)
+
+
+def _drop_search_index() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_lesson_search_document")
+    else:
+        for trigger in ("lesson_search_ai", "lesson_search_ad", "lesson_search_au"):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        op.execute("DROP TABLE IF EXISTS lesson_search_fts")
+
+
 def upgrade() -> None:
     """Apply this revision."""
     op.create_table(
@@ -93,6 +140,45 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("lessons", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_lessons_status"), ["status"], unique=False)
+
+    op.create_table(
+        "lesson_search",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("lesson_id", sa.String(length=200), nullable=False),
+        sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("lesson_id"),
+    )
+    _create_search_index()
+
+    op.create_table(
+        "lesson_facets",
+        sa.Column("lesson_id", sa.String(length=200), nullable=False),
+        sa.Column("facet", sa.String(length=12), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("lesson_id", "facet", "value"),
+    )
+    with op.batch_alter_table("lesson_facets", schema=None) as batch_op:
+        batch_op.create_index("ix_lesson_facets_value", ["facet", "value"], unique=False)
+
+    op.create_table(
+        "recurrences",
+        sa.Column("incident_ref", sa.String(length=300), nullable=False),
+        sa.Column("lesson_id", sa.String(length=200), nullable=False),
+        sa.Column("lesson_version", sa.Integer(), nullable=False),
+        sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("doc", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("incident_ref", "lesson_id"),
+    )
+    with op.batch_alter_table("recurrences", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_recurrences_lesson_id"), ["lesson_id"], unique=False)
 
     op.create_table(
         "outbox",
@@ -201,6 +287,16 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_key")
         batch_op.drop_index("ix_outbox_due")
 
+    with op.batch_alter_table("recurrences", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_recurrences_lesson_id"))
+
+    op.drop_table("recurrences")
+    with op.batch_alter_table("lesson_facets", schema=None) as batch_op:
+        batch_op.drop_index("ix_lesson_facets_value")
+
+    op.drop_table("lesson_facets")
+    _drop_search_index()
+    op.drop_table("lesson_search")
     op.drop_table("outbox")
     with op.batch_alter_table("lessons", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_lessons_status"))
