@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 from connectors.base import Parser, Verifier
 from connectors.generic import webhook as generic
+from connectors.incidentio import webhook as incidentio
+from connectors.opsgenie import webhook as opsgenie
+from connectors.pagerduty import webhook as pagerduty
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,5 +28,26 @@ SOURCES: dict[str, SourceSpec] = {
         secret_env="CAIRN_GENERIC_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
         verifier=generic.GenericVerifier,
         parse=generic.parse,
+    ),
+    "pagerduty": SourceSpec(
+        name="pagerduty",
+        package="connectors.pagerduty",
+        secret_env="CAIRN_PAGERDUTY_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
+        verifier=pagerduty.PagerDutyVerifier,
+        parse=pagerduty.parse,
+    ),
+    "incidentio": SourceSpec(
+        name="incidentio",
+        package="connectors.incidentio",
+        secret_env="CAIRN_INCIDENTIO_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
+        verifier=incidentio.IncidentIoVerifier,
+        parse=incidentio.parse,
+    ),
+    "opsgenie": SourceSpec(
+        name="opsgenie",
+        package="connectors.opsgenie",
+        secret_env="CAIRN_OPSGENIE_WEBHOOK_TOKEN",  # noqa: S106 (a variable name)
+        verifier=opsgenie.OpsgenieVerifier,
+        parse=opsgenie.parse,
     ),
 }

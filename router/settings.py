@@ -21,6 +21,17 @@ class Settings(BaseSettings):
     )
     broker_prefix: str = Field(default="cairn", pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
     generic_webhook_secret: SecretStr | None = None
+    generic_mapping: Path | None = Field(
+        default=None,
+        description="YAML mapping any tracker's JSON to incidents on /hooks/generic.",
+    )
+    pagerduty_webhook_secret: SecretStr | None = None
+    pagerduty_api_token: SecretStr | None = None
+    pagerduty_api_url: str = Field(default="https://api.pagerduty.com", pattern=r"^https?://\S+$")
+    incidentio_webhook_secret: SecretStr | None = None
+    incidentio_api_key: SecretStr | None = None
+    incidentio_api_url: str = Field(default="https://api.incident.io", pattern=r"^https?://\S+$")
+    opsgenie_webhook_token: SecretStr | None = None
     rules_path: Path | None = Field(
         default=None, description="A rule file or a directory of *.yaml rule packs."
     )

@@ -1,81 +1,84 @@
-"""Verify and parse `POST /hooks/generic` deliveries (Standard Webhooks signing)."""
+"""Verify and parse `POST /hooks/generic` deliveries (Standard Webhooks signing).
 
-import base64
-import binascii
+A body that is not a canonical event (no `type` of incident, work_item or feedback) is mapped
+with the YAML file named by `CAIRN_GENERIC_MAPPING` when one is configured (see `mapping`).
+"""
+
+import json
+import logging
+import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
-from standardwebhooks.webhooks import Webhook
 
-from connectors.base import InboundEvent, VerifiedDelivery
-from core.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PayloadError,
-    describe_validation_error,
-)
-from core.events import CanonicalEvent
+from connectors.base import InboundEvent
+from connectors.generic import mapping
+from connectors.standard_webhooks import StandardWebhooksVerifier, sign
+from core.errors import ConfigurationError, PayloadError, describe_validation_error
+from core.events import CanonicalEvent, IncidentEvent
+
+__all__ = ["GenericVerifier", "parse", "sign"]
+
+log = logging.getLogger("cairn.connectors.generic")
 
 _EVENT: TypeAdapter[InboundEvent] = TypeAdapter(CanonicalEvent)
-_PREFIX = "whsec_"
-MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
+CANONICAL_TYPES = frozenset({"incident", "work_item", "feedback"})
+MAPPING_ENV = "CAIRN_GENERIC_MAPPING"
+_loaded: dict[str, tuple[int, mapping.FieldMapping]] = {}
 
 
-class GenericVerifier:
+class GenericVerifier(StandardWebhooksVerifier):
     """Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<b64>`."""
 
+    setting = "CAIRN_GENERIC_WEBHOOK_SECRET"
+
     def __init__(self, secret: str) -> None:
-        # The spec's secrets are `whsec_` + base64 of 24 to 64 random bytes; anything else is a
-        # configuration mistake (a placeholder, a password) and must not pass as a signing key.
-        key = secret.removeprefix(_PREFIX) if secret.startswith(_PREFIX) else None
-        try:
-            raw = base64.b64decode(key, validate=True) if key else b""
-        except binascii.Error:
-            raw = b""
-        if not MIN_SECRET_BYTES <= len(raw) <= MAX_SECRET_BYTES:
-            raise ConfigurationError(
-                "CAIRN_GENERIC_WEBHOOK_SECRET must be whsec_ followed by the base64 of "
-                f"{MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes"
-            )
-        self._webhook = Webhook(raw)
+        super().__init__(secret)
+        active_mapping()  # a broken mapping file stops start-up, like a broken secret
 
-    def __repr__(self) -> str:
-        return "GenericVerifier(secret=***)"
 
-    def verify(self, headers: Mapping[str, str], body: bytes) -> VerifiedDelivery:
-        """Check signature and timestamp (±5 minutes); every failure is an AuthenticationError."""
-        lowered = {k.lower(): v for k, v in headers.items()}
-        try:
-            self._webhook.verify(body, lowered, json_parse=False)
-        except Exception as exc:
-            # The reference library raises ValueError/binascii.Error on malformed headers and
-            # UnicodeDecodeError on non-UTF-8 bodies; all of them mean "not verified".
-            known = exc.__class__.__name__ == "WebhookVerificationError"
-            raise AuthenticationError(
-                str(exc) if known else "malformed signature headers or body"
-            ) from exc
-        return VerifiedDelivery(delivery_key=lowered["webhook-id"])
+def active_mapping() -> mapping.FieldMapping | None:
+    """The mapping `CAIRN_GENERIC_MAPPING` names, re-read when the file changes; None if unset.
+
+    A file that breaks after start-up keeps the last good mapping in force (and is logged).
+    """
+    name = os.environ.get(MAPPING_ENV, "").strip()
+    if not name:
+        return None
+    path = Path(name)
+    previous = _loaded.get(name)
+    try:
+        stamp = path.stat().st_mtime_ns
+        if previous is None or previous[0] != stamp:
+            _loaded[name] = (stamp, mapping.load(path))
+    except (OSError, ConfigurationError) as exc:
+        if previous is None:
+            if isinstance(exc, ConfigurationError):
+                raise
+            raise ConfigurationError(f"{MAPPING_ENV}: cannot read {path}") from exc
+        log.warning("%s: keeping the last good mapping: %s", MAPPING_ENV, exc)
+    return _loaded[name][1]
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
-    """One canonical event per delivery."""
+    """One canonical event per delivery, or what the configured mapping makes of the body."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if isinstance(data, dict) and data.get("type") not in CANONICAL_TYPES:
+        try:
+            found = active_mapping()
+        except ConfigurationError as exc:
+            raise PayloadError("the generic mapping file is not usable") from exc
+        if found is not None:
+            try:
+                incident = mapping.apply(found, data)
+            except ValidationError as exc:
+                raise PayloadError(describe_validation_error(exc)) from exc
+            return [] if incident is None else [IncidentEvent(type="incident", incident=incident)]
     try:
         return [_EVENT.validate_json(body)]
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc, tagged=True)) from exc
-
-
-def sign(
-    secret: str, msg_id: str, body: bytes, timestamp: datetime | None = None
-) -> dict[str, str]:
-    """Headers a Standard Webhooks sender attaches (used by the demo, tests and senders)."""
-    # The reference library signs the wall-clock digits as if they were UTC: convert first.
-    when = (timestamp or datetime.now(UTC)).astimezone(UTC)
-    signature = Webhook(secret).sign(msg_id=msg_id, timestamp=when, data=body.decode())
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": signature,
-        "content-type": "application/json",
-    }
