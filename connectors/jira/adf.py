@@ -1,0 +1,236 @@
+"""Lessons as an ADF task list under a "Lessons learned" heading; everything else left alone.
+
+Pure functions over Atlassian Document Format (JSON). Cairn owns exactly one `taskList`: the one
+right after the first top-level heading reading "Lessons learned". Its items whose `localId`
+starts with `cairn-` are Cairn's, derived from the placement id; other items in it (an engineer's
+own) and every other node of the description are kept as they are. Text is placed in `text`
+nodes, never parsed as markup, so a lesson cannot inject structure; control characters are
+stripped. A `cairn-` id anywhere else in the description is ignored (a copy cannot forge a tick).
+"""
+
+import copy
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.feedback import ItemMark
+from core.lesson import Mandate
+
+HEADING = "Lessons learned"
+ID_PREFIX = "cairn-"
+LIST_ID = "cairn-lessons"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_DISMISSAL = re.compile(r"\bN/A\s*:\s*(?P<reason>\S.*)$", re.IGNORECASE | re.DOTALL)
+_MANDATE = {
+    Mandate.REQUIRED: "Required",
+    Mandate.REVIEW_AND_JUSTIFY: "Review; if it does not apply, dismiss it with a reason",
+    Mandate.INVITED: "Suggested",
+}
+MAX_TEXT = 2_000
+MAX_REASON = 2_000
+
+Node = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One lesson as the checklist shows it."""
+
+    placement_id: str
+    title: str
+    text: str
+    mandate: Mandate
+    rule_id: str
+    due_at: datetime | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What an engineer did to one of Cairn's task items."""
+
+    mark: ItemMark
+    reason: str | None = None
+
+
+def local_id(placement_id: str) -> str:
+    """The task item's `localId`: stable for a placement, so a retry finds its own item."""
+    return ID_PREFIX + hashlib.sha256(placement_id.encode()).hexdigest()[:24]
+
+
+def clean(value: str, limit: int = MAX_TEXT) -> str:
+    """One line of plain text: control characters become spaces; at most `limit` characters."""
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
+
+
+def _neutral(value: str) -> str:
+    # Our own text must never read as an engineer's dismissal.
+    return re.sub(r"N/A\s*:", "N/A -", value, flags=re.IGNORECASE)
+
+
+def _text(value: str, href: str | None = None) -> Node:
+    node: Node = {"type": "text", "text": value}
+    if href is not None:
+        node["marks"] = [{"type": "link", "attrs": {"href": href}}]
+    return node
+
+
+def render(item: Item) -> list[Node]:
+    """The inline nodes of one task item: title, text, mandate, why (rule), due date, link."""
+    title = _neutral(clean(item.title, 300)) or "Lesson"
+    body = _neutral(clean(item.text))
+    parts = [f"{title}: {body}" if body and body != title else title]
+    parts.append(_MANDATE[item.mandate])
+    parts.append(f"why: rule {clean(item.rule_id, 200)}")
+    if item.due_at is not None:
+        parts.append(f"due {item.due_at.date().isoformat()}")
+    nodes = [_text(" — ".join(parts))]
+    if item.url is not None and item.url.startswith(("https://", "http://")):
+        nodes += [_text(" — "), _text("lesson", clean(item.url, 2_000))]
+    return nodes
+
+
+def task_item(item: Item) -> Node:
+    """A fresh, unticked task item for `item`."""
+    return {
+        "type": "taskItem",
+        "attrs": {"localId": local_id(item.placement_id), "state": "TODO"},
+        "content": render(item),
+    }
+
+
+def empty_doc() -> Node:
+    """An empty ADF document."""
+    return {"type": "doc", "version": 1, "content": []}
+
+
+def plain_text(node: object) -> str:
+    """The text of a node and its children, concatenated."""
+    if not isinstance(node, dict):
+        return ""
+    if node.get("type") == "text" and isinstance(node.get("text"), str):
+        return str(node["text"])
+    if node.get("type") == "hardBreak":
+        return "\n"
+    content = node.get("content")
+    if not isinstance(content, list):
+        return ""
+    return "".join(plain_text(child) for child in content)
+
+
+def _is_heading(node: object) -> bool:
+    return (
+        isinstance(node, dict)
+        and node.get("type") == "heading"
+        and clean(plain_text(node)).casefold() == HEADING.casefold()
+    )
+
+
+def _section(content: list[Any]) -> tuple[int | None, int | None]:
+    """Index of our heading and of the task list right after it (None when absent)."""
+    for index, node in enumerate(content):
+        if _is_heading(node):
+            following = content[index + 1] if index + 1 < len(content) else None
+            is_list = isinstance(following, dict) and following.get("type") == "taskList"
+            return index, index + 1 if is_list else None
+    return None, None
+
+
+def _item_id(node: object) -> str | None:
+    if not isinstance(node, dict) or node.get("type") != "taskItem":
+        return None
+    attrs = node.get("attrs")
+    value = attrs.get("localId") if isinstance(attrs, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _content(doc: object) -> list[Any]:
+    if isinstance(doc, dict) and isinstance(doc.get("content"), list):
+        return list(doc["content"])
+    return []
+
+
+def apply(doc: object, items: Sequence[Item]) -> Node:
+    """`doc` showing exactly `items` in Cairn's task list, everything else as it was.
+
+    Existing items keep their state and any text the engineer added; new ones are appended;
+    Cairn items not in `items` (withdrawn, or forged ids) are removed. With nothing to show, the
+    heading and list go too (unless the list holds an engineer's own items).
+    """
+    result: Node = copy.deepcopy(doc) if isinstance(doc, dict) else empty_doc()
+    if result.get("type") != "doc":
+        result = empty_doc()
+    result.setdefault("version", 1)
+    content = _content(result)
+    heading, listed = _section(content)
+    wanted = {local_id(item.placement_id): item for item in items}
+    existing = content[listed]["content"] if listed is not None else []
+    kept: list[Any] = []
+    seen: set[str] = set()
+    for node in existing if isinstance(existing, list) else []:
+        node_id = _item_id(node)
+        if node_id is not None and node_id.startswith(ID_PREFIX):
+            if node_id not in wanted or node_id in seen:
+                continue  # withdrawn, forged or duplicated: not shown
+            seen.add(node_id)
+        kept.append(node)
+    kept += [task_item(item) for key, item in wanted.items() if key not in seen]
+    if heading is None:
+        if not kept:
+            return result
+        content += [
+            {"type": "heading", "attrs": {"level": 3}, "content": [_text(HEADING)]},
+            {"type": "taskList", "attrs": {"localId": LIST_ID}, "content": kept},
+        ]
+    elif kept:
+        task_list = {"type": "taskList", "attrs": {"localId": LIST_ID}, "content": kept}
+        if listed is None:
+            content.insert(heading + 1, task_list)
+        else:
+            content[listed] = {**content[listed], "content": kept}
+    elif listed is not None:
+        del content[heading : listed + 1]  # our list emptied: heading and list go
+    result["content"] = content
+    return result
+
+
+def marks(doc: object, placement_ids: Iterable[str]) -> dict[str, Mark]:
+    """The mark of each placement's item in Cairn's task list (absent items are left out)."""
+    content = _content(doc)
+    _heading, listed = _section(content)
+    if listed is None:
+        return {}
+    by_id: dict[str, Node] = {}
+    for node in content[listed].get("content") or []:
+        node_id = _item_id(node)
+        if node_id is not None and node_id not in by_id:
+            by_id[node_id] = node
+    found: dict[str, Mark] = {}
+    for placement_id in placement_ids:
+        node = by_id.get(local_id(placement_id))
+        if node is not None:
+            found[placement_id] = read_mark(node)
+    return found
+
+
+def read_mark(node: Mapping[str, Any]) -> Mark:
+    """DONE → ticked, TODO → open; "N/A: reason" written in the item → dismissed with reason."""
+    dismissal = _DISMISSAL.search(plain_text(dict(node)))
+    if dismissal is not None:
+        reason = clean(dismissal.group("reason"), MAX_REASON)
+        if reason:
+            return Mark(ItemMark.DISMISSED, reason)
+    attrs = node.get("attrs")
+    state = attrs.get("state") if isinstance(attrs, dict) else None
+    return Mark(ItemMark.TICKED if state == "DONE" else ItemMark.OPEN)
+
+
+def paragraph(text: str, href: str | None = None) -> Node:
+    """A document with one paragraph (sub-task descriptions), `href` linked as "lesson"."""
+    nodes = [_text(_neutral(clean(text)) or "Lesson")]
+    if href is not None and href.startswith(("https://", "http://")):
+        nodes += [_text(" — "), _text("lesson", clean(href, 2_000))]
+    return {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": nodes}]}
