@@ -70,3 +70,17 @@ class Incident(CoreModel):
     def ref(self) -> str:
         """Stable reference, e.g. `pagerduty:PABC123`."""
         return f"{self.source}:{self.external_id}"
+
+
+def updated(stored: Incident, delivered: Incident) -> Incident:
+    """The stored incident updated by a later delivery about it.
+
+    Thin deliveries (a postmortem note, a finished postmortem document) say little besides the
+    new status and a link: what they leave unset or empty keeps its stored value.
+    """
+    changes = {
+        name: getattr(delivered, name)
+        for name in delivered.model_fields_set - {"source", "external_id"}
+        if getattr(delivered, name) not in ((), None, "")
+    }
+    return stored.model_copy(update=changes)

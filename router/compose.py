@@ -8,6 +8,8 @@ from connectors.base import Enricher, Verifier
 from connectors.registry import SOURCES
 from connectors.target import Target
 from core.work import System
+from router.github_setup import build_github_target
+from router.jira_setup import build_jira_target
 from router.pipeline import Dispatcher
 from router.routing import ActiveRules
 from router.settings import Settings
@@ -48,6 +50,12 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
 def build_targets(settings: Settings) -> dict[System, Target]:
     """One target per outside system whose credentials are configured."""
     targets: dict[System, Target] = {}
+    github = build_github_target(settings)
+    if github is not None:
+        targets[System.GITHUB] = github
+    jira = build_jira_target(settings)
+    if jira is not None:
+        targets[System.JIRA] = jira
     for system in System:
         if system not in targets:
             log.info("%s target not configured: lessons for it stay planned", system.value)
@@ -57,6 +65,18 @@ def build_targets(settings: Settings) -> dict[System, Target]:
 def build_enrichers(settings: Settings) -> dict[str, Enricher]:
     """One enricher per incident tracker whose API access is configured."""
     enrichers: dict[str, Enricher] = {}
+    if settings.pagerduty_api_token is not None:
+        from connectors.pagerduty.client import PagerDutyClient
+
+        enrichers["pagerduty"] = PagerDutyClient(
+            settings.pagerduty_api_token.get_secret_value(), base_url=settings.pagerduty_api_url
+        )
+    if settings.incidentio_api_key is not None:
+        from connectors.incidentio.client import IncidentIoClient
+
+        enrichers["incidentio"] = IncidentIoClient(
+            settings.incidentio_api_key.get_secret_value(), base_url=settings.incidentio_api_url
+        )
     return enrichers
 
 

@@ -6,7 +6,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from connectors.incidentio.mapping import to_incident
+from connectors.incidentio.mapping import combine, to_incident
 from connectors.incidentio.models import FollowUp, IoIncident
 from connectors.retrying import RetryPolicy, send
 from core.errors import PayloadError, describe_validation_error
@@ -56,6 +56,11 @@ class IncidentIoClient:
             return to_incident(incident, items)
         except ValidationError as exc:
             raise PayloadError(f"incident.io incident: {describe_validation_error(exc)}") from exc
+
+    def enrich(self, incident: Incident) -> Incident:
+        """The incident as incident.io holds it now, keeping a finished postmortem's status."""
+        fetched = self.incident(incident.external_id)
+        return incident if fetched is None else combine(fetched, incident)
 
     def _get(self, path: str, params: dict[str, str], what: str) -> dict[str, Any]:
         request = self._http.build_request("GET", path, params=params)

@@ -80,7 +80,8 @@ def merge(incident: Incident, findings: Findings) -> Incident:
         status = IncidentStatus.POSTMORTEM_DONE
     return Incident.model_validate(
         {
-            **incident.model_dump(),
+            # Only what was set: a thin event's default severity must not read as a new one.
+            **incident.model_dump(include=incident.model_fields_set),
             "status": status,
             "summary": findings.summary or incident.summary,
             "postmortem_url": incident.postmortem_url or findings.postmortem_url,

@@ -7,6 +7,8 @@ from connectors.registry import SOURCES
 from core.capture import CAPTURING
 from core.errors import PayloadError
 from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
+from core.incident import updated
+from core.recurrence import CHECKED as RECURRENCE_CHECKED
 from core.work import System
 from router import feedback
 from router.pipeline import Handler, StageContext
@@ -18,6 +20,7 @@ HYDRATE_TOPIC = "hydrate"
 CAPTURE_TOPIC = "capture"
 ENRICH_TOPIC = "enrich"
 OBSERVE_TOPIC = "observe"
+RECURRENCE_TOPIC = "recurrence"
 ACTOR = "cairn:pipeline"
 
 
@@ -52,7 +55,12 @@ def _inbound(
     for event in spec.parse(delivery.headers, delivery.body):
         details = {"inbox_id": inbox_id, "source": delivery.source}
         if isinstance(event, IncidentEvent):
-            created = incidents.upsert(ctx.session, event.incident, ctx.now)
+            stored = incidents.get(ctx.session, event.incident.ref)
+            incident = event.incident if stored is None else updated(stored, event.incident)
+            created = incidents.upsert(ctx.session, incident, ctx.now)
+            if event.incident.status in RECURRENCE_CHECKED:
+                ref = event.incident.ref
+                ctx.emit(RECURRENCE_TOPIC, {"ref": ref}, key=ref)
             if event.incident.status in CAPTURING:
                 ref = event.incident.ref
                 topic = ENRICH_TOPIC if event.incident.source in enriched else CAPTURE_TOPIC

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from connectors.base import Enricher
 from connectors.target import Target
 from core.work import System
 from router.app import create_app
@@ -24,6 +25,7 @@ def serving(
     *,
     prepare: Callable[[Database], None] | None = None,
     targets: Mapping[System, Target] | None = None,
+    enrichers: Mapping[str, Enricher] | None = None,
     **settings: Any,
 ) -> Iterator[tuple[TestClient, Database]]:
     """A migrated database (optionally seeded by `prepare`) and the app with its workers.
@@ -41,7 +43,9 @@ def serving(
         **settings,
     )
     try:
-        with TestClient(create_app(build_runtime(config, targets=targets))) as client:
+        with TestClient(
+            create_app(build_runtime(config, targets=targets, enrichers=enrichers))
+        ) as client:
             yield client, db
     finally:
         db.dispose()

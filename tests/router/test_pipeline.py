@@ -369,6 +369,7 @@ def test_every_pipeline_topic_is_registered() -> None:
         "hydrate",
         "embed",
         "observe",
+        "recurrence",
     }
 
 
