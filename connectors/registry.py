@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from connectors.base import Parser, Verifier
 from connectors.generic import webhook as generic
 from connectors.incidentio import webhook as incidentio
+from connectors.jira import webhook as jira
 from connectors.opsgenie import webhook as opsgenie
 from connectors.pagerduty import webhook as pagerduty
 
@@ -49,5 +50,12 @@ SOURCES: dict[str, SourceSpec] = {
         secret_env="CAIRN_OPSGENIE_WEBHOOK_TOKEN",  # noqa: S106 (a variable name)
         verifier=opsgenie.OpsgenieVerifier,
         parse=opsgenie.parse,
+    ),
+    "jira": SourceSpec(
+        name="jira",
+        package="connectors.jira",
+        secret_env="CAIRN_JIRA_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
+        verifier=jira.JiraVerifier,
+        parse=jira.parse,
     ),
 }

@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     incidentio_api_key: SecretStr | None = None
     incidentio_api_url: str = Field(default="https://api.incident.io", pattern=r"^https?://\S+$")
     opsgenie_webhook_token: SecretStr | None = None
+    jira_webhook_secret: SecretStr | None = None
+    jira_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", description="https://<site>.atlassian.net"
+    )
+    jira_email: str | None = Field(default=None, description="The Atlassian account Cairn uses.")
+    jira_api_token: SecretStr | None = None
+    jira_account_id: str | None = Field(
+        default=None, description="That account's accountId: its own edits are ignored."
+    )
+    jira_team_field: str | None = Field(
+        default=None, description="A custom field id (customfield_10001) holding the team."
+    )
     rules_path: Path | None = Field(
         default=None, description="A rule file or a directory of *.yaml rule packs."
     )
