@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from connectors.base import Parser, Verifier
 from connectors.generic import webhook as generic
+from connectors.github import webhook as github
 from connectors.incidentio import webhook as incidentio
 from connectors.jira import webhook as jira
 from connectors.opsgenie import webhook as opsgenie
@@ -50,6 +51,13 @@ SOURCES: dict[str, SourceSpec] = {
         secret_env="CAIRN_OPSGENIE_WEBHOOK_TOKEN",  # noqa: S106 (a variable name)
         verifier=opsgenie.OpsgenieVerifier,
         parse=opsgenie.parse,
+    ),
+    "github": SourceSpec(
+        name="github",
+        package="connectors.github",
+        secret_env="CAIRN_GITHUB_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
+        verifier=github.GitHubVerifier,
+        parse=github.parse,
     ),
     "jira": SourceSpec(
         name="jira",

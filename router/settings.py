@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     incidentio_api_key: SecretStr | None = None
     incidentio_api_url: str = Field(default="https://api.incident.io", pattern=r"^https?://\S+$")
     opsgenie_webhook_token: SecretStr | None = None
+    github_webhook_secret: SecretStr | None = None
+    github_token: SecretStr | None = Field(
+        default=None, description="A personal access token; or use the GitHub App settings."
+    )
+    github_app_id: str | None = None
+    github_app_private_key: SecretStr | None = Field(
+        default=None, description="The App's PEM private key (the text, not a path)."
+    )
+    github_installation_id: str | None = Field(default=None, pattern=r"^\d*$")
+    github_api_url: str = Field(default="https://api.github.com", pattern=r"^https?://\S+$")
+    github_actor: str | None = Field(
+        default=None, description="The login Cairn writes to GitHub as (its own edits)."
+    )
+    github_teams: dict[str, str] = Field(
+        default_factory=dict, description='Author login → team, JSON: {"octocat": "payments"}.'
+    )
     jira_webhook_secret: SecretStr | None = None
     jira_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$", description="https://<site>.atlassian.net"

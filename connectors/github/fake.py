@@ -1,0 +1,411 @@
+"""A contract fake of the GitHub REST subset Cairn uses, and a simulated engineer.
+
+Serves on 127.0.0.1 (an ephemeral port) for tests and the demo, never in production:
+`GET`/`PATCH /repos/{o}/{r}/pulls/{n}`, `GET …/pulls/{n}/files` (Link-header pagination),
+`POST /repos/{o}/{r}/check-runs`, `POST /app/installations/{id}/access_tokens`, and scripted
+rate-limit or outage answers. It counts reads and writes per pull request, and each change it
+makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request` webhook GitHub
+would send, ready to be signed and delivered to Cairn.
+"""
+
+import itertools
+import json
+import re
+import secrets
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+
+from connectors.github.section import marker_id
+from connectors.github.webhook import sign
+
+Key = tuple[str, int]
+"""(owner/repo, pull request number)."""
+Reply = tuple[int, Any, dict[str, str]]
+
+_PULL = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)(?P<files>/files)?$")
+_CHECKS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/check-runs$")
+_TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(slots=True)
+class Failure:
+    """A scripted answer served instead of the real one, `times` times."""
+
+    status: int
+    times: int
+    retry_after: str | None = None
+    message: str = "scripted failure"
+
+
+@dataclass
+class FakePull:
+    """One pull request's state."""
+
+    repo: str
+    number: int
+    title: str
+    body: str | None
+    author: str
+    files: list[str]
+    labels: list[str] = field(default_factory=list)
+    base: str = "main"
+    head_sha: str = field(default_factory=lambda: secrets.token_hex(20))
+    draft: bool = False
+    state: str = "open"
+    merged: bool = False
+    created_at: str = field(default_factory=_now)
+    updated_at: str = field(default_factory=_now)
+
+
+@dataclass
+class Delivery:
+    """A webhook as GitHub would send it: event name and JSON payload."""
+
+    event: str
+    payload: dict[str, Any]
+
+    @property
+    def body(self) -> bytes:
+        """The raw body, as signed."""
+        return json.dumps(self.payload).encode()
+
+
+class FakeGitHub:
+    """The fake API server and its state; `url` is set while `running()`.
+
+    `token` is the personal token it accepts; with `app_id` and `app_public_key` it also
+    issues installation tokens to a correctly signed App JWT. `actor` is the login API writes
+    are attributed to (what Cairn must recognise as its own edits).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "ghp_fake",  # noqa: S107 (the fake's own test token)
+        actor: str = "cairn-bot",
+        app_id: str | None = None,
+        app_public_key: str | None = None,
+    ) -> None:
+        self.actor = actor
+        self.app_id = app_id
+        self.app_public_key = app_public_key
+        self.tokens = {token}
+        self.url = ""
+        self.pulls: dict[Key, FakePull] = {}
+        self.reads: Counter[Key] = Counter()
+        self.writes: Counter[Key] = Counter()
+        self.check_runs: list[dict[str, Any]] = []
+        self.requests: list[str] = []
+        self.deliveries: list[Delivery] = []
+        self.failures: list[Failure] = []
+        self.lock = threading.RLock()
+        self._numbers = itertools.count(1)
+
+    # --- scripted failures ----------------------------------------------------------------------
+
+    def fail(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | None = None,
+        message: str = "scripted failure",
+    ) -> None:
+        """Answer the next `times` API requests with `status` (rate limits, outages)."""
+        with self.lock:
+            self.failures.append(Failure(status, times, retry_after, message))
+
+    def _failure(self) -> Failure | None:
+        with self.lock:
+            while self.failures and self.failures[0].times <= 0:
+                self.failures.pop(0)
+            if not self.failures:
+                return None
+            self.failures[0].times -= 1
+            return self.failures[0]
+
+    # --- payloads -------------------------------------------------------------------------------
+
+    def _account(self, login: str) -> dict[str, Any]:
+        kind = "Bot" if login.endswith("[bot]") else "User"
+        return {"login": login, "id": abs(hash(login)) % 10**8, "type": kind}
+
+    def pull_json(self, pull: FakePull) -> dict[str, Any]:
+        """A pull request as the REST API and webhooks show it."""
+        owner = pull.repo.split("/")[0]
+        return {
+            "url": f"{self.url}/repos/{pull.repo}/pulls/{pull.number}",
+            "id": pull.number,
+            "html_url": f"https://github.com/{pull.repo}/pull/{pull.number}",
+            "number": pull.number,
+            "state": pull.state,
+            "locked": False,
+            "title": pull.title,
+            "user": self._account(pull.author),
+            "body": pull.body,
+            "created_at": pull.created_at,
+            "updated_at": pull.updated_at,
+            "closed_at": pull.updated_at if pull.state == "closed" else None,
+            "merged_at": pull.updated_at if pull.merged else None,
+            "labels": [{"name": label} for label in pull.labels],
+            "draft": pull.draft,
+            "merged": pull.merged,
+            "head": {"label": f"{owner}:topic", "ref": "topic", "sha": pull.head_sha},
+            "base": {"label": f"{owner}:{pull.base}", "ref": pull.base, "sha": "0" * 40},
+        }
+
+    def _event(self, pull: FakePull, action: str, sender: str, **extra: Any) -> Delivery:
+        owner, name = pull.repo.split("/")
+        payload = {
+            "action": action,
+            "number": pull.number,
+            "pull_request": self.pull_json(pull),
+            "repository": {
+                "id": abs(hash(pull.repo)) % 10**8,
+                "name": name,
+                "full_name": pull.repo,
+                "owner": self._account(owner),
+                "html_url": f"https://github.com/{pull.repo}",
+            },
+            "sender": self._account(sender),
+            **extra,
+        }
+        delivery = Delivery("pull_request", payload)
+        self.deliveries.append(delivery)
+        return delivery
+
+    # --- the simulated engineer -----------------------------------------------------------------
+
+    def open_pull(
+        self,
+        repo: str,
+        *,
+        title: str,
+        body: str | None,
+        files: list[str],
+        author: str = "octocat",
+        labels: list[str] | None = None,
+        base: str = "main",
+        draft: bool = False,
+    ) -> Delivery:
+        """Open a pull request; returns its `opened` webhook."""
+        with self.lock:
+            number = next(self._numbers)
+            pull = FakePull(repo, number, title, body, author, list(files), list(labels or ()))
+            pull.base, pull.draft = base, draft
+            self.pulls[(repo, number)] = pull
+            return self._event(pull, "opened", author)
+
+    def push(self, key: Key, files: list[str]) -> Delivery:
+        """Push commits that touch `files` too; returns the `synchronize` webhook."""
+        with self.lock:
+            pull = self.pulls[key]
+            pull.files.extend(f for f in files if f not in pull.files)
+            pull.head_sha, pull.updated_at = secrets.token_hex(20), _now()
+            return self._event(pull, "synchronize", pull.author)
+
+    def edit_body(self, key: Key, body: str, by: str | None = None) -> Delivery:
+        """Replace the body as a person would in the browser; returns the `edited` webhook."""
+        with self.lock:
+            pull = self.pulls[key]
+            return self._set_body(pull, body, by or pull.author)
+
+    def _set_body(self, pull: FakePull, body: str | None, sender: str) -> Delivery:
+        before, pull.body, pull.updated_at = pull.body, body, _now()
+        return self._event(pull, "edited", sender, changes={"body": {"from": before or ""}})
+
+    def _item_line(self, pull: FakePull, placement_id: str) -> tuple[list[str], int]:
+        lines = (pull.body or "").split("\n")
+        marker = f"<!-- {marker_id(placement_id)} -->"
+        for index, line in enumerate(lines):
+            if marker in line:
+                return lines, index
+        raise KeyError(f"no Cairn item {placement_id!r} in {pull.repo}#{pull.number}")
+
+    def tick(self, key: Key, placement_id: str, by: str | None = None) -> Delivery:
+        """Tick an item's box, as clicking it does; returns the `edited` webhook."""
+        with self.lock:
+            pull = self.pulls[key]
+            lines, index = self._item_line(pull, placement_id)
+            lines[index] = lines[index].replace("- [ ]", "- [x]", 1)
+            return self._set_body(pull, "\n".join(lines), by or pull.author)
+
+    def dismiss(self, key: Key, placement_id: str, reason: str, by: str | None = None) -> Delivery:
+        """Write `N/A: reason` on the line under the item; returns the `edited` webhook."""
+        with self.lock:
+            pull = self.pulls[key]
+            lines, index = self._item_line(pull, placement_id)
+            lines.insert(index + 2, f"  N/A: {reason}")  # below the item's detail line
+            return self._set_body(pull, "\n".join(lines), by or pull.author)
+
+    def merge(self, key: Key, by: str | None = None) -> Delivery:
+        """Merge the pull request; returns the `closed` webhook (merged: true)."""
+        with self.lock:
+            pull = self.pulls[key]
+            pull.state, pull.merged, pull.updated_at = "closed", True, _now()
+            return self._event(pull, "closed", by or pull.author)
+
+    def close(self, key: Key, by: str | None = None) -> Delivery:
+        """Close without merging; returns the `closed` webhook (merged: false)."""
+        with self.lock:
+            pull = self.pulls[key]
+            pull.state, pull.updated_at = "closed", _now()
+            return self._event(pull, "closed", by or pull.author)
+
+    # --- delivering webhooks --------------------------------------------------------------------
+
+    @staticmethod
+    def signed(
+        delivery: Delivery, secret: str, *, delivery_id: str | None = None, hook_id: str = "1"
+    ) -> tuple[dict[str, str], bytes]:
+        """Headers and body GitHub would POST (reuse `delivery_id` for a redelivery)."""
+        body = delivery.body
+        headers = sign(
+            secret,
+            body,
+            event=delivery.event,
+            delivery=delivery_id or str(uuid.uuid4()),
+            hook_id=hook_id,
+        )
+        return headers, body
+
+    def send(
+        self, url: str, delivery: Delivery, secret: str, *, delivery_id: str | None = None
+    ) -> httpx.Response:
+        """POST a signed webhook to `url` (Cairn's `/hooks/github`) the way GitHub does."""
+        headers, body = self.signed(delivery, secret, delivery_id=delivery_id)
+        return httpx.post(url, content=body, headers=headers, timeout=10)
+
+    # --- the API --------------------------------------------------------------------------------
+
+    def _authorised(self, headers: dict[str, str], path: str) -> bool:
+        scheme, _, credential = headers.get("authorization", "").partition(" ")
+        if _TOKENS.match(path):
+            return scheme.lower() == "bearer" and self._valid_jwt(credential)
+        return scheme.lower() in ("token", "bearer") and credential in self.tokens
+
+    def _valid_jwt(self, token: str) -> bool:
+        if self.app_public_key is None:
+            return False
+        try:
+            claims = jwt.decode(token, self.app_public_key, algorithms=["RS256"])
+        except jwt.PyJWTError:
+            return False
+        return str(claims.get("iss")) == str(self.app_id)
+
+    def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The answer to one API request."""
+        parts = urlsplit(target)
+        path, query = parts.path, parse_qs(parts.query)
+        with self.lock:
+            self.requests.append(f"{method} {path}")
+            if not self._authorised(headers, path):
+                return 401, {"message": "Bad credentials"}, {}
+            data = json.loads(body) if body else {}
+            if (match := _TOKENS.match(path)) and method == "POST":
+                return self._issue_token()
+            if (match := _CHECKS.match(path)) and method == "POST":
+                return self._check_run(match.group("repo"), data)
+            match = _PULL.match(path)
+            pull = None if match is None else self.pulls.get((match["repo"], int(match["n"])))
+            if match is None or pull is None:
+                return 404, {"message": "Not Found"}, {}
+            key = (pull.repo, pull.number)
+            if match["files"] and method == "GET":
+                self.reads[key] += 1
+                return self._files(pull, path, query)
+            if method == "GET":
+                self.reads[key] += 1
+                return 200, self.pull_json(pull), {}
+            if method == "PATCH":
+                self.writes[key] += 1
+                if "body" in data:
+                    self._set_body(pull, data["body"], self.actor)
+                return 200, self.pull_json(pull), {}
+            return 405, {"message": "Method Not Allowed"}, {}
+
+    def _issue_token(self) -> Reply:
+        token = "ghs_" + secrets.token_hex(16)
+        self.tokens.add(token)
+        expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 201, {"token": token, "expires_at": expires, "permissions": {}}, {}
+
+    def _check_run(self, repo: str, data: dict[str, Any]) -> Reply:
+        for pull in self.pulls.values():
+            if pull.repo == repo and pull.head_sha == data.get("head_sha"):
+                self.writes[(repo, pull.number)] += 1
+        run = {"id": len(self.check_runs) + 1, **data}
+        self.check_runs.append(run)
+        return 201, run, {}
+
+    def _files(self, pull: FakePull, path: str, query: dict[str, list[str]]) -> Reply:
+        per_page = min(100, int(query.get("per_page", ["30"])[0]))
+        page = int(query.get("page", ["1"])[0])
+        pages = max(1, -(-len(pull.files) // per_page))
+        chunk = pull.files[(page - 1) * per_page : page * per_page]
+        listed = [
+            {"sha": "0" * 40, "filename": f, "status": "modified", "additions": 1, "deletions": 0}
+            for f in chunk
+        ]
+        links = []
+        if page < pages:
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"')
+            links.append(f'<{self.url}{path}?per_page={per_page}&page={pages}>; rel="last"')
+        return 200, listed, {"Link": ", ".join(links)} if links else {}
+
+    @contextmanager
+    def running(self) -> Iterator["FakeGitHub"]:
+        """Serve on an ephemeral loopback port until the block ends; `url` is set meanwhile."""
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                failure = fake._failure()
+                if failure is not None:
+                    status, payload = failure.status, {"message": failure.message}
+                    extra = (
+                        {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
+                    )
+                else:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    status, payload, extra = fake.dispatch(self.command, self.path, headers, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in extra.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # keep test and demo output quiet
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)

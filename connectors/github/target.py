@@ -1,0 +1,189 @@
+"""GitHubTarget: lessons as a checklist section in pull-request bodies, through PyGithub.
+
+Write economy: `embed` reads the body once and writes it only when the rendered section
+differs (one `PATCH`), plus at most one Check Run when App auth is configured: never more than
+two writes per event, and none for a redelivery or a retry that finds its markers in place.
+"""
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+
+from github import Auth, Consts, Github
+from github.PullRequest import PullRequest
+
+from connectors.github import section
+from connectors.github.retry import RetryPolicy, call
+from connectors.target import EmbedEntry, EmbedResult
+from core.errors import PayloadError
+from core.feedback import MANDATED, ItemMark, ItemObservation
+from core.work import System, WorkItem
+
+DEFAULT_API_URL = "https://api.github.com"
+TEAM_LABEL = "team:"
+CHECK_NAME = "Cairn lessons"
+MAX_FILES = 3000  # the pull-request files API lists no more than this
+_REF = re.compile(r"^github:(?P<repo>[^/#\s]+/[^/#\s]+)#(?P<number>\d+)$")
+
+
+def _locate(item: WorkItem) -> tuple[str, int]:
+    match = _REF.match(item.ref)
+    if match is None:
+        raise PayloadError(f"{item.ref!r} is not a pull request ref (github:owner/repo#N)")
+    return match.group("repo"), int(match.group("number"))
+
+
+class GitHubTarget:
+    """The Target for GitHub pull requests (see `connectors.target.Target`).
+
+    The author's team is the value of a `team:<name>` label when there is one, else `teams`
+    (author login → team, `CAIRN_GITHUB_TEAMS`). Check Runs need a GitHub App: they are made
+    only when `check_runs` is set (the App factory sets it).
+    """
+
+    system = System.GITHUB
+
+    def __init__(
+        self,
+        auth: Auth.Auth,
+        *,
+        base_url: str = DEFAULT_API_URL,
+        own_actor: str | None = None,
+        teams: Mapping[str, str] | None = None,
+        check_runs: bool = False,
+        policy: RetryPolicy | None = None,
+        per_page: int = 100,
+        timeout: int = 15,
+        seconds_between_requests: float | None = Consts.DEFAULT_SECONDS_BETWEEN_REQUESTS,
+        seconds_between_writes: float | None = Consts.DEFAULT_SECONDS_BETWEEN_WRITES,
+    ) -> None:
+        self.own_actor = own_actor
+        self.teams = dict(teams or {})
+        self.check_runs = check_runs
+        self.policy = policy or RetryPolicy()
+        self.base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._options = {
+            "per_page": per_page,
+            "timeout": timeout,
+            "seconds_between_requests": seconds_between_requests,
+            "seconds_between_writes": seconds_between_writes,
+        }
+        # PyGithub clients hold a connection each; worker threads never share one.
+        self._local = threading.local()
+
+    @classmethod
+    def with_token(cls, token: str, **options: object) -> "GitHubTarget":
+        """Authenticate with a personal (or fine-grained) access token."""
+        return cls(Auth.Token(token), **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def with_app(
+        cls, app_id: int | str, private_key: str, installation_id: int, **options: object
+    ) -> "GitHubTarget":
+        """Authenticate as a GitHub App installation (tokens are fetched and renewed)."""
+        auth = Auth.AppAuth(app_id, private_key).get_installation_auth(installation_id)
+        options.setdefault("check_runs", True)
+        return cls(auth, **options)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        kind = type(self._auth).__name__
+        return f"GitHubTarget(base_url={self.base_url!r}, auth={kind}(***))"
+
+    def _client(self) -> Github:
+        client: Github | None = getattr(self._local, "client", None)
+        if client is None:
+            client = Github(
+                auth=self._auth,
+                base_url=self.base_url,
+                retry=None,  # retries live in connectors.github.retry, nowhere else
+                lazy=True,  # objects are fetched when read, so a handle costs no request
+                **self._options,  # type: ignore[arg-type]
+            )
+            self._local.client = client
+        return client
+
+    def _pull(self, item: WorkItem) -> PullRequest:
+        repo, number = _locate(item)
+        return self._client().get_repo(repo).get_pull(number)
+
+    def _read(self, item: WorkItem) -> tuple[PullRequest, str]:
+        def read() -> tuple[PullRequest, str]:
+            pr = self._pull(item)
+            return pr, pr.body or ""  # reading an attribute fetches the lazy object
+
+        return call(f"read {item.ref}", read, self.policy)
+
+    def complete(self, item: WorkItem) -> WorkItem:
+        """Add the changed files (paginated files API) and the author's team; reads only."""
+
+        def files() -> tuple[str, ...]:
+            found: dict[str, None] = {}
+            for changed in self._pull(item).get_files():
+                found[changed.filename] = None
+                if changed.previous_filename:
+                    found[changed.previous_filename] = None  # a rename touches both paths
+                if len(found) >= MAX_FILES:
+                    break
+            return tuple(found)
+
+        paths = call(f"list files of {item.ref}", files, self.policy)
+        return item.model_copy(update={"changed_paths": paths, "team": self._team(item)})
+
+    def _team(self, item: WorkItem) -> str | None:
+        for label in item.labels:
+            if label.lower().startswith(TEAM_LABEL) and label[len(TEAM_LABEL) :].strip():
+                return label[len(TEAM_LABEL) :].strip()
+        if item.assignee is not None:
+            return self.teams.get(item.assignee, item.team)
+        return item.team
+
+    def embed(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> EmbedResult:
+        """Make the body's Lessons section show `entries`; write only what differs."""
+        pr, body = self._read(item)
+        updated = section.apply(body, entries)
+        writes = 0
+        if updated != body:
+            call(f"edit the body of {item.ref}", lambda: pr.edit(body=updated), self.policy)
+            writes += 1
+            if self.check_runs:
+                self._check_run(item, pr, entries, updated)
+                writes += 1
+        handles = {
+            e.placement_id: section.marker_id(e.placement_id) for e in entries if not e.withdrawn
+        }
+        return EmbedResult(handles=handles, writes=writes, reads=1)
+
+    def _check_run(
+        self, item: WorkItem, pr: PullRequest, entries: Sequence[EmbedEntry], body: str
+    ) -> None:
+        marks = {o.placement_id: o.mark for o in section.observe(body)}
+        outstanding = [
+            e.title
+            for e in entries
+            if not e.withdrawn
+            and e.mandate in MANDATED
+            and marks.get(e.placement_id, ItemMark.OPEN) == ItemMark.OPEN
+        ]
+        summary = "\n".join(f"- {section.escape(t)}" for t in outstanding) or "Nothing pending."
+        repo, _number = _locate(item)
+        head = pr.head.sha
+
+        def create() -> None:
+            self._client().get_repo(repo).create_check_run(
+                name=CHECK_NAME,
+                head_sha=head,
+                status="completed",
+                conclusion="neutral" if outstanding else "success",
+                output={
+                    "title": f"{len(outstanding)} mandated lesson(s) to tick or justify",
+                    "summary": summary,
+                },
+            )
+
+        call(f"create a check run on {item.ref}", create, self.policy)
+
+    def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
+        """Re-read the body and report the mark on every item of the section."""
+        _pr, body = self._read(item)
+        return section.observe(body)
