@@ -7,7 +7,7 @@ from connectors.target import Target
 from core.work import System
 from router.pipeline import Stage
 from router.routing import ActiveRules
-from router.stages import capture, embed, enrich, hydrate, inbound, observe, route
+from router.stages import capture, embed, enrich, hydrate, inbound, observe, recurrence, route
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -31,4 +31,5 @@ def build_stages(
         hydrate.TOPIC: hydrate.make_stage(targets),
         embed.TOPIC: embed.make_stage(targets, public_url),
         observe.TOPIC: observe.make_stage(targets),
+        recurrence.TOPIC: recurrence.handle,
     }
