@@ -10,6 +10,7 @@ import click
 import uvicorn
 
 from core.base import utcnow
+from router.backfill_cli import backfill_group
 from router.cli_support import database, load_settings, require_schema
 from router.compose import build_runtime
 from router.lessons_cli import lessons_group
@@ -130,6 +131,7 @@ def queue_retry_dead() -> None:
 
 main.add_command(rules_group)
 main.add_command(lessons_group)
+main.add_command(backfill_group)
 
 
 @main.command()

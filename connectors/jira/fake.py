@@ -3,8 +3,9 @@
 Endpoints (under `/rest/api/3`): `GET serverInfo` (deploymentType Cloud, which the `jira`
 constructor reads), `GET field` (fetched before searches), `GET/POST/PUT issue[/KEY]` with ADF
 descriptions and `properties` on create and edit, `GET/PUT/DELETE issue/KEY/properties/NAME`,
-`GET/POST issue/KEY/transitions`, and `GET/POST search/jql` with token pagination over the JQL
-subset in `fake_jql`. createmeta is not served: Cairn names the sub-task type directly.
+`GET/POST issue/KEY/transitions`, `GET/POST search/jql` (token pagination) and
+`POST search/approximate-count` over the JQL subset in `fake_jql`. createmeta is not served:
+Cairn names the sub-task type directly.
 
 It keeps state, counts requests and writes per issue, answers scripted failures (429 with
 Retry-After on demand), and can run a callback after a given request (a human edit racing
@@ -360,6 +361,12 @@ class JiraFake:
             )
         if path == "/field" and method == "GET":
             return 200, FIELDS, {}
+        if path == "/search/approximate-count" and method == "POST":
+            try:
+                predicate, _order = compile_jql(str((data or {}).get("jql") or ""))
+            except JqlError as exc:
+                return 400, {"errorMessages": [str(exc)]}, {}
+            return 200, {"count": sum(1 for i in self.issues.values() if predicate(i))}, {}
         if path == "/search/jql":
             return self._search(query if method == "GET" else dict(data or {}))
         if path == "/issue" and method == "POST":

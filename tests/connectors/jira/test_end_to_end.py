@@ -5,6 +5,7 @@ webhook → observe → signals. No mocks: the real `jira` client talks to the f
 """
 
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from connectors.jira import adf
 from connectors.jira.client import RetryPolicy
 from connectors.jira.engineer import Engineer, deliver
 from connectors.jira.fake import JiraFake
+from connectors.jira.webhook import sign
 from core.placement import Placement, PlacementState, SignalKind
 from core.work import System
-from store import placements
+from store import placements, work_items
 from store.engine import Database
 from tests.router.support import drain, serving
 from tests.router.test_routing import publish_examples
@@ -191,16 +193,20 @@ def test_subtasks_once_and_done(app: tuple[TestClient, Database], fake: JiraFake
 
 def test_signatures_over_http(app: tuple[TestClient, Database], fake: JiraFake) -> None:
     client, db = app
-    _key, created = Engineer(fake).create_issue("PAY", "Scale ledger workers")
-    body = b'{"webhookEvent": "jira:issue_created"}'
-    assert client.post("/hooks/jira", content=body).status_code == 401
-    forged = {"X-Hub-Signature": "sha256=" + "0" * 64, "X-Atlassian-Webhook-Identifier": "f"}
-    assert client.post("/hooks/jira", content=body, headers=forged).status_code == 401
+    key, created = Engineer(fake).create_issue("PAY", "Scale ledger workers")
+    body = json.dumps(created).encode()
+    good = sign(JIRA_SECRET, body, "sig-1")
+    assert client.post("/hooks/jira", content=body).status_code == 401  # missing
+    bad = {**good, "X-Hub-Signature": "sha256=" + "0" * 64}
+    assert client.post("/hooks/jira", content=body, headers=bad).status_code == 401
+    tampered = body.replace(b"Scale", b"Scalf")
+    assert client.post("/hooks/jira", content=tampered, headers=good).status_code == 401
     comment = {"webhookEvent": "comment_created", "comment": {"id": "1"}}
-    assert send(client, comment) == 202  # known, unsupported: acknowledged
+    assert send(client, comment) == 202  # known, unsupported: acknowledged, nothing stored
     drain(db)
-    assert placed(db, _key) == {}
     with db.transaction() as session:
-        from store import work_items
-
-        assert work_items.get(session, f"jira:{_key}") is None
+        assert work_items.get(session, f"jira:{key}") is None
+    assert client.post("/hooks/jira", content=body, headers=good).status_code == 202  # good
+    drain(db)
+    with db.transaction() as session:
+        assert work_items.get(session, f"jira:{key}") is not None
