@@ -2,17 +2,22 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, Header, Request
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import ConflictError, NotFoundError, describe_validation_error
-from core.lesson import Applicability, Lesson, LessonStatus, Mandate
+from core.lesson import Applicability, Lesson, LessonForm, LessonStatus, Mandate
+from router import api_lessons_transfer
 from router.compose import Runtime
 from router.lessons_service import LessonService
+from store.search import SearchPage, SearchRequest
+from store.search_query import MAX_QUERY_CHARS, QueryTooLongError
 
 router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
+# Before `/{lesson_id}`, which would otherwise take `export` and `schema` for lesson ids.
+router.include_router(api_lessons_transfer.router)
 
 Actor = Annotated[
     str, Header(alias="X-Cairn-Actor", description="Who is acting (recorded in the audit log).")
@@ -57,11 +62,64 @@ async def create(request: Request, body: JsonBody, actor: Actor = "api") -> Any:
     return JSONResponse(_json(result), 201)
 
 
+Values = Annotated[list[str] | None, Query()]
+
+
+def _page(page: SearchPage, request: SearchRequest) -> dict[str, Any]:
+    return {
+        "q": request.text,
+        "total": page.total,
+        "offset": request.offset,
+        "limit": request.limit,
+        "next_offset": page.next_offset,
+        "facets": page.facets,
+        "hits": [_json(hit.lesson, score=hit.score) for hit in page.hits],
+    }
+
+
 @router.get("")
-async def list_lessons(request: Request, status: LessonStatus | None = None) -> Any:
-    """Working copies of lessons, optionally by status."""
-    found = await run_in_threadpool(_service(request).list, status)
-    return [_json(lesson) for lesson in found]
+async def list_lessons(
+    request: Request,
+    status: Annotated[list[LessonStatus] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="Search text.")] = None,
+    tag: Values = None,
+    service: Values = None,
+    component: Values = None,
+    mandate: Annotated[list[Mandate] | None, Query()] = None,
+    form: Annotated[list[LessonForm] | None, Query()] = None,
+    owner: Values = None,
+    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> Any:
+    """Working copies of lessons by status; with `q` or any other filter, or a page window, a
+    search page: hits best first, the total, facet counts over all hits and `next_offset`."""
+    filters = {
+        "tag": tag,
+        "service": service,
+        "component": component,
+        "mandate": [m.value for m in mandate or ()],
+        "form": [f.value for f in form or ()],
+        "owner": owner,
+    }
+    if q is None and limit is None and offset is None and not any(filters.values()):
+        if status is not None and len(status) > 1:
+            return _problem(422, "status: give one status, or search with q")
+        found = await run_in_threadpool(_service(request).list, status[0] if status else None)
+        return [_json(lesson) for lesson in found]
+    wanted = SearchRequest(
+        text=q,
+        filters={
+            "status": [s.value for s in status or ()],
+            **{name: values or [] for name, values in filters.items()},
+        },
+        limit=limit or 20,
+        offset=offset or 0,
+    )
+    try:
+        page = await run_in_threadpool(_service(request).search, wanted)
+    except QueryTooLongError as exc:
+        return _problem(422, f"q: {exc}")
+    return _page(page, wanted)
 
 
 @router.get("/{lesson_id}")
@@ -70,6 +128,16 @@ async def show(lesson_id: str, request: Request) -> Any:
     result = await run_in_threadpool(_service(request).get, lesson_id)
     lesson, versions = result
     return _json(lesson, published_versions=versions)
+
+
+@router.get("/{lesson_id}/recurrences")
+async def list_recurrences(lesson_id: str, request: Request) -> Any:
+    """Later incidents where the lesson applied: what matched, and what its placements did."""
+    found = await run_in_threadpool(_service(request).recurrences, lesson_id)
+    return [
+        {**r.model_dump(mode="json"), "placed": r.placed, "placement_states": r.states}
+        for r in found
+    ]
 
 
 @router.get("/{lesson_id}/versions/{version}")

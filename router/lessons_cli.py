@@ -11,8 +11,13 @@ from pydantic import ValidationError
 
 from core.errors import ConflictError, NotFoundError
 from core.lesson import Lesson, LessonStatus, Mandate
+from core.recurrence import Recurrence
+from router import lessons_file, lessons_transfer
 from router.cli_support import database, load_settings, require_schema
+from router.lessons_file import LessonFileError
 from router.lessons_service import LessonService
+from store.search import SearchRequest
+from store.search_query import QueryTooLongError
 
 
 def _run(action: Callable[[LessonService], Any]) -> Any:
@@ -21,8 +26,21 @@ def _run(action: Callable[[LessonService], Any]) -> Any:
     with database(settings) as db:
         try:
             return action(LessonService(db))
-        except (NotFoundError, ConflictError) as exc:
+        except (NotFoundError, ConflictError, QueryTooLongError) as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def _recurrence_line(found: tuple[Recurrence, ...]) -> str:
+    if not found:
+        return "recurrences: none"
+    last = found[-1]
+    placed = sum(r.placed for r in found)
+    states = ", ".join(f"{state} {n}" for state, n in sorted(last.states.items()))
+    return (
+        f"recurrences: {len(found)}, placed beforehand in {placed}; latest {last.incident_ref} "
+        f"at {last.detected_at:%Y-%m-%d %H:%M} UTC against v{last.lesson_version}"
+        + (f", its placements: {states}" if states else ", not placed for it")
+    )
 
 
 def _show(lesson: Lesson) -> None:
@@ -58,12 +76,96 @@ def list_lessons(status: str | None) -> None:
 @click.argument("lesson_id")
 @click.option("--version", type=int, default=None, help="A published version.")
 def show(lesson_id: str, version: int | None) -> None:
-    """The working copy (or one published version) as JSON."""
+    """The working copy (or one published version) as JSON, and a recurrence line on stderr."""
     if version is None:
         lesson, _ = _run(lambda s: s.get(lesson_id))
     else:
         lesson = _run(lambda s: s.version(lesson_id, version))
     _show(lesson)
+    # stderr, so that stdout stays one JSON document for scripts.
+    click.echo(_recurrence_line(_run(lambda s: s.recurrences(lesson_id))), err=True)
+
+
+STATUS_CHOICE = click.Choice([s.value for s in LessonStatus])
+
+
+@lessons_group.command("search")
+@click.argument("query", required=False, default="")
+@click.option("--status", "statuses", multiple=True, type=STATUS_CHOICE)
+@click.option("--tag", "tags", multiple=True)
+@click.option("--service", "services", multiple=True)
+@click.option("--mandate", "mandates", multiple=True, type=click.Choice([m.value for m in Mandate]))
+@click.option("--owner", "owners", multiple=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--facets", is_flag=True, help="Also print counts by status, tag, service, ...")
+def search(
+    query: str,
+    statuses: tuple[str, ...],
+    tags: tuple[str, ...],
+    services: tuple[str, ...],
+    mandates: tuple[str, ...],
+    owners: tuple[str, ...],
+    limit: int,
+    offset: int,
+    facets: bool,
+) -> None:
+    """Full-text search: words (all must occur), "a phrase", `or`, -excluded; best first."""
+    wanted = SearchRequest(
+        text=query,
+        filters={
+            "status": statuses,
+            "tag": tags,
+            "service": services,
+            "mandate": mandates,
+            "owner": owners,
+        },
+        limit=limit,
+        offset=offset,
+    )
+    page = _run(lambda s: s.search(wanted))
+    for hit in page.hits:
+        click.echo(_line(hit.lesson))
+    more = f"; next page: --offset {page.next_offset}" if page.next_offset is not None else ""
+    click.echo(f"{page.total} found{more}", err=True)
+    if facets:
+        for name, counts in page.facets.items():
+            click.echo(f"{name}: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
+
+
+@lessons_group.command("schema")
+def schema() -> None:
+    """The JSON Schema of the export/import file (each entry is a Lesson)."""
+    click.echo(json.dumps(lessons_file.schema(), indent=2))
+
+
+@lessons_group.command("export")
+@click.option("--status", type=STATUS_CHOICE, default=None)
+@click.option("--format", "kind", type=click.Choice(["yaml", "json"]), default="yaml")
+def export(status: str | None, kind: lessons_file.Kind) -> None:
+    """Write lessons (published versions and working copies) to stdout as YAML or JSON."""
+    chosen = LessonStatus(status) if status else None
+    entries = _run(lambda s: lessons_transfer.export(s.db, chosen))
+    click.echo(lessons_file.dump(entries, kind), nl=False)
+
+
+@lessons_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every entry and report; write nothing.")
+@actor_option
+def import_(file: Path, dry_run: bool, actor: str) -> None:
+    """Import an export file: every entry valid and none conflicting, or nothing is imported."""
+    text = file.read_text(encoding="utf-8")
+    try:
+        entries = lessons_file.load(text, str(file), lessons_file.kind_of(file.name, text))
+    except LessonFileError as exc:
+        raise click.ClickException(f"nothing imported:\n{exc}") from exc
+    report = _run(
+        lambda s: lessons_transfer.import_lessons(
+            s.db, entries, actor, source=str(file), dry_run=dry_run
+        )
+    )
+    click.echo(report.summary())
 
 
 @lessons_group.command("create")

@@ -10,9 +10,11 @@ from core.base import utcnow
 from core.errors import NotFoundError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate
 from core.placement import PlacementState
+from core.recurrence import Recurrence
 from router.stages.embed import TOPIC as EMBED_TOPIC
-from store import audit, lessons, outbox, placements
+from store import audit, lessons, outbox, placements, recurrences, search
 from store.engine import Database
+from store.search import SearchPage, SearchRequest
 
 OPEN = (PlacementState.PLANNED, PlacementState.EMBEDDED, PlacementState.OVERDUE)
 
@@ -81,6 +83,17 @@ class LessonService:
         """Working copies, optionally by status."""
         with self.db.transaction() as session:
             return lessons.list_lessons(session, status=status)
+
+    def search(self, request: SearchRequest) -> SearchPage:
+        """Full-text search over working copies, with facets."""
+        with self.db.transaction() as session:
+            return search.search(session, request)
+
+    def recurrences(self, lesson_id: str) -> tuple[Recurrence, ...]:
+        """Later incidents where the lesson applied, oldest first."""
+        with self.db.transaction() as session:
+            self._load(session, lesson_id)
+            return tuple(recurrences.for_lesson(session, lesson_id))
 
     def edit(self, lesson_id: str, changes: dict[str, Any], actor: str) -> Lesson:
         """Change a draft or a lesson in review (withdraws any approval)."""

@@ -21,7 +21,7 @@ def test_review_workflow_from_the_command_line(sqlite_url: str, tmp_path: Path) 
     def cairn(*args: str) -> str:
         result = runner.invoke(main, ["lessons", *args], env=env)
         assert result.exit_code == 0, result.output
-        return result.output
+        return result.stdout  # `show` adds a recurrence line on stderr
 
     draft = tmp_path / "lesson.json"
     draft.write_text(json.dumps({**DRAFT, "review_by": "2026-12-01"}))
