@@ -228,9 +228,10 @@ def read_mark(node: Mapping[str, Any]) -> Mark:
     return Mark(ItemMark.TICKED if state == "DONE" else ItemMark.OPEN)
 
 
-def paragraph(text: str, href: str | None = None) -> Node:
-    """A document with one paragraph (sub-task descriptions), `href` linked as "lesson"."""
-    nodes = [_text(_neutral(clean(text)) or "Lesson")]
-    if href is not None and href.startswith(("https://", "http://")):
-        nodes += [_text(" — "), _text("lesson", clean(href, 2_000))]
-    return {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": nodes}]}
+def document(item: Item) -> Node:
+    """A document with one paragraph showing `item` (the description of a lesson sub-task)."""
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": render(item)}],
+    }

@@ -153,13 +153,12 @@ class JiraTarget:
 
     def _create_subtask(self, item: WorkItem, key: str, entry: EmbedEntry, tally: _Tally) -> str:
         summary = adf.clean(f"Lesson: {entry.title}", 250) or "Lesson"
-        text = f"{entry.text} — {'required' if entry.mandate == 'required' else entry.mandate}"
-        fields = {
+        fields: dict[str, Any] = {
             "project": {"key": item.project},
             "parent": {"key": key},
             "issuetype": {"name": self.subtask_type},
             "summary": summary,
-            "description": adf.paragraph(f"{text} — why: rule {entry.rule_id}", entry.lesson_url),
+            "description": adf.document(_item(entry)),
             "labels": [LESSON_LABEL],
         }
         if entry.due_at is not None:

@@ -191,6 +191,21 @@ def test_subtasks_once_and_done(app: tuple[TestClient, Database], fake: JiraFake
     assert kinds(db, done) == [SignalKind.SUBTASK_DONE]
 
 
+def test_a_racing_human_edit_is_preserved(app: tuple[TestClient, Database], fake: JiraFake) -> None:
+    client, db = app
+    engineer = Engineer(fake)
+    key, created = engineer.create_issue(
+        "PAY", "Scale ledger workers", "Original.", components=("ledger-api",)
+    )
+    # The engineer saves an edit right after Cairn read the issue and before it writes.
+    fake.after(f"GET /issue/{key}$", lambda: engineer.add_paragraph(key, "Saved meanwhile."))
+    send(client, created)
+    drain(db)
+    texts = [adf.plain_text(node) for node in fake.description(key)["content"]]
+    assert texts[:3] == ["Original.", "Saved meanwhile.", "Lessons learned"]
+    assert fake.writes[key] == 1
+
+
 def test_signatures_over_http(app: tuple[TestClient, Database], fake: JiraFake) -> None:
     client, db = app
     key, created = Engineer(fake).create_issue("PAY", "Scale ledger workers")

@@ -156,3 +156,26 @@ def test_subtasks_are_created_once_even_when_the_embed_is_retried(fake: JiraFake
     }
     again = target.embed(item(key), entries)
     assert again.writes == 0 and len(fake.children(key)) == 2
+
+
+def test_a_withdrawn_subtask_is_struck_once(fake: JiraFake) -> None:
+    key, _ = Engineer(fake).create_issue("PAY", "Scale workers")
+    target = fake.target()
+    target.embed(item(key), [entry("pl_s1", EmbeddingForm.JIRA_SUBTASK)])
+    withdrawn = [entry("pl_s1", EmbeddingForm.JIRA_SUBTASK, withdrawn=True)]
+    result = target.embed(item(key), withdrawn)
+    assert result.handles == {} and result.writes == 1
+    [subtask] = fake.children(key)
+    assert subtask["fields"]["summary"].startswith("[withdrawn] Lesson: Lesson pl_s1")
+    assert target.embed(item(key), withdrawn).writes == 0
+
+
+def test_complete_fills_the_team_from_a_custom_field(fake: JiraFake) -> None:
+    key, _ = Engineer(fake).create_issue("PAY", "Scale workers")
+    fake.edit(key, {"customfield_10001": {"id": "1", "value": "payments"}})
+    plain = fake.target()
+    assert plain.complete(item(key)) == item(key)  # no field configured: no request
+    completed = fake.target(team_field="customfield_10001").complete(item(key))
+    assert completed.team == "payments"
+    labelled = item(key).model_copy(update={"team": "ops"})
+    assert fake.target(team_field="customfield_10001").complete(labelled).team == "ops"
