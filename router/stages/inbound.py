@@ -10,7 +10,6 @@ from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
 from core.incident import updated
 from core.recurrence import CHECKED as RECURRENCE_CHECKED
 from core.work import System
-from router import feedback
 from router.pipeline import Handler, StageContext
 from store import audit, inbox, incidents, work_items
 
@@ -102,8 +101,8 @@ def _feedback(
     own_actor = own_actors.get(item.system)
     if own_actor is not None and observation.actor == own_actor:
         return  # Cairn's own edit coming back
-    if observation.items is None and (observation.body_changed or observation.closure):
-        payload = {"observation": observation.model_dump(mode="json")}
-        ctx.emit(OBSERVE_TOPIC, payload, key=ref)  # keyed like embeds: after pending writes
-        return
-    feedback.apply(ctx.session, observation, ctx.now, own_actor=own_actor)
+    if observation.items is None and not (observation.body_changed or observation.closure):
+        return  # nothing about the items changed
+    # Applied by the observe stage, keyed by the work item: a tick and a merge arriving
+    # together are recorded one after the other, never both against the same old state.
+    ctx.emit(OBSERVE_TOPIC, {"observation": observation.model_dump(mode="json")}, key=ref)

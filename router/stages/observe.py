@@ -1,4 +1,7 @@
-"""Stage `observe`: re-read a work item whose webhook did not show the items, record signals."""
+"""Stage `observe`: record what an event shows about placed items, re-reading when it is thin.
+
+Keyed by the work item, so observations of one work item are applied one at a time, in order.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,10 +38,15 @@ def make_stage(targets: Mapping[System, Target]) -> Effect:
         except ValidationError as exc:
             raise PayloadError(f"observe message with an invalid observation: {exc}") from exc
         item = work_items.get(ctx.session, observation.work_item_ref)
-        target = None if item is None else targets.get(item.system)
-        if item is None or target is None:
+        if item is None:
             return None
-        if target.own_actor is not None and observation.actor == target.own_actor:
+        target = targets.get(item.system)
+        own_actor = None if target is None else target.own_actor
+        if observation.items is not None or target is None:
+            # The event showed the items (or there is nothing to re-read): record it now.
+            feedback.apply(ctx.session, observation, ctx.now, own_actor=own_actor)
+            return None
+        if own_actor is not None and observation.actor == own_actor:
             return None  # Cairn's own edit coming back: nothing to read
         return Plan(target, item, observation)
 
