@@ -130,12 +130,21 @@ def _is_heading(node: object) -> bool:
 
 
 def _section(content: list[Any]) -> tuple[int | None, int | None]:
-    """Index of our heading and of the task list right after it (None when absent)."""
+    """Index of our heading and of our task list after it (None when absent).
+
+    The list is the node right after the heading, or, when an engineer wrote something in
+    between, the first task list after it carrying Cairn's list id.
+    """
     for index, node in enumerate(content):
         if _is_heading(node):
-            following = content[index + 1] if index + 1 < len(content) else None
-            is_list = isinstance(following, dict) and following.get("type") == "taskList"
-            return index, index + 1 if is_list else None
+            for later in range(index + 1, len(content)):
+                following = content[later]
+                if isinstance(following, dict) and following.get("type") == "taskList":
+                    attrs = following.get("attrs")
+                    ours = isinstance(attrs, dict) and attrs.get("localId") == LIST_ID
+                    if later == index + 1 or ours:
+                        return index, later
+            return index, None
     return None, None
 
 
@@ -192,7 +201,8 @@ def apply(doc: object, items: Sequence[Item]) -> Node:
         else:
             content[listed] = {**content[listed], "content": kept}
     elif listed is not None:
-        del content[heading : listed + 1]  # our list emptied: heading and list go
+        del content[listed]  # our list emptied: list and heading go, anything between stays
+        del content[heading]
     result["content"] = content
     return result
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import requests
 from jira import JIRA, JIRAError
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from core.errors import AuthenticationError, PayloadError, TransientError
@@ -51,9 +51,11 @@ class Credentials:
 
 
 class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None) -> None:
+    def __init__(self, message: str, retry_after: float | None, *, refused: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.refused = refused
+        """True for a 429: Jira did not act on the request, so repeating it is always safe."""
 
 
 def _retry_after(response: Any) -> float | None:
@@ -87,7 +89,11 @@ def _translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, JIRAError):
         status = exc.status_code or 0
         if status in RETRYABLE:
-            return _Retryable(f"{what}: Jira answered {status}", _retry_after(exc.response))
+            return _Retryable(
+                f"{what}: Jira answered {status}",
+                _retry_after(exc.response),
+                refused=status == 429,
+            )
         if status in (401, 403):
             return AuthenticationError(f"{what}: Jira refused the credentials ({status})")
         if status == 404:
@@ -132,8 +138,12 @@ class JiraCalls:
             min(self.policy.max_wait, self.policy.base_wait * 2 ** (state.attempt_number - 1))
         )
 
-    def run(self, what: str, call: Callable[[JIRA], T]) -> T:
-        """`call(client)`, retried on 429/5xx/network errors; failures as Cairn errors."""
+    def run(self, what: str, call: Callable[[JIRA], T], *, idempotent: bool = True) -> T:
+        """`call(client)`, retried on 429/5xx/network errors; failures as Cairn errors.
+
+        A create is not idempotent: a 5xx or a lost answer may hide a success, so only a 429 is
+        retried here and the rest goes back to the pipeline, whose retry looks before creating.
+        """
 
         def attempt() -> T:
             try:
@@ -147,7 +157,9 @@ class JiraCalls:
         retrying = Retrying(
             stop=stop_after_attempt(self.policy.attempts) | _TooLong(self.policy.max_wait),
             wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, _Retryable) and (idempotent or exc.refused)
+            ),
             sleep=self.policy.sleep,
             reraise=True,
         )

@@ -143,13 +143,14 @@ class JiraTarget:
 
     def _send(self, what: str, method: str, path: str, body: dict[str, Any], tally: _Tally) -> Any:
         tally.writes += 1
+        idempotent = method != "POST"  # a PUT states the whole value; a POST creates
 
         def call(client: JIRA) -> Any:
             url = client._get_url(path)
             response = client._session.request(method, url, data=json.dumps(body))
             return response.json() if response.content else None
 
-        return self.calls.run(what, call)
+        return self.calls.run(what, call, idempotent=idempotent)
 
     def _create_subtask(self, item: WorkItem, key: str, entry: EmbedEntry, tally: _Tally) -> str:
         summary = adf.clean(f"Lesson: {entry.title}", 250) or "Lesson"

@@ -216,3 +216,15 @@ def test_round_trips(doc: dict[str, Any], first: list[adf.Item], second: list[ad
     }
     if not first and not second:
         assert moved == doc
+
+
+def test_text_written_between_heading_and_list_stays_and_the_list_is_still_found() -> None:
+    doc = adf.apply(HUMAN, [ONE])
+    doc["content"].insert(-1, para("between"))
+    doc["content"][-1]["content"][0]["attrs"]["state"] = "DONE"
+    assert adf.marks(doc, ["pl_one"])["pl_one"].mark == ItemMark.TICKED
+    grown = adf.apply(doc, [ONE, TWO])
+    assert [adf.plain_text(n) for n in grown["content"][-3:-1]] == ["Lessons learned", "between"]
+    assert len(grown["content"][-1]["content"]) == 2
+    emptied = adf.apply(doc, [])
+    assert emptied["content"] == [*HUMAN["content"], para("between")]

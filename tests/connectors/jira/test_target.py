@@ -179,3 +179,16 @@ def test_complete_fills_the_team_from_a_custom_field(fake: JiraFake) -> None:
     assert completed.team == "payments"
     labelled = item(key).model_copy(update={"team": "ops"})
     assert fake.target(team_field="customfield_10001").complete(labelled).team == "ops"
+
+
+def test_a_failed_create_is_not_repeated_blindly(fake: JiraFake) -> None:
+    key, _ = Engineer(fake).create_issue("PAY", "Scale workers")
+    target = fake.target()  # 3 attempts for reads and PUTs
+    fake.fail(502, times=1, match="POST /issue$")
+    with pytest.raises(TransientError):
+        target.embed(item(key), [entry("pl_s1", EmbeddingForm.JIRA_SUBTASK)])
+    assert fake.count("POST /issue") == 1  # the pipeline's retry looks first, then creates
+    fake.fail(429, times=1, retry_after="0", match="POST /issue$")
+    assert target.embed(item(key), [entry("pl_s1", EmbeddingForm.JIRA_SUBTASK)]).writes == 1
+    assert fake.count("POST /issue") == 3  # 502, then 429 repeated at once (Jira did nothing)
+    assert len(fake.children(key)) == 1
