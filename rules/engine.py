@@ -3,118 +3,245 @@
 Compiling files every rule under the work-item dimension that narrows it most (an exact or
 prefix project, component, label, team, leading path segments, branch, type or system), resolves
 each rule's lesson conditions to the lessons it selects, and sorts those lessons in placement
-order. Routing a work item looks up the buckets its own values fall into, verifies only those
-rules, then merges the matched rules' lesson lists lazily and stops as soon as the required
-lessons and the fatigue budget are settled, so it examines a handful of lessons instead of every
-candidate. The result is the same as `rules.reference.route`, which a property test checks.
+order, each encoded as one integer. Lessons whose applicability constrains work items are kept
+apart, under the key every work item they apply to has. Routing a work item turns its values into
+a set of keys, verifies only the rules its keys propose (conditions become set look-ups on those
+keys wherever glob semantics allow), then reads the matched rules' lesson lists in order and stops
+as soon as the required lessons and the fatigue budget are settled, so it examines a handful of
+lessons instead of every candidate. The result is the same as `rules.reference.route`, which a
+property test checks.
 """
 
 import heapq
+import re
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
 
-from core.lesson import Lesson, Mandate, Scope
+from core.lesson import Lesson, Scope
 from core.placement import EmbeddingForm
-from core.work import WorkItem
-from rules.decision import MANDATE_ORDER, Candidate, Decision, Routing, decide, stricter
+from core.work import System, WorkItem
+from rules.decision import MANDATE_ORDER, Candidate, Decision, Routing, decide
 from rules.globs import compile_globs, is_literal, leading_segments, literal_prefix, normalise
 from rules.loader import RuleSet
 from rules.model import Level, Rule
 from rules.select import winner
 
 Key = tuple[str, str]
-Entry = tuple[int, int, int, str, int]
-"""(mandate order, -priority, severity rank, lesson id, lesson number): placement order."""
+Keys = frozenset[Key]
 
-_REQUIRED = MANDATE_ORDER[Mandate.REQUIRED]
+_ANY: Key = ("any", "")
+_NEVER: Key = ("never", "")
+"""A key no work item has."""
+_NO_MANDATE = len(MANDATE_ORDER)
+"""Sorts after every mandate order: a rule that does not raise the lesson's mandate."""
+_MEMO_SIZE = 4096
+"""Verdicts a glob remembers before starting afresh (enough for every project of a large org)."""
+_SYNTAX = "[{\\"
+"""Glob syntax that can make one pattern segment span several path segments or none."""
+
+
+class _Glob:
+    """A set of glob patterns as one regex that remembers its recent verdicts.
+
+    Work items of one project arrive again and again, so a project glob is evaluated once per
+    project rather than once per work item. The memo is bounded and only ever holds verdicts the
+    regex gives, so sharing it between threads is safe.
+    """
+
+    __slots__ = ("memo", "regex")
+
+    def __init__(self, regex: re.Pattern[str]) -> None:
+        self.regex = regex
+        self.memo: dict[str, bool] = {}
+
+    def match(self, value: str) -> bool:
+        """True when any pattern matches `value`."""
+        verdict = self.memo.get(value)
+        if verdict is None:
+            verdict = self.regex.match(value) is not None
+            if len(self.memo) >= _MEMO_SIZE:
+                self.memo.clear()
+            self.memo[value] = verdict
+        return verdict
+
+
+def _exact_path_key(pattern: str) -> Key | None:
+    """The key a clean path has exactly when it matches `pattern`, for `a/**`, `a/b/**` and
+    `**/a/**` with literal segments; None for any other pattern."""
+    if pattern.startswith("**/") and pattern.endswith("/**"):
+        middle = pattern[3:-3]
+        if "/" not in middle and is_literal(middle):
+            return ("seg", middle)
+    elif pattern.endswith("/**"):
+        head = pattern[:-3]
+        if head.count("/") <= 1 and is_literal(head):
+            return ("dir", head)
+    return None
+
+
+def _necessary_segment(pattern: str) -> str | None:
+    """A literal segment every path matching `pattern` has before its last segment, if any."""
+    if any(ch in pattern for ch in _SYNTAX):
+        return None  # braces, classes and escapes can reshape segments
+    for segment in reversed(pattern.split("/")[:-1]):
+        if segment not in ("", ".", "..") and is_literal(segment):
+            return segment
+    return None
 
 
 class _View:
-    """A work item's values as sets, computed once per routing call."""
+    """A work item's values as one set of keys, computed once per routing call."""
 
-    __slots__ = ("components", "item", "labels", "paths", "services", "system")
+    __slots__ = ("clean", "item", "keys", "paths", "project")
 
-    def __init__(self, item: WorkItem) -> None:
+    def __init__(self, item: WorkItem, project_keys: Keys) -> None:
         self.item = item
-        self.system = item.system.value
-        self.labels = frozenset(item.labels)
-        self.components = frozenset(item.components)
-        self.paths = item.changed_paths
-        repo_name = normalise(item.project).rsplit("/", 1)[-1]
-        self.services = self.components | self.labels | {repo_name}
-
-    def keys(self, prefix_lengths: Collection[int]) -> set[Key]:
-        item = self.item
-        project = normalise(item.project)
-        keys: set[Key] = {("project", project), ("type", item.type), ("system", self.system)}
-        keys.update(("pprefix", project[:n]) for n in prefix_lengths if n <= len(project))
-        keys.update(("component", c) for c in self.components)
-        keys.update(("service", x) for x in self.services)
-        keys.add(("any", ""))
-        keys.update(("label", label) for label in self.labels)
-        for path in self.paths:
-            segments = normalise(path).split("/", 2)
-            keys.add(("path1", segments[0]))
-            if len(segments) > 1:
-                keys.add(("path2", f"{segments[0]}/{segments[1]}"))
+        self.project = item.project
+        self.paths = paths = item.changed_paths
+        keys = set(project_keys)
+        keys.add(("type", item.type))
+        keys.add(("system", item.system.value))
+        for label in item.labels:
+            keys.add(("label", label))
+            keys.add(("service", label))
+        for component in item.components:
+            keys.add(("component", component))
+            keys.add(("service", component))
         if item.team is not None:
             keys.add(("team", item.team))
         if item.base_branch is not None:
             keys.add(("branch", item.base_branch))
-        return keys
+        self.clean = True
+        if paths:
+            self.clean = _add_path_keys(keys, paths)
+        self.keys = keys
+
+
+def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
+    """The keys a work item has for its project: the project, its literal prefixes, and the
+    repository name as a service."""
+    project = normalise(project)
+    keys = {("project", project), ("service", project.rsplit("/", 1)[-1]), _ANY}
+    keys.update([("pprefix", project[:n]) for n in prefix_lengths if n <= len(project)])
+    return frozenset(keys)
+
+
+def _add_path_keys(keys: set[Key], paths: Sequence[str]) -> bool:
+    """Add leading segments (index keys), the segments before each path's last (`seg`) and,
+    when every path is clean, the one- and two-segment folders holding a path (`dir`); return
+    whether every path is clean."""
+    # One scan of all paths; the separator cannot complete any of the three spellings.
+    padded = "/" + "/\0/".join(paths) + "/"
+    clean = not ("//" in padded or "/./" in padded or "/../" in padded)
+    for path in paths if clean else [normalise(p) for p in paths]:
+        head, slash, rest = path.partition("/")
+        keys.add(("path1", head))
+        if slash:
+            keys.add(("path2", f"{head}/{rest.partition('/')[0]}"))
+    folders = {path.rpartition("/")[0] for path in paths}
+    folders.discard("")
+    for folder in folders:
+        segments = folder.split("/")
+        keys.update([("seg", s) for s in segments])
+        if clean:
+            keys.add(("dir", segments[0]))
+            if len(segments) > 1:
+                keys.add(("dir", f"{segments[0]}/{segments[1]}"))
+    return clean
+
+
+GlobFor = Callable[[Iterable[str]], _Glob | None]
+
+
+class _Paths:
+    """A set of path patterns: key look-ups where they decide, a regex for the rest."""
+
+    __slots__ = ("exact", "full", "full_need", "rest", "rest_need")
+
+    def __init__(self, patterns: Sequence[str], glob_for: GlobFor) -> None:
+        keys = [_exact_path_key(p) for p in patterns]
+        rest = [p for p, key in zip(patterns, keys, strict=True) if key is None]
+        self.exact: Keys | None = frozenset(k for k in keys if k is not None) or None
+        self.rest = glob_for(rest)
+        self.full = glob_for(patterns)
+        self.rest_need = _need(rest)
+        self.full_need = _need(patterns)
+
+    def match(self, view: _View) -> bool:
+        """True when any of the work item's changed paths matches any pattern."""
+        keys = view.keys
+        if view.clean:
+            if self.exact is not None and not self.exact.isdisjoint(keys):
+                return True
+            glob, need = self.rest, self.rest_need
+        else:
+            glob, need = self.full, self.full_need
+        if glob is None or (need is not None and need.isdisjoint(keys)):
+            return False
+        regex = glob.regex
+        return any(regex.match(p) for p in view.paths)
+
+
+def _need(patterns: Sequence[str]) -> Keys | None:
+    """Segment keys of which a work item has one whenever a path matches one of `patterns`
+    (None when some pattern requires no particular segment)."""
+    segments = [_necessary_segment(p) for p in patterns]
+    if not segments or None in segments:
+        return None
+    return frozenset(("seg", s) for s in segments if s is not None)
+
+
+def _keys(dimension: str, values: Iterable[str]) -> Keys:
+    return frozenset((dimension, v) for v in values)
+
+
+def _split(needs: Iterable[Keys]) -> tuple[Keys, tuple[Keys, ...]]:
+    """Key sets a work item must meet, as one set of keys it must all have (the sets of one key)
+    and the sets it must have some key of (the others): fewer set operations per check."""
+    given = [n for n in needs if n]
+    single = frozenset(k for n in given if len(n) == 1 for k in n)
+    return single, tuple(n for n in given if len(n) > 1)
 
 
 class _WorkMatcher:
-    """One rule's work-item conditions, compiled."""
+    """One rule's work-item conditions, compiled: keys to have, key sets to meet, then globs."""
 
-    __slots__ = (
-        "branches",
-        "components",
-        "impossible",
-        "labels",
-        "pack_team",
-        "paths",
-        "projects",
-        "system",
-        "systems",
-        "teams",
-        "types",
-    )
+    __slots__ = ("alternatives", "paths", "projects", "required")
 
-    def __init__(self, rule: Rule, pack_team: str | None) -> None:
+    def __init__(self, rule: Rule, pack_team: str | None, glob_for: GlobFor) -> None:
         c = rule.work_item
         form = rule.then.form
-        self.pack_team = pack_team
-        self.system = None if form is None else form.value.split(".", 1)[0]
-        self.impossible = form == EmbeddingForm.GITHUB_PR_TEMPLATE
-        self.systems = frozenset(s.value for s in c.systems) or None
-        self.projects = compile_globs(c.projects)
-        self.paths = compile_globs(c.paths)
-        self.labels = frozenset(c.labels) or None
-        self.components = frozenset(c.components) or None
-        self.types = frozenset(c.types) or None
-        self.branches = frozenset(c.base_branches) or None
-        self.teams = frozenset(c.teams) or None
+        needs = [
+            _keys("team", [] if pack_team is None else [pack_team]),
+            _keys("system", [] if form is None else [form.value.split(".", 1)[0]]),
+            _keys("system", (s.value for s in c.systems)),
+            _keys("label", c.labels),
+            _keys("component", c.components),
+            _keys("type", c.types),
+            _keys("branch", c.base_branches),
+            _keys("team", c.teams),
+        ]
+        if form == EmbeddingForm.GITHUB_PR_TEMPLATE:
+            needs.append(frozenset([_NEVER]))  # placed per repository, never per work item
+        self.projects: _Glob | None = None
+        if c.projects and all(is_literal(p) for p in c.projects):
+            needs.append(_keys("project", c.projects))  # a literal matches its normal form only
+        else:
+            self.projects = glob_for(c.projects)
+        self.required, self.alternatives = _split(needs)
+        self.paths = _Paths(c.paths, glob_for) if c.paths else None
 
     def matches(self, view: _View) -> bool:
-        item = view.item
-        # Set look-ups first; regular expressions only for rules still in the running.
-        if (
-            self.impossible
-            or (self.pack_team is not None and item.team != self.pack_team)
-            or (self.system is not None and self.system != view.system)
-            or (self.systems is not None and view.system not in self.systems)
-            or (self.labels is not None and self.labels.isdisjoint(view.labels))
-            or (self.components is not None and self.components.isdisjoint(view.components))
-            or (self.types is not None and item.type not in self.types)
-            or (self.branches is not None and item.base_branch not in self.branches)
-            or (self.teams is not None and item.team not in self.teams)
-            or (self.projects is not None and not self.projects.match(item.project))
-        ):
+        """True when the work item meets every condition."""
+        keys = view.keys
+        if not self.required <= keys:
             return False
-        paths = self.paths
-        return paths is None or any(paths.match(p) for p in view.paths)
+        for need in self.alternatives:
+            if need.isdisjoint(keys):
+                return False
+        if self.projects is not None and not self.projects.match(view.project):
+            return False
+        return self.paths is None or self.paths.match(view)
 
 
 def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
@@ -136,10 +263,7 @@ def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
     ):
         if values:
             options.append([(dimension, v) for v in values])
-    for count, dimension in ((2, "path2"), (1, "path1")):
-        heads = [leading_segments(p, count) for p in c.paths]
-        if heads and all(heads):
-            options.append([(dimension, h) for h in heads if h is not None])
+    options.extend(_path_options(c.paths))
     systems = {s.value for s in c.systems}
     if rule.then.form is not None:
         systems = {rule.then.form.value.split(".", 1)[0]}
@@ -148,53 +272,117 @@ def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
     return options
 
 
+def _path_options(patterns: Sequence[str]) -> list[list[Key]]:
+    """Ways to file a path condition: leading segments, or a segment every match has."""
+    options: list[list[Key]] = []
+    for count, dimension in ((2, "path2"), (1, "path1")):
+        heads = [leading_segments(p, count) for p in patterns]
+        if heads and all(heads):
+            options.append([(dimension, h) for h in heads if h is not None])
+    need = _need(patterns)
+    if need is not None:
+        options.append(sorted(need))
+    return options
+
+
 class _Scope:
     """A lesson's applicability (or exclusions), compiled."""
 
-    __slots__ = ("components", "constrains", "empty", "paths", "repos", "services", "tags", "teams")
+    __slots__ = ("alternatives", "any_of", "constrains", "empty", "paths", "repos", "required")
 
-    def __init__(self, scope: Scope) -> None:
-        self.services = frozenset(scope.services) or None
-        self.components = frozenset(scope.components) or None
-        self.repos = compile_globs(scope.repos)
-        self.paths = compile_globs(scope.paths)
-        self.teams = frozenset(scope.teams) or None
-        self.tags = frozenset(scope.tags) or None
+    def __init__(self, scope: Scope, glob_for: GlobFor) -> None:
+        repos: Keys = frozenset()
+        self.repos: _Glob | None = None
+        if scope.repos and all(is_literal(r) for r in scope.repos):
+            repos = _keys("project", scope.repos)
+        else:
+            self.repos = glob_for(scope.repos)
+        needs = (
+            _keys("team", scope.teams),
+            _keys("service", scope.services),
+            _keys("component", scope.components),
+            repos,
+        )
+        self.required, self.alternatives = _split(needs)
+        self.any_of = frozenset().union(*needs, _keys("label", scope.tags))
+        self.paths = _Paths(scope.paths, glob_for) if scope.paths else None
         constrains = scope.services or scope.components or scope.repos or scope.paths
         self.constrains = bool(constrains or scope.teams)
         self.empty = not (self.constrains or scope.tags)
 
     def requires(self, view: _View) -> bool:
         """Every given field (tags aside) holds for the work item."""
-        item = view.item
-        return not (
-            (self.teams is not None and item.team not in self.teams)
-            or (self.services is not None and self.services.isdisjoint(view.services))
-            or (self.components is not None and self.components.isdisjoint(view.components))
-            or (self.repos is not None and not self.repos.match(item.project))
-            or (self.paths is not None and not any(self.paths.match(p) for p in view.paths))
-        )
+        keys = view.keys
+        if not self.required <= keys:
+            return False
+        for need in self.alternatives:
+            if need.isdisjoint(keys):
+                return False
+        if self.repos is not None and not self.repos.match(view.project):
+            return False
+        return self.paths is None or self.paths.match(view)
 
     def touches(self, view: _View) -> bool:
         """Any given field (tags included) holds for the work item."""
-        item = view.item
         return (
-            (self.services is not None and not self.services.isdisjoint(view.services))
-            or (self.components is not None and not self.components.isdisjoint(view.components))
-            or (self.repos is not None and self.repos.match(item.project) is not None)
-            or (self.paths is not None and any(self.paths.match(p) for p in view.paths))
-            or (self.teams is not None and item.team in self.teams)
-            or (self.tags is not None and not self.tags.isdisjoint(view.labels))
+            not self.any_of.isdisjoint(view.keys)
+            or (self.repos is not None and self.repos.match(view.project))
+            or (self.paths is not None and self.paths.match(view))
         )
 
 
-@dataclass(frozen=True, slots=True)
+def _systems(rule: Rule) -> set[str]:
+    """The systems whose work items the rule can match."""
+    if rule.then.form is not None:
+        return {rule.then.form.value.split(".", 1)[0]}
+    return {s.value for s in rule.work_item.systems} or {s.value for s in System}
+
+
+def _for_system(
+    system: str,
+    index: dict[Key, list[int]],
+    wildcard: list[int],
+    candidates: Sequence[tuple[Candidate, str | None]],
+) -> tuple[dict[Key, list[int]], list[int]]:
+    """The part of the rule index that can match a work item of `system`."""
+    fits = [system in _systems(c.rule) for c, _ in candidates]
+    buckets = {key: [n for n in rules if fits[n]] for key, rules in index.items()}
+    return {k: v for k, v in buckets.items() if v}, [n for n in wildcard if fits[n]]
+
+
 class _Compiled:
-    candidate: Candidate
-    matcher: _WorkMatcher
-    members: frozenset[int]
-    stream: tuple[Entry, ...]
-    """Selected lessons in placement order (empty for suppressing rules)."""
+    """One rule, compiled: its matcher, the lessons it selects and their placement codes."""
+
+    __slots__ = (
+        "active",
+        "candidate",
+        "group_keys",
+        "groups",
+        "mandate",
+        "matcher",
+        "members",
+        "priority",
+        "stream",
+    )
+
+    def __init__(
+        self, candidate: Candidate, matcher: _WorkMatcher, members: frozenset[int], priority: int
+    ) -> None:
+        self.candidate = candidate
+        self.matcher = matcher
+        self.members = members
+        action = candidate.rule.then
+        self.mandate = _NO_MANDATE if action.mandate is None else MANDATE_ORDER[action.mandate]
+        self.priority = priority
+        """Rank of the rule's priority among the rule set's (highest first)."""
+        self.stream: tuple[int, ...] = ()
+        """Codes of the selected lessons any work item may take, ascending."""
+        self.groups: dict[Key, tuple[int, ...]] = {}
+        """Codes of the other selected lessons, ascending, under the keys of the work items
+        they may apply to."""
+        self.group_keys: Keys = frozenset()
+        rule = candidate.rule
+        self.active = (members, rule.override_applicability, rule.then.suppress, candidate)
 
 
 def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
@@ -215,52 +403,118 @@ def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
     )
 
 
+Active = list[tuple[frozenset[int], bool, bool, Candidate]]
+"""Matched rules for one work item, strongest first: the lessons each selects, whether it
+overrides applicability, whether it suppresses, the rule."""
+
+
 class Engine:
-    """A rule set compiled against the published lessons; immutable, so it can be swapped."""
+    """A rule set compiled against the published lessons; immutable, so it can be swapped.
+
+    A lesson's place in the placement order (mandate, then priority, then severity, then id) is
+    one integer, its code: `((mandate order × P + priority rank) × 8 + severity rank) × L + id
+    rank`, where P counts the distinct priorities and L the lessons.
+    """
 
     def __init__(self, rule_set: RuleSet, lessons: Sequence[Lesson]) -> None:
         self.rule_set = rule_set
         self.lessons = tuple(lessons)
         self.by_id = {lesson.id: lesson for lesson in self.lessons}
         self._number = {lesson.id: i for i, lesson in enumerate(self.lessons)}
+        self._globs: dict[tuple[str, ...], _Glob] = {}
         self._applies = [
-            (_Scope(lesson.applicability), _Scope(lesson.applicability.exclusions))
-            for lesson in self.lessons
+            (_Scope(x.applicability, self._glob), _Scope(x.applicability.exclusions, self._glob))
+            for x in self.lessons
         ]
         self._free = [not req.constrains and exc.empty for req, exc in self._applies]
-        self._maybe_index = self._index_restricted()
         self._budgets = {
             team: rule_set.team_budget(team).max_items_per_work_item
             for team in {p.team for p in rule_set.packs}
         }
         self._default_budget = rule_set.organisation_budget.max_items_per_work_item
-        lesson_index = self._index_lessons()
-        self._rules: list[_Compiled] = []
-        options: list[list[list[Key]]] = []
-        order = 0
+        candidates: list[tuple[Candidate, str | None]] = []
         for pack in rule_set.packs:
             for rule in pack.rules:
                 team = pack.team if pack.level == Level.TEAM else None
-                self._rules.append(self._compile(Candidate(rule, pack, order), lesson_index, team))
-                options.append(_index_options(rule, team))
-                order += 1
-        self._index: dict[Key, list[int]] = defaultdict(list)
-        self._wildcard: list[int] = []
+                candidates.append((Candidate(rule, pack, len(candidates)), team))
+        self._encoding(candidates)
+        restricted = self._index_restricted()
+        lesson_index = self._index_lessons()
+        self._rules = [
+            self._compile(candidate, lesson_index, team, restricted)
+            for candidate, team in candidates
+        ]
+        self._matchers = [rule.matcher for rule in self._rules]
+        strongest = sorted(range(len(candidates)), key=lambda n: candidates[n][0].precedence)
+        self._precedence = [0] * len(candidates)
+        """Each rule's rank in precedence (higher wins; no two rules tie)."""
+        for rank, n in enumerate(strongest):
+            self._precedence[n] = rank
+        self._index, self._wildcard = self._index_rules(candidates)
+        self._by_system = {
+            system.value: _for_system(system.value, self._index, self._wildcard, candidates)
+            for system in System
+        }
+        self._prefix_lengths = sorted(
+            {len(k[1]) for k in self._index if k[0] == "pprefix"}
+            | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
+        )
+        self._decisions: dict[int, Decision] = {}
+        self._project_keys: dict[str, Keys] = {}
+
+    def _glob(self, patterns: Iterable[str]) -> _Glob | None:
+        """One shared `_Glob` per pattern set, so its memo serves every rule and lesson using it."""
+        key = tuple(patterns)
+        found = self._globs.get(key)
+        if found is None:
+            regex = compile_globs(key)
+            if regex is None:
+                return None
+            found = self._globs[key] = _Glob(regex)
+        return found
+
+    def _encoding(self, candidates: Sequence[tuple[Candidate, str | None]]) -> None:
+        """Number priorities and lesson ids so that a lesson's placement order is one integer."""
+        count = len(self.lessons)
+        ranked = sorted(range(count), key=lambda i: (self.lessons[i].id, i))
+        self._by_rank = ranked
+        priorities = sorted({c.priority for c, _ in candidates}, reverse=True)
+        self._priority_rank = {p: r for r, p in enumerate(priorities)}
+        self._span = 8 * count
+        self._required_end = max(1, len(priorities)) * self._span
+        """Codes below this are required lessons."""
+        self._low = [0] * count
+        for rank, i in enumerate(ranked):
+            self._low[i] = (self.lessons[i].severity_rank or 6) * count + rank
+        self._lesson_mandate = [MANDATE_ORDER[x.mandate] for x in self.lessons]
+
+    def _code(self, i: int, candidate: Candidate) -> int:
+        """Lesson `i`'s place in the placement order when `candidate` decides for it."""
+        # The stricter mandate has the lower order; a rule without one sorts after all.
+        rule = self._rules[candidate.order]
+        mandate = min(rule.mandate, self._lesson_mandate[i])
+        return (mandate * len(self._priority_rank) + rule.priority) * self._span + self._low[i]
+
+    def _index_rules(
+        self, candidates: Sequence[tuple[Candidate, str | None]]
+    ) -> tuple[dict[Key, list[int]], list[int]]:
+        """File each rule under its most selective option; rules with none are wildcards."""
+        options = [_index_options(c.rule, team) for c, team in candidates]
+        index: dict[Key, list[int]] = defaultdict(list)
+        wildcard: list[int] = []
         popularity = Counter(key for rule_options in options for o in rule_options for key in o)
         for number, rule_options in enumerate(options):
             if not rule_options:
-                self._wildcard.append(number)
+                wildcard.append(number)
                 continue
             best = min(rule_options, key=lambda o: sum(popularity[k] for k in o))
             for key in best:
-                self._index[key].append(number)
-        self._prefix_lengths = sorted(
-            {len(k[1]) for k in (*self._index, *self._maybe_index) if k[0] == "pprefix"}
-        )
+                index[key].append(number)
+        return dict(index), wildcard
 
-    def _index_restricted(self) -> dict[Key, list[int]]:
-        """File each lesson whose applicability constrains work items under one key every work
-        item it applies to has, so routing can skip the others without evaluating them."""
+    def _index_restricted(self) -> list[list[Key] | None]:
+        """For each lesson whose applicability constrains work items, keys one of which every
+        work item it applies to has (`any` when nothing indexable); None for the others."""
         options: list[list[list[Key]]] = []
         for lesson in self.lessons:
             a = lesson.applicability
@@ -277,20 +531,18 @@ class Engine:
                     found.append([("project", r) for r in a.repos])
                 elif all(prefixes):
                     found.append([("pprefix", p) for p in prefixes])
-            for count, dimension in ((2, "path2"), (1, "path1")):
-                heads = [leading_segments(p, count) for p in a.paths]
-                if heads and all(heads):
-                    found.append([(dimension, h) for h in heads if h is not None])
+            found.extend(_path_options(a.paths))
             options.append(found)
         popularity = Counter(k for found in options for o in found for k in o)
-        index: dict[Key, list[int]] = defaultdict(list)
-        for i, found in enumerate(options):
-            if found:
-                for key in min(found, key=lambda o: sum(popularity[k] for k in o)):
-                    index[key].append(i)
-            elif not self._free[i]:
-                index[("any", "")].append(i)  # constrained, but by nothing indexable
-        return index
+        chosen: list[list[Key] | None] = []
+        for (required, _), found in zip(self._applies, options, strict=True):
+            if not required.constrains:
+                chosen.append(None)
+            elif found:
+                chosen.append(min(found, key=lambda o: sum(popularity[k] for k in o)))
+            else:
+                chosen.append([_ANY])  # constrained, but by nothing indexable
+        return chosen
 
     def _index_lessons(self) -> dict[Key, list[int]]:
         index: dict[Key, list[int]] = defaultdict(list)
@@ -310,7 +562,11 @@ class Engine:
         return index
 
     def _compile(
-        self, candidate: Candidate, index: dict[Key, list[int]], team: str | None
+        self,
+        candidate: Candidate,
+        index: dict[Key, list[int]],
+        team: str | None,
+        restricted: Sequence[list[Key] | None],
     ) -> _Compiled:
         rule = candidate.rule
         c = rule.lesson
@@ -329,22 +585,28 @@ class Engine:
         ]
         pool = min(pools, key=len) if pools else range(len(self.lessons))
         members = frozenset(i for i in pool if _lesson_selector(rule, self.lessons[i]))
-        stream: tuple[Entry, ...] = ()
-        if not rule.then.suppress:
-            stream = tuple(sorted(self._entry(i, candidate) for i in members))
-        return _Compiled(candidate, _WorkMatcher(rule, team), members, stream)
-
-    def _entry(self, i: int, candidate: Candidate) -> Entry:
-        lesson = self.lessons[i]
-        wanted = candidate.rule.then.mandate
-        mandate = lesson.mandate if wanted is None else stricter(wanted, lesson.mandate)
-        return (
-            MANDATE_ORDER[mandate],
-            -candidate.priority,
-            lesson.severity_rank or 6,
-            lesson.id,
-            i,
-        )
+        matcher = _WorkMatcher(rule, team, self._glob)
+        compiled = _Compiled(candidate, matcher, members, self._priority_rank[candidate.priority])
+        if rule.then.suppress:
+            return compiled  # a suppressing rule never decides a placement
+        mandate, priority = compiled.mandate, compiled.priority
+        low, lesson_mandate = self._low, self._lesson_mandate
+        stream: list[int] = []
+        groups: dict[Key, list[int]] = defaultdict(list)
+        for i in members:
+            code = (min(mandate, lesson_mandate[i]) * len(self._priority_rank) + priority) * (
+                self._span
+            ) + low[i]
+            keys = restricted[i]
+            if keys is None or rule.override_applicability:
+                stream.append(code)  # the rule may place it in any work item it matches
+            else:
+                for key in keys:
+                    groups[key].append(code)
+        compiled.stream = tuple(sorted(stream))
+        compiled.groups = {k: tuple(sorted(v)) for k, v in groups.items()}
+        compiled.group_keys = frozenset(groups)
+        return compiled
 
     @property
     def size(self) -> dict[str, int]:
@@ -367,84 +629,169 @@ class Engine:
 
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
-        view = _View(item)
-        return self._matched(view, view.keys(self._prefix_lengths))
+        return self._matched(self._view(item))
 
-    def _matched(self, view: _View, keys: set[Key]) -> tuple[int, list[int]]:
-        seen: set[int] = set(self._wildcard)
-        index = self._index
+    def _view(self, item: WorkItem) -> _View:
+        # Work items of one project come again and again; its keys are worked out once.
+        project_keys = self._project_keys.get(item.project)
+        if project_keys is None:
+            project_keys = _project_keys(item.project, self._prefix_lengths)
+            if len(self._project_keys) >= _MEMO_SIZE:
+                self._project_keys.clear()
+            self._project_keys[item.project] = project_keys
+        return _View(item, project_keys)
+
+    def _matched(self, view: _View) -> tuple[int, list[int]]:
+        index, wildcard = self._by_system[view.item.system.value]
+        seen: set[int] = set(wildcard)
+        keys = view.keys
         for key in keys:
             bucket = index.get(key)
             if bucket:
                 seen.update(bucket)
-        rules = self._rules
-        matched = [n for n in seen if rules[n].matcher.matches(view)]
+        matchers = self._matchers
+        matched: list[int] = []
+        # `_WorkMatcher.matches`, inlined: this runs for every rule the index proposes.
+        for n in seen:
+            m = matchers[n]
+            if not m.required <= keys:
+                continue
+            for need in m.alternatives:
+                if need.isdisjoint(keys):
+                    break
+            else:
+                if (m.projects is None or m.projects.match(view.project)) and (
+                    m.paths is None or m.paths.match(view)
+                ):
+                    matched.append(n)
         matched.sort()
         return len(seen), matched
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""
-        view = _View(item)
-        keys = view.keys(self._prefix_lengths)
-        _, matched = self._matched(view, keys)
-        rules, lessons, free, applies_to = self._rules, self.lessons, self._free, self._applies
-        maybe: set[int] = set()
-        for key in keys:
-            bucket = self._maybe_index.get(key)
-            if bucket:
-                maybe.update(bucket)
-        active = [
-            (rules[n].members, rules[n].candidate, rules[n].candidate.rule.override_applicability)
-            for n in matched
-        ]
-        any_override = any(override for _, _, override in active)
+        view = self._view(item)
+        _, matched = self._matched(view)
+        keys = view.keys
+        # Strongest rule first, so the first rule found selecting a lesson is its decider.
+        matched.sort(key=self._precedence.__getitem__, reverse=True)
+        active: Active = []
+        streams: list[tuple[int, ...]] = []
+        rules = self._rules
+        for n in matched:
+            rule = rules[n]
+            active.append(rule.active)
+            if rule.stream:
+                streams.append(rule.stream)
+            for key in rule.group_keys & keys:
+                streams.append(rule.groups[key])
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
-        heap: list[tuple[Entry, int, int]] = [
-            (rules[n].stream[0], n, 0) for n in matched if rules[n].stream
-        ]
-        heapq.heapify(heap)
-        resolved: set[int] = set()  # lessons whose true entry is known (queued or settled)
-        chosen: list[tuple[Entry, Candidate]] = []
-        push, pop, replace = heapq.heappush, heapq.heappop, heapq.heapreplace
-        while heap:
-            entry, n, position = heap[0]
-            if entry[0] != _REQUIRED and room <= 0:
-                break  # everything left is advisory and the budget is spent
-            stream = rules[n].stream
-            if 0 <= position < len(stream) - 1:
-                replace(heap, (stream[position + 1], n, position + 1))
+        # Read a few codes of every list first; read deeper only when those do not settle it.
+        depth = max(room, 0) + 4
+        while True:
+            chosen = self._settle(view, active, streams, depth, placed_before, room)
+            if chosen is not None:
+                return Routing(tuple(self._decision(i, c) for i, c in chosen))
+            depth *= 4
+
+    def _settle(
+        self,
+        view: _View,
+        active: Active,
+        streams: Sequence[tuple[int, ...]],
+        depth: int,
+        placed_before: set[int],
+        room: int,
+    ) -> list[tuple[int, Candidate]] | None:
+        """The lessons to place, in order, reading at most `depth` codes of each list; None when
+        that is not enough to be sure.
+
+        Codes up to `limit` (the smallest last code read from a list read only in part) are all
+        known, so they are walked in order. A lesson's first code is its smallest; when another
+        rule decides for it, its true code is later and waits in `pending` until it is due.
+        """
+        batch: list[int] = []
+        limit = -1
+        for stream in streams:
+            if len(stream) > depth:
+                batch += stream[:depth]
+                last = stream[depth - 1]
+                if limit < 0 or last < limit:
+                    limit = last
             else:
-                pop(heap)
-            i = entry[4]
-            if position < 0:  # a lesson's true entry: its turn has come
-                chosen.append((entry, rules[n].candidate))
+                batch += stream
+        batch.sort()
+        if limit < 0:
+            limit = batch[-1] if batch else 0
+            complete = True
+        else:
+            complete = False
+        required_end, count, by_rank = self._required_end, len(self.lessons), self._by_rank
+        pending: list[int] = []
+        deciders: dict[int, Candidate] = {}
+        resolved: set[int] = set()
+        chosen: list[tuple[int, Candidate]] = []
+        for code in batch:
+            if code > limit:
+                break
+            while pending and pending[0] < code:
+                if pending[0] >= required_end and room <= 0:
+                    return chosen
+                due = heapq.heappop(pending)
+                chosen.append((by_rank[due % count], deciders[due]))
                 room -= 1
-                continue
+            if code >= required_end and room <= 0:
+                return chosen  # everything left is advisory and the budget is spent
+            i = by_rank[code % count]
             if i in resolved:
                 continue
             resolved.add(i)
             if i in placed_before:
                 continue
-            if free[i]:
-                found = [c for members, c, _ in active if i in members]
-            elif i not in maybe and not any_override:
-                continue  # its applicability cannot hold here, and no rule overrides it
+            decider = self._decider(i, view, active)
+            if decider is None:
+                continue
+            true = self._code(i, decider)
+            if true == code:
+                chosen.append((i, decider))
+                room -= 1
             else:
-                required, excluded = applies_to[i]
-                ok = required.requires(view) and not excluded.touches(view)
-                found = [c for members, c, override in active if i in members and (ok or override)]
-            decider: Candidate | None = found[0] if len(found) == 1 else None
-            if decider is None or decider.rule.then.suppress:
-                decider, _ = winner(lessons[i], found)
-                if decider is None:
-                    continue
-            true = self._entry(i, decider)
-            # The first entry popped for a lesson is its smallest, so its true entry is never
-            # earlier; queue it and let the merge decide when it is due.
-            push(heap, (true, decider.order, -1))
-        version = self.rule_set.version
-        return Routing(tuple(self._decide(e, c, version) for e, c in chosen))
+                heapq.heappush(pending, true)
+                deciders[true] = decider
+        while pending and (complete or pending[0] <= limit):
+            if pending[0] >= required_end and room <= 0:
+                return chosen
+            due = heapq.heappop(pending)
+            chosen.append((by_rank[due % count], deciders[due]))
+            room -= 1
+        if complete or (room <= 0 and limit >= required_end):
+            return chosen
+        return None
 
-    def _decide(self, entry: Entry, candidate: Candidate, version: str) -> Decision:
-        return decide(self.lessons[entry[4]], candidate, version)
+    def _decider(self, i: int, view: _View, active: Active) -> Candidate | None:
+        """The rule that places lesson `i` in the work item, or None."""
+        ok = self._free[i]
+        if not ok:
+            required, excluded = self._applies[i]
+            ok = required.requires(view) and not excluded.touches(view)
+        for members, override, suppress, candidate in active:
+            if i in members and (ok or override):
+                return self._contested(i, ok, active) if suppress else candidate
+        return None
+
+    def _contested(self, i: int, ok: bool, active: Active) -> Candidate | None:
+        """The decider when the strongest rule suppresses lesson `i`: it may give way to an
+        organisation rule, as the full precedence rules say."""
+        found = [c for members, override, _, c in active if i in members and (ok or override)]
+        return winner(self.lessons[i], found)[0]
+
+    def _decision(self, i: int, candidate: Candidate) -> Decision:
+        """The decision for lesson `i` under `candidate`; the same every time, so kept."""
+        key = i * len(self._rules) + candidate.order
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = decide(self.lessons[i], candidate, self.rule_set.version)
+            if len(self._decisions) >= 16 * _MEMO_SIZE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
