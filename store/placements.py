@@ -92,3 +92,9 @@ def signals(session: Session, placement_id: str) -> list[Signal]:
         select(SignalRow).where(SignalRow.placement_id == placement_id).order_by(SignalRow.at)
     )
     return [from_doc(Signal, row.doc) for row in rows]
+
+
+def work_item_refs(session: Session) -> list[str]:
+    """Every work item that has placements, in ref order."""
+    rows = session.scalars(select(PlacementRow.work_item_ref).distinct())
+    return sorted(rows)

@@ -25,9 +25,15 @@ def test_demo_runs_the_loop_on_the_embedded_default(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all steps behaved as expected" in done.stdout
-    assert "same webhook-id again: 200 duplicate" in done.stdout
-    assert "body changed after signing: 401" in done.stdout
-    assert "3 of 3 deliveries processed" in done.stdout
+    out = done.stdout
+    assert "same event again: 200 duplicate" in out
+    assert "body changed after signing: 401" in out
+    assert "draft lesson from-pagerduty-q2zn4hg3pvvd5x" in out
+    assert "github:acme/payments-api#1 body after 1 write(s)" in out
+    assert "TICKED signal recorded" in out
+    assert "signal for from-pagerduty-q2zn4hg3pvvd5x: ticked" in out
+    assert "5 of 5 deliveries processed" in out
+    assert "jira:PAY-1 <- from-pagerduty-q2zn4hg3pvvd5x@1 jira.checklist, required" in out
     assert (tmp_path / "cairn-demo.db").exists()
 
 

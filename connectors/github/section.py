@@ -163,7 +163,9 @@ def _detail(entry: EmbedEntry) -> str:
 
 
 def _block(entry: EmbedEntry, old: Item | None) -> list[str]:
-    title, text = escape(entry.title), escape(entry.text)
+    # Templates usually start with the title ("{{ lesson.title }}: …"): show it once, in bold.
+    text = entry.text.removeprefix(entry.title).lstrip(": ") if entry.title else entry.text
+    title, text = escape(entry.title), escape(text)
     shown = f"**{title}**" if not text or text == title else f"**{title}**: {text}"
     box = "x" if old is not None and old.ticked else " "
     tail = "" if old is None else old.tail

@@ -81,7 +81,8 @@ def _text(value: str, href: str | None = None) -> Node:
 def render(item: Item) -> list[Node]:
     """The inline nodes of one task item: title, text, mandate, why (rule), due date, link."""
     title = _neutral(clean(item.title, 300)) or "Lesson"
-    body = _neutral(clean(item.text))
+    # Templates usually start with the title ("{{ lesson.title }}: …"): show it once.
+    body = _neutral(clean(item.text.removeprefix(item.title).lstrip(": ")))
     parts = [f"{title}: {body}" if body and body != title else title]
     parts.append(_MANDATE[item.mandate])
     parts.append(f"why: rule {clean(item.rule_id, 200)}")
