@@ -16,6 +16,7 @@ import heapq
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
+from functools import lru_cache
 
 from core.lesson import Lesson, Scope
 from core.placement import EmbeddingForm
@@ -90,31 +91,45 @@ def _necessary_segment(pattern: str) -> str | None:
 
 
 class _View:
-    """A work item's values as one set of keys, computed once per routing call."""
+    """A work item with its keys, computed once per routing call."""
 
     __slots__ = ("clean", "item", "keys", "paths", "project")
 
-    def __init__(self, item: WorkItem, project_keys: Keys) -> None:
+    def __init__(self, item: WorkItem, keys: set[Key], clean: bool) -> None:
         self.item = item
         self.project = item.project
-        self.paths = paths = item.changed_paths
-        keys = set(project_keys)
-        keys.add(("type", item.type))
-        keys.add(("system", item.system.value))
-        for label in item.labels:
-            keys.add(("label", label))
-            keys.add(("service", label))
-        for component in item.components:
-            keys.add(("component", component))
-            keys.add(("service", component))
-        if item.team is not None:
-            keys.add(("team", item.team))
-        if item.base_branch is not None:
-            keys.add(("branch", item.base_branch))
-        self.clean = True
-        if paths:
-            self.clean = _add_path_keys(keys, paths)
+        self.paths = item.changed_paths
         self.keys = keys
+        self.clean = clean
+        """Every changed path is clean (see `_add_path_keys`)."""
+
+
+def _context_keys(item: WorkItem, prefix_lengths: Sequence[int]) -> Keys:
+    """The keys of a work item's context: project, type, system, team and base branch."""
+    keys = set(_project_keys(item.project, prefix_lengths))
+    keys.add(("type", item.type))
+    keys.add(("system", item.system.value))
+    if item.team is not None:
+        keys.add(("team", item.team))
+    if item.base_branch is not None:
+        keys.add(("branch", item.base_branch))
+    return frozenset(keys)
+
+
+def _own_keys(item: WorkItem) -> tuple[set[Key], bool]:
+    """The keys of what varies between work items of one context (labels, components, paths),
+    and whether every changed path is clean."""
+    keys: set[Key] = set()
+    for label in item.labels:
+        keys.add(("label", label))
+        keys.add(("service", label))
+    for component in item.components:
+        keys.add(("component", component))
+        keys.add(("service", component))
+    clean = True
+    if item.changed_paths:
+        clean = _add_path_keys(keys, item.changed_paths)
+    return keys, clean
 
 
 def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
@@ -133,21 +148,36 @@ def _add_path_keys(keys: set[Key], paths: Sequence[str]) -> bool:
     # One scan of all paths; the separator cannot complete any of the three spellings.
     padded = "/" + "/\0/".join(paths) + "/"
     clean = not ("//" in padded or "/./" in padded or "/../" in padded)
-    for path in paths if clean else [normalise(p) for p in paths]:
-        head, slash, rest = path.partition("/")
-        keys.add(("path1", head))
-        if slash:
-            keys.add(("path2", f"{head}/{rest.partition('/')[0]}"))
     folders = {path.rpartition("/")[0] for path in paths}
     folders.discard("")
-    for folder in folders:
-        segments = folder.split("/")
-        keys.update([("seg", s) for s in segments])
-        if clean:
-            keys.add(("dir", segments[0]))
-            if len(segments) > 1:
-                keys.add(("dir", f"{segments[0]}/{segments[1]}"))
-    return clean
+    if not clean:
+        for path in map(normalise, paths):
+            head, slash, rest = path.partition("/")
+            keys.add(("path1", head))
+            if slash:
+                keys.add(("path2", f"{head}/{rest.partition('/')[0]}"))
+        for folder in folders:
+            keys.update([("seg", s) for s in folder.split("/")])
+        return False
+    # Clean paths in the same folder share their keys but for paths of one or two segments,
+    # whose leading segments are the path itself.
+    for path in paths:
+        if path.count("/") < 2:
+            keys.add(("path2", path) if "/" in path else ("path1", path))
+    keys.update(*map(_folder_keys, folders))
+    return True
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _folder_keys(folder: str) -> Keys:
+    """The keys of a clean path in `folder` (kept: pull requests keep touching the same folders)."""
+    segments = folder.split("/")
+    keys = {("seg", s) for s in segments}
+    keys.update([("path1", segments[0]), ("dir", segments[0])])
+    if len(segments) > 1:
+        two = f"{segments[0]}/{segments[1]}"
+        keys.update([("path2", two), ("dir", two)])
+    return frozenset(keys)
 
 
 GlobFor = Callable[[Iterable[str]], _Glob | None]
@@ -350,14 +380,115 @@ def _for_system(
     return {k: v for k, v in buckets.items() if v}, [n for n in wildcard if fits[n]]
 
 
+Check = tuple[Keys, tuple[Keys, ...], _Glob | None, _Paths | None]
+"""A rule's work-item conditions left to check once the index proposes it."""
+
+_EXACT = frozenset(["project", "component", "label", "team", "branch", "type", "system"])
+"""Index dimensions whose keys are exactly the rule's condition on that dimension."""
+
+
+def _check(matcher: _WorkMatcher, candidate: Candidate, best: Sequence[Key]) -> Check:
+    """The rule's conditions less what being proposed already proves: the work item has one of
+    the keys the rule is filed under, and the system of the index it is filed in."""
+    implied = frozenset(best) if best and best[0][0] in _EXACT else frozenset()
+    systems = _systems(candidate.rule)
+    required = matcher.required
+    if len(systems) == 1:
+        required = required - {("system", s) for s in systems}
+    if len(implied) == 1:
+        required = required - implied
+    alternatives = tuple(a for a in matcher.alternatives if a != implied)
+    return required, alternatives, matcher.projects, matcher.paths
+
+
+_CONTEXT_DIMENSIONS = frozenset(["any", "branch", "project", "pprefix", "system", "team", "type"])
+"""Index dimensions of a work item's context."""
+_OWN_DIMENSIONS = frozenset(["label", "component"])
+"""Rule conditions (paths aside) on what varies between work items of one context."""
+
+Split = tuple[Keys, tuple[Keys, ...], _Glob | None, Keys, tuple[Keys, ...], _Paths | None]
+"""A rule's check as conditions on the context (keys, key sets, project glob) and conditions on
+the rest (keys, key sets, paths)."""
+
+
+def _split_check(check: Check) -> Split:
+    """Part a rule's check into what a work item's context decides and what it does not."""
+    required, alternatives, projects, paths = check
+    own = frozenset(k for k in required if k[0] in _OWN_DIMENSIONS)
+    own_alternatives = tuple(a for a in alternatives if _dimension(a) in _OWN_DIMENSIONS)
+    shared = tuple(a for a in alternatives if _dimension(a) not in _OWN_DIMENSIONS)
+    return required - own, shared, projects, own, own_alternatives, paths
+
+
+def _dimension(keys: Keys) -> str:
+    return next(iter(keys))[0]  # a rule's key sets each hold one dimension
+
+
+def _read(streams: Iterable[tuple[int, ...]], depth: int) -> tuple[list[int], int]:
+    """The first `depth` codes of each list, and the limit up to which they hold every code of
+    the lists: the smallest last code read from a list read only in part (-1 if none was)."""
+    batch: list[int] = []
+    limit = -1
+    for stream in streams:
+        if len(stream) > depth:
+            batch += stream[:depth]
+            last = stream[depth - 1]
+            if limit < 0 or last < limit:
+                limit = last
+        else:
+            batch += stream
+    return batch, limit
+
+
+class _Context:
+    """What work items sharing system, project, team, type and base branch have in common."""
+
+    __slots__ = (
+        "always",
+        "group_keys",
+        "keys",
+        "maybe",
+        "own_groups",
+        "proposed",
+        "reads",
+        "rule_streams",
+        "streams",
+    )
+
+    def __init__(self, keys: Keys, proposed: int) -> None:
+        self.keys = keys
+        self.proposed = proposed
+        """How many rules the index proposed for the context."""
+        self.always: list[int] = []
+        """Rules every work item of the context matches."""
+        self.maybe: list[int] = []
+        """Rules whose conditions on the context hold, the others still to check."""
+        self.streams: list[tuple[int, ...]] = []
+        """Lesson lists of the `always` rules for the context's keys."""
+        self.own_groups: dict[Key, list[tuple[int, ...]]] = {}
+        """Lesson lists of the `always` rules under keys outside the context."""
+        self.group_keys: list[Key] = []
+        """The context's keys that some rule keeps restricted lessons under."""
+        self.reads: dict[int, tuple[list[int], int]] = {}
+        self.rule_streams: dict[int, list[tuple[int, ...]]] = {}
+        """Lesson lists of other matched rules for the context's keys, as they come up."""
+
+    def read(self, depth: int) -> tuple[list[int], int]:
+        """`_read` of `streams`, sorted, kept per depth."""
+        found = self.reads.get(depth)
+        if found is None:
+            batch, limit = _read(self.streams, depth)
+            batch.sort()
+            found = self.reads[depth] = (batch, limit)
+        return found
+
+
 class _Compiled:
     """One rule, compiled: its matcher, the lessons it selects and their placement codes."""
 
     __slots__ = (
         "active",
         "candidate",
-        "group_keys",
-        "groups",
         "mandate",
         "matcher",
         "members",
@@ -377,10 +508,6 @@ class _Compiled:
         """Rank of the rule's priority among the rule set's (highest first)."""
         self.stream: tuple[int, ...] = ()
         """Codes of the selected lessons any work item may take, ascending."""
-        self.groups: dict[Key, tuple[int, ...]] = {}
-        """Codes of the other selected lessons, ascending, under the keys of the work items
-        they may apply to."""
-        self.group_keys: Keys = frozenset()
         rule = candidate.rule
         self.active = (members, rule.override_applicability, rule.then.suppress, candidate)
 
@@ -440,11 +567,18 @@ class Engine:
         self._encoding(candidates)
         restricted = self._index_restricted()
         lesson_index = self._index_lessons()
+        self._groups: dict[Key, dict[int, tuple[int, ...]]] = defaultdict(dict)
+        """Per key, per rule: codes of the selected lessons that may apply only to work items
+        with that key, ascending."""
+        self._group_keys: list[list[Key]] = []
+        """Per rule, the keys it has lessons in `_groups` under."""
         self._rules = [
             self._compile(candidate, lesson_index, team, restricted)
             for candidate, team in candidates
         ]
-        self._matchers = [rule.matcher for rule in self._rules]
+        self._groups = dict(self._groups)
+        self._active = [rule.active for rule in self._rules]
+        self._streams = [rule.stream for rule in self._rules]
         strongest = sorted(range(len(candidates)), key=lambda n: candidates[n][0].precedence)
         self._precedence = [0] * len(candidates)
         """Each rule's rank in precedence (higher wins; no two rules tie)."""
@@ -459,8 +593,11 @@ class Engine:
             {len(k[1]) for k in self._index if k[0] == "pprefix"}
             | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
         )
+        self._splits = [_split_check(check) for check in self._checks]
+        self._group_universe = frozenset(self._groups)
+        self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
         self._decisions: dict[int, Decision] = {}
-        self._project_keys: dict[str, Keys] = {}
+        self._contexts: dict[tuple[str, str, str | None, str, str | None], _Context] = {}
 
     def _glob(self, patterns: Iterable[str]) -> _Glob | None:
         """One shared `_Glob` per pattern set, so its memo serves every rule and lesson using it."""
@@ -503,13 +640,16 @@ class Engine:
         index: dict[Key, list[int]] = defaultdict(list)
         wildcard: list[int] = []
         popularity = Counter(key for rule_options in options for o in rule_options for key in o)
-        for number, rule_options in enumerate(options):
-            if not rule_options:
-                wildcard.append(number)
-                continue
-            best = min(rule_options, key=lambda o: sum(popularity[k] for k in o))
+        self._checks: list[Check] = []
+        for (candidate, _), rule_options in zip(candidates, options, strict=True):
+            best: list[Key] = []
+            if rule_options:
+                best = min(rule_options, key=lambda o: sum(popularity[k] for k in o))
+            else:
+                wildcard.append(candidate.order)
             for key in best:
-                index[key].append(number)
+                index[key].append(candidate.order)
+            self._checks.append(_check(self._rules[candidate.order].matcher, candidate, best))
         return dict(index), wildcard
 
     def _index_restricted(self) -> list[list[Key] | None]:
@@ -588,6 +728,7 @@ class Engine:
         matcher = _WorkMatcher(rule, team, self._glob)
         compiled = _Compiled(candidate, matcher, members, self._priority_rank[candidate.priority])
         if rule.then.suppress:
+            self._group_keys.append([])
             return compiled  # a suppressing rule never decides a placement
         mandate, priority = compiled.mandate, compiled.priority
         low, lesson_mandate = self._low, self._lesson_mandate
@@ -604,8 +745,9 @@ class Engine:
                 for key in keys:
                     groups[key].append(code)
         compiled.stream = tuple(sorted(stream))
-        compiled.groups = {k: tuple(sorted(v)) for k, v in groups.items()}
-        compiled.group_keys = frozenset(groups)
+        for key, codes in groups.items():
+            self._groups[key][candidate.order] = tuple(sorted(codes))
+        self._group_keys.append(list(groups))
         return compiled
 
     @property
@@ -629,98 +771,155 @@ class Engine:
 
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
-        return self._matched(self._view(item))
+        context = self._context(item)
+        own, clean = _own_keys(item)
+        own -= context.keys
+        view = _View(item, own | context.keys, clean)
+        proposed, extra = self._matched(context, own, view)
+        return context.proposed + proposed, sorted(context.always + extra)
 
-    def _view(self, item: WorkItem) -> _View:
-        # Work items of one project come again and again; its keys are worked out once.
-        project_keys = self._project_keys.get(item.project)
-        if project_keys is None:
-            project_keys = _project_keys(item.project, self._prefix_lengths)
-            if len(self._project_keys) >= _MEMO_SIZE:
-                self._project_keys.clear()
-            self._project_keys[item.project] = project_keys
-        return _View(item, project_keys)
+    def _context(self, item: WorkItem) -> _Context:
+        # Work items of one repository or Jira project come again and again, and mostly share
+        # team, type and base branch: what those decide is worked out once for all of them.
+        key = (item.system.value, item.project, item.team, item.type, item.base_branch)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._new_context(item)
+            if len(self._contexts) >= _MEMO_SIZE:
+                self._contexts.clear()
+            self._contexts[key] = context
+        return context
 
-    def _matched(self, view: _View) -> tuple[int, list[int]]:
-        index, wildcard = self._by_system[view.item.system.value]
-        seen: set[int] = set(wildcard)
-        keys = view.keys
+    def _new_context(self, item: WorkItem) -> _Context:
+        keys = _context_keys(item, self._prefix_lengths)
+        index, wildcard = self._by_system[item.system.value]
+        proposed: set[int] = set(wildcard)
         for key in keys:
+            proposed.update(index.get(key, ()))
+        context = _Context(keys, len(proposed))
+        for n in sorted(proposed):
+            required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
+            if not required <= keys or any(a.isdisjoint(keys) for a in alternatives):
+                continue
+            if projects is not None and not projects.match(item.project):
+                continue
+            decided = not (own or own_alternatives or paths is not None)
+            (context.always if decided else context.maybe).append(n)
+        groups = self._groups
+        context.group_keys = [k for k in keys if k in groups]
+        context.streams = [self._streams[n] for n in context.always if self._streams[n]]
+        for key in context.group_keys:
+            context.streams.extend(filter(None, map(groups[key].get, context.always)))
+        own_groups: dict[Key, list[tuple[int, ...]]] = defaultdict(list)
+        for n in context.always:
+            for key in self._group_keys[n]:
+                if key not in keys:
+                    own_groups[key].append(groups[key][n])
+        context.own_groups = dict(own_groups)
+        return context
+
+    def _rule_streams(self, context: _Context, n: int) -> list[tuple[int, ...]]:
+        """Rule `n`'s lesson lists for work items of the context (kept there)."""
+        found = [self._streams[n]] if self._streams[n] else []
+        for key in context.group_keys:
+            codes = self._groups[key].get(n)
+            if codes:
+                found.append(codes)
+        context.rule_streams[n] = found
+        return found
+
+    def _matched(self, context: _Context, own: set[Key], view: _View) -> tuple[int, list[int]]:
+        """Rules proposed by the work item's own keys, and the matched rules beyond the
+        context's `always`."""
+        index = self._by_system[view.item.system.value][0]
+        seen: set[int] = set()
+        for key in own & self._own_universe:
             bucket = index.get(key)
             if bucket:
                 seen.update(bucket)
-        matchers = self._matchers
-        matched: list[int] = []
+        keys = view.keys
+        checks = self._checks
+        extra: list[int] = []
         # `_WorkMatcher.matches`, inlined: this runs for every rule the index proposes.
         for n in seen:
-            m = matchers[n]
-            if not m.required <= keys:
+            required, alternatives, projects, paths = checks[n]
+            if not required <= keys:
                 continue
-            for need in m.alternatives:
+            for need in alternatives:
                 if need.isdisjoint(keys):
                     break
             else:
-                if (m.projects is None or m.projects.match(view.project)) and (
-                    m.paths is None or m.paths.match(view)
+                if (projects is None or projects.match(view.project)) and (
+                    paths is None or paths.match(view)
                 ):
-                    matched.append(n)
-        matched.sort()
-        return len(seen), matched
+                    extra.append(n)
+        splits = self._splits
+        for n in context.maybe:
+            _, _, _, required, alternatives, paths = splits[n]
+            if not required <= keys:
+                continue
+            for need in alternatives:
+                if need.isdisjoint(keys):
+                    break
+            else:
+                if paths is None or paths.match(view):
+                    extra.append(n)
+        return len(seen), extra
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""
-        view = self._view(item)
-        _, matched = self._matched(view)
-        keys = view.keys
+        context = self._context(item)
+        own, clean = _own_keys(item)
+        own -= context.keys
+        view = _View(item, own | context.keys, clean)
+        _, extra = self._matched(context, own, view)
+        matched = context.always + extra
         # Strongest rule first, so the first rule found selecting a lesson is its decider.
         matched.sort(key=self._precedence.__getitem__, reverse=True)
-        active: Active = []
+        active: Active = list(map(self._active.__getitem__, matched))
         streams: list[tuple[int, ...]] = []
-        rules = self._rules
-        for n in matched:
-            rule = rules[n]
-            active.append(rule.active)
-            if rule.stream:
-                streams.append(rule.stream)
-            for key in rule.group_keys & keys:
-                streams.append(rule.groups[key])
+        for n in extra:
+            found = context.rule_streams.get(n)
+            streams += self._rule_streams(context, n) if found is None else found
+        groups, own_groups = self._groups, context.own_groups
+        for key in own & self._group_universe:
+            found = own_groups.get(key)
+            if found:
+                streams += found
+            if extra:
+                streams.extend(filter(None, map(groups[key].get, extra)))
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
         # Read a few codes of every list first; read deeper only when those do not settle it.
         depth = max(room, 0) + 4
         while True:
-            chosen = self._settle(view, active, streams, depth, placed_before, room)
+            shared, shared_limit = context.read(depth)
+            batch, limit = _read(streams, depth)
+            batch += shared
+            batch.sort()  # two sorted runs: a merge
+            if limit < 0 or 0 <= shared_limit < limit:
+                limit = shared_limit
+            chosen = self._settle(view, active, (batch, limit), placed_before, room)
             if chosen is not None:
-                return Routing(tuple(self._decision(i, c) for i, c in chosen))
+                return Routing(tuple([self._decision(i, c) for i, c in chosen]))
             depth *= 4
 
     def _settle(
         self,
         view: _View,
         active: Active,
-        streams: Sequence[tuple[int, ...]],
-        depth: int,
+        read: tuple[list[int], int],
         placed_before: set[int],
         room: int,
     ) -> list[tuple[int, Candidate]] | None:
-        """The lessons to place, in order, reading at most `depth` codes of each list; None when
-        that is not enough to be sure.
+        """The lessons to place, in order, from the codes `read` from the matched rules' lists
+        and the limit up to which they are complete (see `_read`); None when that is not enough
+        to be sure.
 
-        Codes up to `limit` (the smallest last code read from a list read only in part) are all
-        known, so they are walked in order. A lesson's first code is its smallest; when another
-        rule decides for it, its true code is later and waits in `pending` until it is due.
+        A lesson's first code is its smallest; when another rule decides for it, its true code
+        is later and waits in `pending` until it is due.
         """
-        batch: list[int] = []
-        limit = -1
-        for stream in streams:
-            if len(stream) > depth:
-                batch += stream[:depth]
-                last = stream[depth - 1]
-                if limit < 0 or last < limit:
-                    limit = last
-            else:
-                batch += stream
-        batch.sort()
+        batch, limit = read
         if limit < 0:
             limit = batch[-1] if batch else 0
             complete = True
