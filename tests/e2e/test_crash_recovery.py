@@ -95,8 +95,8 @@ def _crash_and_recover(
         drafts = lessons.list_lessons(session)
     assert counts["accepted"] == EVENTS, counts
     assert counts["processed"] == EVENTS, server.log_tail()
-    # Two stages per resolved incident: inbound, then capture of its draft lesson.
-    assert counts["done"] == 2 * EVENTS and counts["dead"] == 0, counts
+    # Three messages per resolved incident: inbound, the recurrence check, the capture.
+    assert counts["done"] == 3 * EVENTS and counts["dead"] == 0, counts
     per_delivery = Counter(entry.details["inbox_id"] for entry in recorded)
     assert len(per_delivery) == EVENTS
     assert set(per_delivery.values()) == {1}, "some event was processed more than once"

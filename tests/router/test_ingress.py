@@ -178,7 +178,8 @@ def test_accepted_incident_is_stored_with_one_audit_entry(service: Service) -> N
     assert delivery.body == INCIDENT  # the raw bytes, verbatim
     assert delivery.delivery_key == "msg_incident"
     assert delivery.processed_at is not None
-    assert queue == {"pending": 0, "leased": 0, "done": 2, "dead": 0}
+    # Three messages: inbound, the recurrence check and the capture of the draft lesson.
+    assert queue == {"pending": 0, "leased": 0, "done": 3, "dead": 0}
 
 
 def test_accepted_work_item_is_stored(service: Service) -> None:
@@ -494,8 +495,8 @@ def test_core_flow_on_each_backend(database_url: str, webhook_secret: str) -> No
 
         state = snapshot(svc.db)
         assert state["inbox"] == {"accepted": 1, "processed": 1}
-        assert state["outbox"]["done"] == 2
-        assert sum(state["outbox"].values()) == 2
+        assert state["outbox"]["done"] == 3  # inbound, recurrence check, capture
+        assert sum(state["outbox"].values()) == 3
         assert len(state["audit"]) == 2
 
 

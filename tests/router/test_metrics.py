@@ -49,15 +49,15 @@ def test_metrics_after_accept_duplicate_and_forgery(sqlite_url: str, webhook_sec
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             after = _samples(client.get("/metrics").text)
-            # Two messages: the inbound one, then the capture of the incident's draft lesson.
+            # Three messages: inbound, the recurrence check and the capture of the draft lesson.
             done = after.get(("cairn_outbox_messages", (("status", "done"),)))
-            if done == 2 and delta("cairn_pipeline_messages_total", outcome="done") == 2:
+            if done == 3 and delta("cairn_pipeline_messages_total", outcome="done") == 3:
                 break
             time.sleep(0.05)
 
     assert delta("cairn_webhook_deliveries_total", source="generic", outcome="accepted") == 1
     assert delta("cairn_webhook_deliveries_total", source="generic", outcome="duplicate") == 1
     assert delta("cairn_webhook_deliveries_total", source="generic", outcome="401") == 1
-    assert delta("cairn_pipeline_messages_total", outcome="done") == 2
-    assert after[("cairn_outbox_messages", (("status", "done"),))] == 2
+    assert delta("cairn_pipeline_messages_total", outcome="done") == 3
+    assert after[("cairn_outbox_messages", (("status", "done"),))] == 3
     assert after[("cairn_outbox_messages", (("status", "dead"),))] == 0
