@@ -93,15 +93,26 @@ def _necessary_segment(pattern: str) -> str | None:
 class _View:
     """A work item with its keys, computed once per routing call."""
 
-    __slots__ = ("clean", "item", "keys", "paths", "project")
+    __slots__ = ("all_keys", "clean", "item", "own", "paths", "project", "shared")
 
-    def __init__(self, item: WorkItem, keys: set[Key], clean: bool) -> None:
+    def __init__(self, item: WorkItem, own: set[Key], shared: Keys, clean: bool) -> None:
         self.item = item
         self.project = item.project
         self.paths = item.changed_paths
-        self.keys = keys
+        self.own = own
+        """Keys of the labels, components and paths (none of them a context key)."""
+        self.shared = shared
+        """Keys of the context."""
+        self.all_keys: set[Key] | None = None
         self.clean = clean
         """Every changed path is clean (see `_add_path_keys`)."""
+
+    @property
+    def keys(self) -> set[Key]:
+        """Every key of the work item (worked out when first needed)."""
+        if self.all_keys is None:
+            self.all_keys = self.own | self.shared
+        return self.all_keys
 
 
 def _context_keys(item: WorkItem, prefix_lengths: Sequence[int]) -> Keys:
@@ -120,16 +131,23 @@ def _own_keys(item: WorkItem) -> tuple[set[Key], bool]:
     """The keys of what varies between work items of one context (labels, components, paths),
     and whether every changed path is clean."""
     keys: set[Key] = set()
-    for label in item.labels:
-        keys.add(("label", label))
-        keys.add(("service", label))
-    for component in item.components:
-        keys.add(("component", component))
-        keys.add(("service", component))
+    keys.update(*map(_label_keys, item.labels), *map(_component_keys, item.components))
     clean = True
     if item.changed_paths:
         clean = _add_path_keys(keys, item.changed_paths)
     return keys, clean
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _label_keys(label: str) -> Keys:
+    """A label's keys: a label, and a service name (kept: labels are a small vocabulary)."""
+    return frozenset([("label", label), ("service", label)])
+
+
+@lru_cache(maxsize=_MEMO_SIZE)
+def _component_keys(component: str) -> Keys:
+    """A component's keys: a component, and a service name (kept: components are few)."""
+    return frozenset([("component", component), ("service", component)])
 
 
 def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
@@ -199,7 +217,7 @@ class _Paths:
 
     def match(self, view: _View) -> bool:
         """True when any of the work item's changed paths matches any pattern."""
-        keys = view.keys
+        keys = view.own  # path keys are never context keys
         if view.clean:
             if self.exact is not None and not self.exact.isdisjoint(keys):
                 return True
@@ -449,13 +467,17 @@ class _Context:
         "keys",
         "maybe",
         "own_groups",
+        "own_rules",
+        "project",
         "proposed",
+        "ranks",
         "reads",
         "rule_streams",
         "streams",
     )
 
-    def __init__(self, keys: Keys, proposed: int) -> None:
+    def __init__(self, project: str, keys: Keys, proposed: int) -> None:
+        self.project = project
         self.keys = keys
         self.proposed = proposed
         """How many rules the index proposed for the context."""
@@ -466,10 +488,16 @@ class _Context:
         self.streams: list[tuple[int, ...]] = []
         """Lesson lists of the `always` rules for the context's keys."""
         self.own_groups: dict[Key, list[tuple[int, ...]]] = {}
-        """Lesson lists of the `always` rules under keys outside the context."""
+        """Lesson lists of the `always` rules under keys outside the context, as they come
+        up."""
         self.group_keys: list[Key] = []
         """The context's keys that some rule keeps restricted lessons under."""
         self.reads: dict[int, tuple[list[int], int]] = {}
+        self.ranks: list[int] = []
+        """Precedence ranks of the `always` rules."""
+        self.own_rules: dict[Key, tuple[list[int], list[int]]] = {}
+        """Per own key of a work item, the rules filed under it that match whenever it is
+        proposed, and the others whose conditions on the context hold (as they come up)."""
         self.rule_streams: dict[int, list[tuple[int, ...]]] = {}
         """Lesson lists of other matched rules for the context's keys, as they come up."""
 
@@ -584,6 +612,8 @@ class Engine:
         """Each rule's rank in precedence (higher wins; no two rules tie)."""
         for rank, n in enumerate(strongest):
             self._precedence[n] = rank
+        self._strongest = [self._active[n] for n in strongest]
+        """`_active` by rank in precedence."""
         self._index, self._wildcard = self._index_rules(candidates)
         self._by_system = {
             system.value: _for_system(system.value, self._index, self._wildcard, candidates)
@@ -774,9 +804,11 @@ class Engine:
         context = self._context(item)
         own, clean = _own_keys(item)
         own -= context.keys
-        view = _View(item, own | context.keys, clean)
-        proposed, extra = self._matched(context, own, view)
-        return context.proposed + proposed, sorted(context.always + extra)
+        view = _View(item, own, context.keys, clean)
+        extra = self._matched(context, own, view)
+        index = self._by_system[item.system.value][0]
+        proposed = {n for key in own for n in index.get(key, ())}
+        return context.proposed + len(proposed), sorted(context.always + extra)
 
     def _context(self, item: WorkItem) -> _Context:
         # Work items of one repository or Jira project come again and again, and mostly share
@@ -796,7 +828,7 @@ class Engine:
         proposed: set[int] = set(wildcard)
         for key in keys:
             proposed.update(index.get(key, ()))
-        context = _Context(keys, len(proposed))
+        context = _Context(item.project, keys, len(proposed))
         for n in sorted(proposed):
             required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
             if not required <= keys or any(a.isdisjoint(keys) for a in alternatives):
@@ -805,17 +837,12 @@ class Engine:
                 continue
             decided = not (own or own_alternatives or paths is not None)
             (context.always if decided else context.maybe).append(n)
+        context.ranks = [self._precedence[n] for n in context.always]
         groups = self._groups
         context.group_keys = [k for k in keys if k in groups]
         context.streams = [self._streams[n] for n in context.always if self._streams[n]]
         for key in context.group_keys:
             context.streams.extend(filter(None, map(groups[key].get, context.always)))
-        own_groups: dict[Key, list[tuple[int, ...]]] = defaultdict(list)
-        for n in context.always:
-            for key in self._group_keys[n]:
-                if key not in keys:
-                    own_groups[key].append(groups[key][n])
-        context.own_groups = dict(own_groups)
         return context
 
     def _rule_streams(self, context: _Context, n: int) -> list[tuple[int, ...]]:
@@ -828,33 +855,38 @@ class Engine:
         context.rule_streams[n] = found
         return found
 
-    def _matched(self, context: _Context, own: set[Key], view: _View) -> tuple[int, list[int]]:
-        """Rules proposed by the work item's own keys, and the matched rules beyond the
-        context's `always`."""
-        index = self._by_system[view.item.system.value][0]
-        seen: set[int] = set()
-        for key in own & self._own_universe:
-            bucket = index.get(key)
-            if bucket:
-                seen.update(bucket)
-        keys = view.keys
-        checks = self._checks
-        extra: list[int] = []
-        # `_WorkMatcher.matches`, inlined: this runs for every rule the index proposes.
-        for n in seen:
-            required, alternatives, projects, paths = checks[n]
-            if not required <= keys:
+    def _own_rules(self, context: _Context, key: Key, system: str) -> tuple[list[int], list[int]]:
+        """Rules filed under one of a work item's own keys whose conditions on the context hold:
+        those with no other condition, and the others (kept in the context)."""
+        sure: list[int] = []
+        unsure: list[int] = []
+        keys = context.keys
+        for n in self._by_system[system][0].get(key, ()):
+            required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
+            if not required <= keys or any(a.isdisjoint(keys) for a in alternatives):
                 continue
-            for need in alternatives:
-                if need.isdisjoint(keys):
-                    break
-            else:
-                if (projects is None or projects.match(view.project)) and (
-                    paths is None or paths.match(view)
-                ):
-                    extra.append(n)
-        splits = self._splits
-        for n in context.maybe:
+            if projects is not None and not projects.match(context.project):
+                continue
+            decided = not (own or own_alternatives or paths is not None)
+            (sure if decided else unsure).append(n)
+        context.own_rules[key] = (sure, unsure)
+        return sure, unsure
+
+    def _matched(self, context: _Context, own: set[Key], view: _View) -> list[int]:
+        """The matched rules beyond the context's `always`."""
+        system = view.item.system.value
+        sure: set[int] = set()
+        unsure: set[int] = set(context.maybe)
+        for key in own & self._own_universe:
+            found = context.own_rules.get(key)
+            if found is None:
+                found = self._own_rules(context, key, system)
+            sure.update(found[0])
+            unsure.update(found[1])
+        extra = list(sure)
+        keys, splits = view.own, self._splits  # label and component keys are never context keys
+        # The rest of `_WorkMatcher.matches`, inlined: this runs for every rule left to check.
+        for n in unsure:
             _, _, _, required, alternatives, paths = splits[n]
             if not required <= keys:
                 continue
@@ -864,19 +896,19 @@ class Engine:
             else:
                 if paths is None or paths.match(view):
                     extra.append(n)
-        return len(seen), extra
+        return extra
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""
         context = self._context(item)
         own, clean = _own_keys(item)
         own -= context.keys
-        view = _View(item, own | context.keys, clean)
-        _, extra = self._matched(context, own, view)
-        matched = context.always + extra
+        view = _View(item, own, context.keys, clean)
+        extra = self._matched(context, own, view)
         # Strongest rule first, so the first rule found selecting a lesson is its decider.
-        matched.sort(key=self._precedence.__getitem__, reverse=True)
-        active: Active = list(map(self._active.__getitem__, matched))
+        ranks = context.ranks + list(map(self._precedence.__getitem__, extra))
+        ranks.sort(reverse=True)
+        active: Active = list(map(self._strongest.__getitem__, ranks))
         streams: list[tuple[int, ...]] = []
         for n in extra:
             found = context.rule_streams.get(n)
@@ -884,8 +916,10 @@ class Engine:
         groups, own_groups = self._groups, context.own_groups
         for key in own & self._group_universe:
             found = own_groups.get(key)
-            if found:
-                streams += found
+            if found is None:
+                by_rule = groups[key]
+                found = own_groups[key] = [by_rule[n] for n in context.always if n in by_rule]
+            streams += found
             if extra:
                 streams.extend(filter(None, map(groups[key].get, extra)))
         placed_before = {self._number[x] for x in already_placed if x in self._number}
