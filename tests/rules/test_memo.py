@@ -1,0 +1,151 @@
+"""What the engine keeps between work items (per context, per key, per glob) never leaks into
+another work item's result, and path patterns checked as keys agree with glob matching."""
+
+from collections.abc import Sequence
+from unittest import mock
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.lesson import Mandate
+from core.work import WorkItem
+from rules import engine as engine_module
+from rules import reference
+from rules.engine import Engine, _Glob, _own_keys, _Paths, _View
+from rules.globs import compile_globs
+from tests.rules.builders import applicability, item, lesson, pack, rule_set
+from tests.rules.test_property import PATH_PATTERNS, PATHS, Case, cases
+
+
+def _recombined(items: Sequence[WorkItem]) -> list[WorkItem]:
+    """Every item's context (system, project, team, type, base branch) with every item's own
+    labels, components and paths (where its system allows them)."""
+    found = []
+    for number, (context, own) in enumerate(((a, b) for a in items for b in items), start=1):
+        found.append(
+            context.model_copy(
+                update={
+                    "ref": f"{context.system.value}:{context.project}#{number}",
+                    "labels": own.labels,
+                    "components": own.components,
+                    "changed_paths": own.changed_paths,
+                }
+            )
+        )
+    return found
+
+
+def _agree(engine: Engine, case: Case, items: Sequence[WorkItem]) -> None:
+    for work_item in items:
+        expected = reference.route(case.rules, case.lessons, work_item)
+        assert engine.route(work_item).placements == expected.placements
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_items=3))
+def test_work_items_sharing_a_context_each_get_their_own_result(case: Case) -> None:
+    """Items that share a context but differ in labels, components or paths, routed in turn and
+    again in reverse by one engine, each get what the reference gives them."""
+    engine = Engine(case.rules, case.lessons)
+    items = _recombined([work_item for work_item, _ in case.items])
+    _agree(engine, case, items)
+    _agree(engine, case, items[::-1])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(max_items=3))
+def test_a_memo_cleared_at_every_step_changes_nothing(case: Case) -> None:
+    """With room for one entry, every memo starts afresh all the time; results are the same."""
+    with mock.patch.object(engine_module, "_MEMO_SIZE", 1):
+        engine = Engine(case.rules, case.lessons)
+        items = _recombined([work_item for work_item, _ in case.items])
+        _agree(engine, case, items + items)
+
+
+RULES = rule_set(
+    pack(
+        "org",
+        {
+            "work_item": {"projects": ["acme/*"], "base_branches": ["main"]},
+            "then": {"form": "github.pr_checklist"},
+        },
+        {"work_item": {"labels": ["db"]}, "then": {"form": "github.pr_checklist"}},
+        {"work_item": {"paths": ["src/db/**"]}, "then": {"form": "github.pr_checklist"}},
+    ),
+    pack("team", {"then": {"form": "github.pr_checklist"}}, level="team", team="web"),
+)
+LESSONS = [
+    lesson("l1", mandate=Mandate.REQUIRED, applies=applicability(repos=["acme/api"])),
+    lesson("l2", applies=applicability(paths=["**/db/**"])),
+    lesson("l3", applies=applicability(services=["db"])),
+]
+
+
+@pytest.mark.parametrize(
+    "work_item",
+    [
+        item(base_branch="main"),
+        item(base_branch="dev"),
+        item(base_branch="main", team="web"),
+        item(project="acme/web", base_branch="main"),
+        item(project="other/api", base_branch="main", labels=["db"]),
+        item(base_branch="main", labels=["db"]),
+        item(base_branch="main", paths=["src/db/pool.py"]),
+        item(base_branch="main", paths=["src//db/pool.py"]),
+        item(base_branch="main", paths=["lib/db/x.py", "README.md"]),
+        item(team="web", paths=["src/api/x.py"], labels=["ui"]),
+    ],
+    ids=[
+        "main",
+        "other-branch",
+        "team",
+        "other-repo",
+        "other-owner-label",
+        "label",
+        "path",
+        "unclean-path",
+        "nested-path",
+        "team-others",
+    ],
+)
+def test_each_context_field_and_own_value_counts(work_item: WorkItem) -> None:
+    """One engine routes every item after all the others; each result is the reference's."""
+    engine = Engine(RULES, LESSONS)
+    case = Case(RULES, LESSONS, [])
+    neighbours = [
+        item(base_branch="main"),
+        item(base_branch="dev", labels=["db"]),
+        item(team="web", base_branch="main", paths=["src/db/x.py"]),
+    ]
+    _agree(engine, case, [*neighbours, work_item, *neighbours, work_item])
+
+
+def _glob(patterns: Sequence[str]) -> _Glob | None:
+    regex = compile_globs(patterns)
+    return None if regex is None else _Glob(regex)
+
+
+CLEAN_PATHS = st.lists(st.sampled_from(["a", "b", "db", "src", ".x", "x.py"]), min_size=1).map(
+    "/".join
+)
+KEYED_PATTERNS = st.sampled_from(
+    ["a/**", "src/db/**", "**/db/**", "**/a/**", "db/**", ".x/**", "src/**/db/**", "a/b/c/**"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(KEYED_PATTERNS, st.sampled_from(PATH_PATTERNS)), min_size=1, max_size=3),
+    st.lists(st.one_of(CLEAN_PATHS, st.sampled_from(PATHS)), min_size=1, max_size=4),
+)
+def test_path_patterns_checked_as_keys_match_like_globs(
+    patterns: list[str], paths: list[str]
+) -> None:
+    """`a/**`, `a/b/**` and `**/a/**` become key look-ups on clean paths, other patterns keep
+    their regex behind a necessary segment; either way the verdict is glob matching's."""
+    work_item = item(paths=paths)
+    own, clean = _own_keys(work_item)
+    view = _View(work_item, own, frozenset(), clean)
+    expected = any(reference._glob(path, patterns) for path in paths)
+    assert _Paths(patterns, _glob).match(view) == expected
