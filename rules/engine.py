@@ -655,13 +655,6 @@ class Engine:
             self._low[i] = (self.lessons[i].severity_rank or 6) * count + rank
         self._lesson_mandate = [MANDATE_ORDER[x.mandate] for x in self.lessons]
 
-    def _code(self, i: int, candidate: Candidate) -> int:
-        """Lesson `i`'s place in the placement order when `candidate` decides for it."""
-        # The stricter mandate has the lower order; a rule without one sorts after all.
-        rule = self._rules[candidate.order]
-        mandate = min(rule.mandate, self._lesson_mandate[i])
-        return (mandate * len(self._priority_rank) + rule.priority) * self._span + self._low[i]
-
     def _index_rules(
         self, candidates: Sequence[tuple[Candidate, str | None]]
     ) -> tuple[dict[Key, list[int]], list[int]]:
@@ -935,8 +928,12 @@ class Engine:
                 limit = shared_limit
             chosen = self._settle(view, active, (batch, limit), placed_before, room)
             if chosen is not None:
-                return Routing(tuple([self._decision(i, c) for i, c in chosen]))
+                break
             depth *= 4
+        decisions, rules = self._decisions, len(self._rules)
+        return Routing(
+            tuple([decisions.get(i * rules + c.order) or self._decision(i, c) for i, c in chosen])
+        )
 
     def _settle(
         self,
@@ -960,6 +957,8 @@ class Engine:
         else:
             complete = False
         required_end, count, by_rank = self._required_end, len(self.lessons), self._by_rank
+        rules, low, lesson_mandate = self._rules, self._low, self._lesson_mandate
+        step, span = len(self._priority_rank) * self._span, self._span
         pending: list[int] = []
         deciders: dict[int, Candidate] = {}
         resolved: set[int] = set()
@@ -984,7 +983,8 @@ class Engine:
             decider = self._decider(i, view, active)
             if decider is None:
                 continue
-            true = self._code(i, decider)
+            rule = rules[decider.order]  # the code under the decider (see `Engine`)
+            true = min(rule.mandate, lesson_mandate[i]) * step + rule.priority * span + low[i]
             if true == code:
                 chosen.append((i, decider))
                 room -= 1
