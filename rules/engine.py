@@ -115,15 +115,16 @@ class _View:
         return self.all_keys
 
 
-def _context_keys(item: WorkItem, prefix_lengths: Sequence[int]) -> Keys:
-    """The keys of a work item's context: project, type, system, team and base branch."""
+def _context_keys(item: WorkItem, prefix_lengths: Sequence[int], branch: str | None) -> Keys:
+    """The keys of a work item's context: project, type, system, team and base branch (None
+    when no rule names it)."""
     keys = set(_project_keys(item.project, prefix_lengths))
     keys.add(("type", item.type))
     keys.add(("system", item.system.value))
     if item.team is not None:
         keys.add(("team", item.team))
-    if item.base_branch is not None:
-        keys.add(("branch", item.base_branch))
+    if branch is not None:
+        keys.add(("branch", branch))
     return frozenset(keys)
 
 
@@ -239,15 +240,18 @@ def _need(patterns: Sequence[str]) -> Keys | None:
     return frozenset(("seg", s) for s in segments if s is not None)
 
 
+_EMPTY: Keys = frozenset()
+
+
 def _keys(dimension: str, values: Iterable[str]) -> Keys:
-    return frozenset((dimension, v) for v in values)
+    return frozenset((dimension, v) for v in values) or _EMPTY
 
 
 def _split(needs: Iterable[Keys]) -> tuple[Keys, tuple[Keys, ...]]:
     """Key sets a work item must meet, as one set of keys it must all have (the sets of one key)
     and the sets it must have some key of (the others): fewer set operations per check."""
     given = [n for n in needs if n]
-    single = frozenset(k for n in given if len(n) == 1 for k in n)
+    single = frozenset(k for n in given if len(n) == 1 for k in n) or _EMPTY
     return single, tuple(n for n in given if len(n) > 1)
 
 
@@ -278,18 +282,6 @@ class _WorkMatcher:
             self.projects = glob_for(c.projects)
         self.required, self.alternatives = _split(needs)
         self.paths = _Paths(c.paths, glob_for) if c.paths else None
-
-    def matches(self, view: _View) -> bool:
-        """True when the work item meets every condition."""
-        keys = view.keys
-        if not self.required <= keys:
-            return False
-        for need in self.alternatives:
-            if need.isdisjoint(keys):
-                return False
-        if self.projects is not None and not self.projects.match(view.project):
-            return False
-        return self.paths is None or self.paths.match(view)
 
 
 def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
@@ -577,8 +569,12 @@ class Engine:
         self.by_id = {lesson.id: lesson for lesson in self.lessons}
         self._number = {lesson.id: i for i, lesson in enumerate(self.lessons)}
         self._globs: dict[tuple[str, ...], _Glob] = {}
+        scopes: dict[Scope, _Scope] = {}
         self._applies = [
-            (_Scope(x.applicability, self._glob), _Scope(x.applicability.exclusions, self._glob))
+            (
+                self._scope(x.applicability, scopes, True),
+                self._scope(x.applicability.exclusions, scopes, False),
+            )
             for x in self.lessons
         ]
         self._free = [not req.constrains and exc.empty for req, exc in self._applies]
@@ -598,8 +594,6 @@ class Engine:
         self._groups: dict[Key, dict[int, tuple[int, ...]]] = defaultdict(dict)
         """Per key, per rule: codes of the selected lessons that may apply only to work items
         with that key, ascending."""
-        self._group_keys: list[list[Key]] = []
-        """Per rule, the keys it has lessons in `_groups` under."""
         self._rules = [
             self._compile(candidate, lesson_index, team, restricted)
             for candidate, team in candidates
@@ -623,11 +617,27 @@ class Engine:
             {len(k[1]) for k in self._index if k[0] == "pprefix"}
             | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
         )
-        self._splits = [_split_check(check) for check in self._checks]
         self._group_universe = frozenset(self._groups)
         self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
         self._decisions: dict[int, Decision] = {}
+        self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
         self._contexts: dict[tuple[str, str, str | None, str, str | None], _Context] = {}
+
+    def _scope(self, scope: Scope, scopes: dict[Scope, _Scope], required: bool) -> _Scope:
+        """One `_Scope` per distinct scope (applicabilities compared without their tags, which
+        only exclusions use): fewer objects for the garbage collector to walk."""
+        if required:
+            scope = Scope(
+                services=scope.services,
+                components=scope.components,
+                repos=scope.repos,
+                paths=scope.paths,
+                teams=scope.teams,
+            )
+        found = scopes.get(scope)
+        if found is None:
+            found = scopes[scope] = _Scope(scope, self._glob)
+        return found
 
     def _glob(self, patterns: Iterable[str]) -> _Glob | None:
         """One shared `_Glob` per pattern set, so its memo serves every rule and lesson using it."""
@@ -663,7 +673,7 @@ class Engine:
         index: dict[Key, list[int]] = defaultdict(list)
         wildcard: list[int] = []
         popularity = Counter(key for rule_options in options for o in rule_options for key in o)
-        self._checks: list[Check] = []
+        self._splits: list[Split] = []
         for (candidate, _), rule_options in zip(candidates, options, strict=True):
             best: list[Key] = []
             if rule_options:
@@ -672,7 +682,8 @@ class Engine:
                 wildcard.append(candidate.order)
             for key in best:
                 index[key].append(candidate.order)
-            self._checks.append(_check(self._rules[candidate.order].matcher, candidate, best))
+            check = _check(self._rules[candidate.order].matcher, candidate, best)
+            self._splits.append(_split_check(check))
         return dict(index), wildcard
 
     def _index_restricted(self) -> list[list[Key] | None]:
@@ -751,7 +762,6 @@ class Engine:
         matcher = _WorkMatcher(rule, team, self._glob)
         compiled = _Compiled(candidate, matcher, members, self._priority_rank[candidate.priority])
         if rule.then.suppress:
-            self._group_keys.append([])
             return compiled  # a suppressing rule never decides a placement
         mandate, priority = compiled.mandate, compiled.priority
         low, lesson_mandate = self._low, self._lesson_mandate
@@ -770,7 +780,6 @@ class Engine:
         compiled.stream = tuple(sorted(stream))
         for key, codes in groups.items():
             self._groups[key][candidate.order] = tuple(sorted(codes))
-        self._group_keys.append(list(groups))
         return compiled
 
     @property
@@ -806,17 +815,19 @@ class Engine:
     def _context(self, item: WorkItem) -> _Context:
         # Work items of one repository or Jira project come again and again, and mostly share
         # team, type and base branch: what those decide is worked out once for all of them.
-        key = (item.system.value, item.project, item.team, item.type, item.base_branch)
+        # A base branch no rule names (a release branch, say) is like none at all.
+        branch = item.base_branch if item.base_branch in self._branches else None
+        key = (item.system.value, item.project, item.team, item.type, branch)
         context = self._contexts.get(key)
         if context is None:
-            context = self._new_context(item)
+            context = self._new_context(item, branch)
             if len(self._contexts) >= _MEMO_SIZE:
                 self._contexts.clear()
             self._contexts[key] = context
         return context
 
-    def _new_context(self, item: WorkItem) -> _Context:
-        keys = _context_keys(item, self._prefix_lengths)
+    def _new_context(self, item: WorkItem, branch: str | None) -> _Context:
+        keys = _context_keys(item, self._prefix_lengths, branch)
         index, wildcard = self._by_system[item.system.value]
         proposed: set[int] = set(wildcard)
         for key in keys:
@@ -878,7 +889,7 @@ class Engine:
             unsure.update(found[1])
         extra = list(sure)
         keys, splits = view.own, self._splits  # label and component keys are never context keys
-        # The rest of `_WorkMatcher.matches`, inlined: this runs for every rule left to check.
+        # The conditions of `_split_check` not decided by the context, for each rule left.
         for n in unsure:
             _, _, _, required, alternatives, paths = splits[n]
             if not required <= keys:

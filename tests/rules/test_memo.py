@@ -87,6 +87,7 @@ LESSONS = [
     [
         item(base_branch="main"),
         item(base_branch="dev"),
+        item(),
         item(base_branch="main", team="web"),
         item(project="acme/web", base_branch="main"),
         item(project="other/api", base_branch="main", labels=["db"]),
@@ -98,7 +99,8 @@ LESSONS = [
     ],
     ids=[
         "main",
-        "other-branch",
+        "unnamed-branch",
+        "no-branch",
         "team",
         "other-repo",
         "other-owner-label",
@@ -114,6 +116,7 @@ def test_each_context_field_and_own_value_counts(work_item: WorkItem) -> None:
     engine = Engine(RULES, LESSONS)
     case = Case(RULES, LESSONS, [])
     neighbours = [
+        item(base_branch="release/1", team="web"),
         item(base_branch="main"),
         item(base_branch="dev", labels=["db"]),
         item(team="web", base_branch="main", paths=["src/db/x.py"]),
