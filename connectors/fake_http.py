@@ -3,7 +3,7 @@
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +11,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 Reply = tuple[int, Any]
+Answer = tuple[int, Any, Mapping[str, str]]
+"""(status, JSON body or None for an empty body, extra response headers)."""
 Handler = Callable[[dict[str, str], dict[str, list[str]], Any], Reply]
 """(path parameters, query, JSON body or None) → (status, JSON body)."""
 
@@ -67,47 +69,60 @@ class FakeServer:
                 return handler(params, parse_qs(parts.query), data)
         return 404, {"error": "no such route"}
 
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Answer:
+        """Log the request, then serve the scripted failure due or the route's reply."""
+        with self.lock:
+            self.requests.append(f"{method} {urlsplit(target).path}")
+        failure = self._failure()
+        if failure is None:
+            status, payload = self.dispatch(method, target, headers, body)
+            return status, payload, {}
+        extra = {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
+        return failure.status, {"error": "scripted failure"}, extra
+
     @contextmanager
     def running(self) -> Iterator["FakeServer"]:
         """Serve on an ephemeral loopback port until the block ends; `url` is set meanwhile."""
-        fake = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                with fake.lock:
-                    fake.requests.append(f"{self.command} {urlsplit(self.path).path}")
-                failure = fake._failure()
-                extra: dict[str, str] = {}
-                if failure is not None:
-                    status, payload = failure.status, {"error": "scripted failure"}
-                    if failure.retry_after is not None:
-                        extra["Retry-After"] = failure.retry_after
-                else:
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    status, payload = fake.dispatch(self.command, self.path, headers, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # keep test output quiet
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
+        with serve(self.answer) as url:
+            self.url = url
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
+
+
+@contextmanager
+def serve(
+    answer: Callable[[str, str, dict[str, str], bytes], Answer],
+    *,
+    content_type: str = "application/json",
+) -> Iterator[str]:
+    """Serve `answer(method, target, lower-cased headers, body)` as JSON on an ephemeral
+    loopback port until the block ends; yields the base URL. Every contract fake runs on it."""
+
+    class _Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, payload, extra = answer(self.command, self.path, headers, body)
+            data = b"" if payload is None else json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return  # keep test and demo output quiet
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 
+from connectors.fake_http import serve
 from connectors.github.section import marker_id
 from connectors.github.webhook import sign
 
@@ -367,45 +367,17 @@ class FakeGitHub:
             links.append(f'<{self.url}{path}?per_page={per_page}&page={pages}>; rel="last"')
         return 200, listed, {"Link": ", ".join(links)} if links else {}
 
+    def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+        """The scripted failure due, or the answer to the API request."""
+        failure = self._failure()
+        if failure is None:
+            return self.dispatch(method, target, headers, body)
+        extra = {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
+        return failure.status, {"message": failure.message}, extra
+
     @contextmanager
     def running(self) -> Iterator["FakeGitHub"]:
         """Serve on an ephemeral loopback port until the block ends; `url` is set meanwhile."""
-        fake = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                failure = fake._failure()
-                if failure is not None:
-                    status, payload = failure.status, {"message": failure.message}
-                    extra = (
-                        {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
-                    )
-                else:
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    status, payload, extra = fake.dispatch(self.command, self.path, headers, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # keep test and demo output quiet
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
+        with serve(self.answer, content_type="application/json; charset=utf-8") as url:
+            self.url = url
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)

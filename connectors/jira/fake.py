@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from connectors.fake_http import serve
 from connectors.jira.client import Credentials, RetryPolicy
 from connectors.jira.fake_jql import JqlError, compile_jql
 from connectors.jira.target import JiraTarget
@@ -388,39 +388,13 @@ class JiraFake:
     @contextmanager
     def running(self) -> Iterator["JiraFake"]:
         """Serve on an ephemeral loopback port until the block ends."""
-        fake = self
 
-        class _Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, payload, extra = fake.dispatch(
-                    self.command, self.path, self.headers.get("authorization"), body
-                )
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+        def answer(method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+            return self.dispatch(method, target, headers.get("authorization"), body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # keep test output quiet
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
+        with serve(answer) as url:
+            self.url = url
             yield self
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join(5)
 
 
 def _list(value: Any) -> list[str]:
