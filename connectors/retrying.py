@@ -1,4 +1,7 @@
-"""Outbound retries in one place: tenacity around one HTTP request, honouring Retry-After.
+"""Outbound retries in one place: tenacity around one call, honouring Retry-After.
+
+`run` serves every outside call (httpx here through `send`, PyGithub and `jira` in their
+connectors, which only decide what is worth retrying).
 
 Only rate limits (429), server errors (5xx) and network failures are retried, a few times and
 briefly; a longer wait than `max_wait` is not slept but handed back as a TransientError carrying
@@ -10,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
 from core.errors import AuthenticationError, NotFoundError, PayloadError, TransientError
 
+T = TypeVar("T")
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 
 
@@ -30,15 +35,21 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None) -> None:
+class Retryable(Exception):
+    """A failure worth another try, and how long the server asked us to wait first."""
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.refused = refused
+        """True for a 429: the server did not act on the request, so repeating it is safe."""
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds the server asks us to wait (`Retry-After`: seconds or an HTTP date), if any."""
-    value = response.headers.get("retry-after", "").strip()
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds a `Retry-After` value asks for (seconds or an HTTP date), if any."""
+    value = (value or "").strip()
     if not value:
         return None
     if value.isdigit():
@@ -52,10 +63,19 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait, if any."""
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def _asked(state: RetryCallState) -> float | None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return exc.retry_after if isinstance(exc, Retryable) else None
+
+
 def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        asked = exc.retry_after if isinstance(exc, _Retryable) else None
+        asked = _asked(state)
         if asked is not None:
             return asked
         return float(min(policy.max_wait, policy.base_wait * 2 ** (state.attempt_number - 1)))
@@ -70,10 +90,29 @@ class _TooLong(stop_base):
         self.max_wait = max_wait
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        asked = exc.retry_after if isinstance(exc, _Retryable) else None
+        asked = _asked(retry_state)
         return asked is not None and asked > self.max_wait
+
+
+def run(
+    attempt: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    retry_if: Callable[[Retryable], bool] = lambda _: True,
+) -> T:
+    """Call `attempt`, retrying the Retryable failures `retry_if` accepts; once retries run out
+    (or the server asks for more than `max_wait`), the failure becomes a TransientError."""
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts) | _TooLong(policy.max_wait),
+        wait=_wait(policy),
+        retry=retry_if_exception(lambda exc: isinstance(exc, Retryable) and retry_if(exc)),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except Retryable as exc:
+        raise TransientError(str(exc), retry_after=exc.retry_after) from exc
 
 
 def _refuse(response: httpx.Response, what: str) -> Exception:
@@ -94,23 +133,13 @@ def send(
         try:
             response = client.send(request)
         except httpx.TransportError as exc:
-            raise _Retryable(f"{what}: {exc.__class__.__name__}", None) from exc
+            raise Retryable(f"{what}: {exc.__class__.__name__}") from exc
         if response.status_code in RETRYABLE:
-            raise _Retryable(
+            raise Retryable(
                 f"{what}: the API answered {response.status_code}", retry_after(response)
             )
         if not response.is_success:
             raise _refuse(response, what)
         return response
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts) | _TooLong(policy.max_wait),
-        wait=_wait(policy),
-        retry=retry_if_exception_type(_Retryable),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    try:
-        return retrying(attempt)
-    except _Retryable as exc:
-        raise TransientError(str(exc), retry_after=exc.retry_after) from exc
+    return run(attempt, policy)

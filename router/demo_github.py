@@ -13,8 +13,8 @@ import httpx
 
 from connectors.github import section
 from connectors.github.fake import Delivery, FakeGitHub
-from connectors.github.retry import RetryPolicy
 from connectors.github.target import GitHubTarget
+from connectors.retrying import RetryPolicy
 from core.placement import PlacementState, SignalKind
 from store import placements
 from store.engine import Database

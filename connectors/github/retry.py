@@ -1,6 +1,7 @@
 """Every GitHub API call goes through `call`: tenacity retries, the server's wait, our errors.
 
-PyGithub's own retries are switched off (`retry=None`) so this is the one place that decides.
+PyGithub's own retries are switched off (`retry=None`); this module decides what is worth
+retrying, and `connectors.retrying.run` (shared by every connector) does the retrying.
 Rate limits (429, or 403 with Retry-After, an exhausted quota or a secondary-rate-limit
 message), server errors and network failures are retried a few times, waiting as long as the
 server asks; a wait longer than `max_wait` is not slept but handed back as a TransientError with
@@ -9,30 +10,17 @@ server asks; a wait longer than `max_wait` is not slept but handed back as a Tra
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
 from github.GithubException import GithubException
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.stop import stop_base
 
+from connectors.retrying import RETRYABLE, Retryable, RetryPolicy, parse_retry_after, run
 from core.errors import AuthenticationError, PayloadError, TransientError
 
 T = TypeVar("T")
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
 GONE = frozenset({404, 410, 422})
 _SECONDARY = ("secondary rate limit", "abuse detection")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to retry one call."""
-
-    attempts: int = 4
-    base_wait: float = 0.5
-    max_wait: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
 
 
 def _headers(exc: GithubException) -> dict[str, str]:
@@ -50,9 +38,9 @@ def asked_wait(exc: BaseException) -> float | None:
     if not isinstance(exc, GithubException):
         return None
     headers = _headers(exc)
-    value = headers.get("retry-after", "").strip()
-    if value.isdigit():
-        return float(value)
+    asked = parse_retry_after(headers.get("retry-after"))
+    if asked is not None:
+        return asked
     reset = headers.get("x-ratelimit-reset", "")
     if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
         return max(0.0, float(reset) - time.time())
@@ -71,30 +59,6 @@ def retryable(exc: BaseException) -> bool:
         secondary = any(s in _message(exc) for s in _SECONDARY)
         return secondary or asked_wait(exc) is not None
     return False
-
-
-def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        asked = None if exc is None else asked_wait(exc)
-        if asked is not None:
-            return asked
-        return float(min(policy.max_wait, policy.base_wait * 2 ** (state.attempt_number - 1)))
-
-    return wait
-
-
-class _TooLong(stop_base):
-    """Stop when the server asks for a longer wait than the policy sleeps."""
-
-    def __init__(self, max_wait: float) -> None:
-        self.max_wait = max_wait
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        asked = None if exc is None else asked_wait(exc)
-        return asked is not None and asked > self.max_wait
 
 
 def translate(exc: Exception, what: str) -> Exception:
@@ -120,14 +84,13 @@ def _describe(exc: BaseException) -> str:
 
 def call(what: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
     """Run one API call (`what` names it in errors), retrying what is worth retrying."""
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts) | _TooLong(policy.max_wait),
-        wait=_wait(policy),
-        retry=retry_if_exception(retryable),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    try:
-        return retrying(fn)
-    except (GithubException, requests.RequestException) as exc:
-        raise translate(exc, what) from exc
+
+    def attempt() -> T:
+        try:
+            return fn()
+        except (GithubException, requests.RequestException) as exc:
+            if retryable(exc):
+                raise Retryable(f"{what}: {_describe(exc)}", asked_wait(exc)) from exc
+            raise translate(exc, what) from exc
+
+    return run(attempt, policy)

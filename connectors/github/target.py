@@ -13,7 +13,8 @@ from github import Auth, Consts, Github
 from github.PullRequest import PullRequest
 
 from connectors.github import section
-from connectors.github.retry import RetryPolicy, call
+from connectors.github.retry import call
+from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry, EmbedResult
 from core.errors import PayloadError
 from core.feedback import MANDATED, ItemMark, ItemObservation

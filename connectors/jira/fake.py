@@ -25,9 +25,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.fake_http import serve
-from connectors.jira.client import Credentials, RetryPolicy
+from connectors.jira.client import Credentials
 from connectors.jira.fake_jql import JqlError, compile_jql
 from connectors.jira.target import JiraTarget
+from connectors.retrying import RetryPolicy
 
 API = "/rest/api/3"
 Reply = tuple[int, Any, dict[str, str]]

@@ -23,8 +23,9 @@ from typing import Any
 from jira import JIRA
 
 from connectors.jira import adf
-from connectors.jira.client import Credentials, JiraCalls, RetryPolicy
+from connectors.jira.client import Credentials, JiraCalls
 from connectors.jira.webhook import LESSON_LABEL
+from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry, EmbedResult
 from core.errors import PayloadError, TransientError
 from core.feedback import ItemMark, ItemObservation

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.github.fake import Delivery, FakeGitHub
-from connectors.github.retry import RetryPolicy
 from connectors.github.target import GitHubTarget
+from connectors.retrying import RetryPolicy
 from core.placement import Placement, PlacementState, Signal, SignalKind
 from core.work import System
 from store import placements

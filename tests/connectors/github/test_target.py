@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.github import webhook
 from connectors.github.fake import FakeGitHub
-from connectors.github.retry import RetryPolicy
 from connectors.github.target import GitHubTarget
+from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry
 from core.errors import AuthenticationError, PayloadError, TransientError
 from core.feedback import ItemMark

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.jira import adf
-from connectors.jira.client import RetryPolicy
 from connectors.jira.engineer import Engineer, deliver
 from connectors.jira.fake import JiraFake
 from connectors.jira.webhook import sign
+from connectors.retrying import RetryPolicy
 from core.placement import Placement, PlacementState, SignalKind
 from core.work import System
 from store import placements, work_items

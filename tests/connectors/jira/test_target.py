@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.jira import adf
-from connectors.jira.client import RetryPolicy
 from connectors.jira.engineer import Engineer
 from connectors.jira.fake import JiraFake
+from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry
 from core.errors import AuthenticationError, PayloadError, TransientError
 from core.feedback import ItemMark, ItemObservation
