@@ -1,22 +1,24 @@
 """incident.io API subset: re-fetch an incident (and its follow-ups) when a webhook is thin."""
 
-from typing import Any, Self
 from urllib.parse import quote
 
-import httpx
 from pydantic import ValidationError
 
 from connectors.incidentio.mapping import combine, to_incident
 from connectors.incidentio.models import FollowUp, IoIncident
-from connectors.retrying import RetryPolicy, send
+from connectors.json_api import JsonApi
+from connectors.retrying import RetryPolicy
 from core.errors import PayloadError, describe_validation_error
 from core.incident import Incident
 
 DEFAULT_URL = "https://api.incident.io"
 
 
-class IncidentIoClient:
+class IncidentIoClient(JsonApi):
     """Reads incidents; every failure is a Cairn error (TransientError once retries run out)."""
+
+    vendor = "incident.io"
+    credential = "api_key"
 
     def __init__(
         self,
@@ -26,30 +28,13 @@ class IncidentIoClient:
         policy: RetryPolicy | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._policy = policy or RetryPolicy()
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-        )
-
-    def __repr__(self) -> str:
-        return f"IncidentIoClient(base_url={str(self._http.base_url)!r}, api_key=***)"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self._http.close()
+        headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+        super().__init__(base_url, headers, policy=policy, timeout=timeout)
 
     def incident(self, incident_id: str) -> Incident | None:
         """`GET /v2/incidents/{id}` plus its follow-ups as action items (None: declined etc.)."""
-        data = self._get(f"/v2/incidents/{quote(incident_id, safe='')}", {}, "incident")
-        follow_ups = self._get("/v2/follow_ups", {"incident_id": incident_id}, "follow-ups")
+        data = self.get(f"/v2/incidents/{quote(incident_id, safe='')}", "incident")
+        follow_ups = self.get("/v2/follow_ups", "follow-ups", {"incident_id": incident_id})
         try:
             incident = IoIncident.model_validate(data.get("incident"))
             items = [FollowUp.model_validate(f) for f in follow_ups.get("follow_ups") or []]
@@ -61,14 +46,3 @@ class IncidentIoClient:
         """The incident as incident.io holds it now, keeping a finished postmortem's status."""
         fetched = self.incident(incident.external_id)
         return incident if fetched is None else combine(fetched, incident)
-
-    def _get(self, path: str, params: dict[str, str], what: str) -> dict[str, Any]:
-        request = self._http.build_request("GET", path, params=params)
-        response = send(self._http, request, self._policy, what=f"incident.io {what}")
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise PayloadError(f"incident.io {what}: the answer is not JSON") from exc
-        if not isinstance(data, dict):
-            raise PayloadError(f"incident.io {what}: the answer is not a JSON object")
-        return data

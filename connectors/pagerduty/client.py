@@ -4,24 +4,25 @@ httpx rather than the `pagerduty` package: that client sleeps inside its own ret
 retries 429 without limit, ignoring Retry-After; Cairn keeps retries in `connectors.retrying`.
 """
 
-from typing import Any, Self
 from urllib.parse import quote
 
-import httpx
 from pydantic import ValidationError
 
+from connectors.json_api import JsonApi
 from connectors.pagerduty import enrich
 from connectors.pagerduty.models import PdIncident
 from connectors.pagerduty.webhook import to_incident
-from connectors.retrying import RetryPolicy, send
+from connectors.retrying import RetryPolicy
 from core.errors import PayloadError, describe_validation_error
 from core.incident import Incident
 
 DEFAULT_URL = "https://api.pagerduty.com"
 
 
-class PagerDutyClient:
+class PagerDutyClient(JsonApi):
     """Reads incidents; every failure is a Cairn error (TransientError once retries run out)."""
+
+    vendor = "PagerDuty"
 
     def __init__(
         self,
@@ -31,32 +32,15 @@ class PagerDutyClient:
         policy: RetryPolicy | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self._policy = policy or RetryPolicy()
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            headers={
-                "Authorization": f"Token token={token}",
-                "Accept": "application/vnd.pagerduty+json;version=2",
-            },
-        )
-
-    def __repr__(self) -> str:
-        return f"PagerDutyClient(base_url={str(self._http.base_url)!r}, token=***)"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self._http.close()
+        headers = {
+            "Authorization": f"Token token={token}",
+            "Accept": "application/vnd.pagerduty+json;version=2",
+        }
+        super().__init__(base_url, headers, policy=policy, timeout=timeout)
 
     def incident(self, incident_id: str) -> Incident | None:
         """`GET /incidents/{id}` as a canonical incident (None for a status Cairn ignores)."""
-        data = self._get(f"/incidents/{quote(incident_id, safe='')}", "incident")
+        data = self.get(f"/incidents/{quote(incident_id, safe='')}", "incident")
         try:
             found = PdIncident.model_validate(data.get("incident"))
             return to_incident(found, resolved_at=found.resolved_at)
@@ -65,7 +49,7 @@ class PagerDutyClient:
 
     def notes(self, incident_id: str) -> list[str]:
         """`GET /incidents/{id}/notes`: the notes' text, oldest first."""
-        data = self._get(f"/incidents/{quote(incident_id, safe='')}/notes", "incident notes")
+        data = self.get(f"/incidents/{quote(incident_id, safe='')}/notes", "incident notes")
         notes = data.get("notes")
         if not isinstance(notes, list):
             raise PayloadError("PagerDuty incident notes: no `notes` list in the answer")
@@ -76,7 +60,7 @@ class PagerDutyClient:
     def custom_fields(self, incident_id: str) -> dict[str, object]:
         """`GET /incidents/{id}/custom_fields/values`: field name → value."""
         path = f"/incidents/{quote(incident_id, safe='')}/custom_fields/values"
-        data = self._get(path, "incident custom fields")
+        data = self.get(path, "incident custom fields")
         found = data.get("custom_fields")
         if not isinstance(found, list):
             raise PayloadError("PagerDuty custom fields: no `custom_fields` list in the answer")
@@ -91,18 +75,3 @@ class PagerDutyClient:
         notes = enrich.read_notes(self.notes(incident.external_id))
         custom = enrich.read_custom_fields(self.custom_fields(incident.external_id))
         return enrich.merge(enrich.merge(incident, notes), custom)
-
-    def _get(self, path: str, what: str) -> dict[str, Any]:
-        response = send(
-            self._http,
-            self._http.build_request("GET", path),
-            self._policy,
-            what=f"PagerDuty {what}",
-        )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise PayloadError(f"PagerDuty {what}: the answer is not JSON") from exc
-        if not isinstance(data, dict):
-            raise PayloadError(f"PagerDuty {what}: the answer is not a JSON object")
-        return data
