@@ -89,14 +89,10 @@ def _signal_id(placement_id: str, kind: SignalKind, observation: Observation, ex
     return "sg_" + digest[:24]
 
 
-def _change(
-    placement: Placement,
-    observation: Observation,
-    kind: SignalKind,
-    state: PlacementState,
-    reason: str | None = None,
-) -> Change:
-    signal = Signal(
+def _signal(
+    placement: Placement, observation: Observation, kind: SignalKind, reason: str | None = None
+) -> Signal:
+    return Signal(
         id=_signal_id(placement.id, kind, observation, reason or ""),
         placement_id=placement.id,
         kind=kind,
@@ -105,10 +101,19 @@ def _change(
         reason=reason,
         delivery_id=observation.delivery_id,
     )
+
+
+def _change(
+    placement: Placement,
+    observation: Observation,
+    kind: SignalKind,
+    state: PlacementState,
+    reason: str | None = None,
+) -> Change:
     updated = placement.model_copy(
         update={"state": state, "reason": reason, "updated_at": observation.observed_at}
     )
-    return Change(updated, signal)
+    return Change(updated, _signal(placement, observation, kind, reason))
 
 
 def _item_change(placement: Placement, item: ItemObservation, obs: Observation) -> Change | None:
@@ -146,13 +151,6 @@ def reconcile(placements: Iterable[Placement], observation: Observation) -> list
         for placement in live.values():
             open_item = placement.state in (PlacementState.EMBEDDED, PlacementState.OVERDUE)
             if open_item and placement.mandate in MANDATED:
-                signal = Signal(
-                    id=_signal_id(placement.id, kind, observation, ""),
-                    placement_id=placement.id,
-                    kind=kind,
-                    actor=observation.actor,
-                    at=observation.observed_at,
-                    delivery_id=observation.delivery_id,
-                )
-                changes.append(Change(placement, signal))
+                # The placement stays as it is; only the signal records the closure.
+                changes.append(Change(placement, _signal(placement, observation, kind)))
     return changes

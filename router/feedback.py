@@ -10,12 +10,8 @@ from store import audit, placements
 ACTOR = "cairn:feedback"
 
 
-def apply(
-    session: Session, observation: Observation, now: datetime, *, own_actor: str | None = None
-) -> list[Change]:
-    """Store the changes an observation makes; Cairn's own edits coming back change nothing."""
-    if own_actor is not None and observation.actor == own_actor:
-        return []
+def apply(session: Session, observation: Observation, now: datetime) -> list[Change]:
+    """Store the changes an observation makes (a repeat of a recorded delivery changes nothing)."""
     current = placements.for_work_item(session, observation.work_item_ref)
     applied: list[Change] = []
     for change in reconcile(current, observation):

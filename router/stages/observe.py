@@ -1,6 +1,7 @@
 """Stage `observe`: record what an event shows about placed items, re-reading when it is thin.
 
 Keyed by the work item, so observations of one work item are applied one at a time, in order.
+Cairn's own edits coming back never get here: the inbound stage drops them.
 """
 
 from collections.abc import Mapping
@@ -41,13 +42,10 @@ def make_stage(targets: Mapping[System, Target]) -> Effect:
         if item is None:
             return None
         target = targets.get(item.system)
-        own_actor = None if target is None else target.own_actor
         if observation.items is not None or target is None:
             # The event showed the items (or there is nothing to re-read): record it now.
-            feedback.apply(ctx.session, observation, ctx.now, own_actor=own_actor)
+            feedback.apply(ctx.session, observation, ctx.now)
             return None
-        if own_actor is not None and observation.actor == own_actor:
-            return None  # Cairn's own edit coming back: nothing to read
         return Plan(target, item, observation)
 
     def perform(plan: Plan) -> tuple[ItemObservation, ...]:
@@ -55,6 +53,6 @@ def make_stage(targets: Mapping[System, Target]) -> Effect:
 
     def record(ctx: StageContext, plan: Plan, items: tuple[ItemObservation, ...]) -> None:
         observed = plan.observation.model_copy(update={"items": items})
-        feedback.apply(ctx.session, observed, ctx.now, own_actor=plan.target.own_actor)
+        feedback.apply(ctx.session, observed, ctx.now)
 
     return Effect(prepare=prepare, perform=perform, record=record)
