@@ -14,6 +14,7 @@ property test checks.
 
 import heapq
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import lru_cache
@@ -227,8 +228,12 @@ class _Paths:
             glob, need = self.full, self.full_need
         if glob is None or (need is not None and need.isdisjoint(keys)):
             return False
-        regex = glob.regex
-        return any(regex.match(p) for p in view.paths)
+        return any(map(glob.match, view.paths))  # pull requests keep touching the same files
+
+
+def _only_keys(paths: "_Paths | None") -> Keys | None:
+    """The keys that decide `paths` on clean paths when every pattern is a key look-up."""
+    return paths.exact if paths is not None and paths.rest is None else None
 
 
 def _need(patterns: Sequence[str]) -> Keys | None:
@@ -434,26 +439,34 @@ def _dimension(keys: Keys) -> str:
     return next(iter(keys))[0]  # a rule's key sets each hold one dimension
 
 
-def _read(streams: Iterable[tuple[int, ...]], depth: int) -> tuple[list[int], int]:
-    """The first `depth` codes of each list, and the limit up to which they hold every code of
-    the lists: the smallest last code read from a list read only in part (-1 if none was)."""
-    batch: list[int] = []
-    limit = -1
+def _limit(streams: Iterable[Sequence[int]], depth: int, limit: int) -> int:
+    """The smallest `depth`-th code of the lists longer than `depth`, and `limit` (-1 for none):
+    up to it, the first `depth` codes of each list hold every code of the lists."""
     for stream in streams:
         if len(stream) > depth:
-            batch += stream[:depth]
             last = stream[depth - 1]
             if limit < 0 or last < limit:
                 limit = last
-        else:
+    return limit
+
+
+def _read(streams: Iterable[Sequence[int]], limit: int) -> list[int]:
+    """Every code up to `limit` (every code when it is -1) of the sorted lists."""
+    batch: list[int] = []
+    if limit < 0:
+        for stream in streams:
             batch += stream
-    return batch, limit
+    else:
+        for stream in streams:
+            batch += stream if stream[-1] <= limit else stream[: bisect_right(stream, limit)]
+    return batch
 
 
 class _Context:
     """What work items sharing system, project, team, type and base branch have in common."""
 
     __slots__ = (
+        "active",
         "always",
         "group_keys",
         "keys",
@@ -487,6 +500,8 @@ class _Context:
         self.reads: dict[int, tuple[list[int], int]] = {}
         self.ranks: list[int] = []
         """Precedence ranks of the `always` rules."""
+        self.active: Active = []
+        """The `always` rules, strongest first."""
         self.own_rules: dict[Key, tuple[list[int], list[int]]] = {}
         """Per own key of a work item, the rules filed under it that match whenever it is
         proposed, and the others whose conditions on the context hold (as they come up)."""
@@ -494,10 +509,11 @@ class _Context:
         """Lesson lists of other matched rules for the context's keys, as they come up."""
 
     def read(self, depth: int) -> tuple[list[int], int]:
-        """`_read` of `streams`, sorted, kept per depth."""
+        """The codes of `streams` up to their `_limit` at `depth`, sorted, kept per depth."""
         found = self.reads.get(depth)
         if found is None:
-            batch, limit = _read(self.streams, depth)
+            limit = _limit(self.streams, depth, -1)
+            batch = _read(self.streams, limit)
             batch.sort()
             found = self.reads[depth] = (batch, limit)
         return found
@@ -529,7 +545,7 @@ class _Compiled:
         self.stream: tuple[int, ...] = ()
         """Codes of the selected lessons any work item may take, ascending."""
         rule = candidate.rule
-        self.active = (members, rule.override_applicability, rule.then.suppress, candidate)
+        self.active = (members, rule.override_applicability, rule.then.suppress, candidate.order)
 
 
 def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
@@ -550,9 +566,9 @@ def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
     )
 
 
-Active = list[tuple[frozenset[int], bool, bool, Candidate]]
+Active = list[tuple[frozenset[int], bool, bool, int]]
 """Matched rules for one work item, strongest first: the lessons each selects, whether it
-overrides applicability, whether it suppresses, the rule."""
+overrides applicability, whether it suppresses, the rule's number."""
 
 
 class Engine:
@@ -601,6 +617,12 @@ class Engine:
         self._groups = dict(self._groups)
         self._active = [rule.active for rule in self._rules]
         self._streams = [rule.stream for rule in self._rules]
+        step = len(self._priority_rank) * self._span
+        self._bases = [
+            tuple(min(r.mandate, m) * step + r.priority * self._span for m in range(_NO_MANDATE))
+            for r in self._rules
+        ]
+        """Per rule, per lesson mandate: a lesson's code under the rule, less its low part."""
         strongest = sorted(range(len(candidates)), key=lambda n: candidates[n][0].precedence)
         self._precedence = [0] * len(candidates)
         """Each rule's rank in precedence (higher wins; no two rules tie)."""
@@ -622,6 +644,53 @@ class Engine:
         self._decisions: dict[int, Decision] = {}
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
         self._contexts: dict[tuple[str, str, str | None, str, str | None], _Context] = {}
+        relevant = self._relevant = self._referenced_keys()
+        self._shallow = frozenset(v for d, v in relevant if d == "path1" or d == "path2")
+        """Paths whose leading segments some condition looks at, were they the whole path."""
+        memo = lru_cache(maxsize=_MEMO_SIZE)
+        self._label_keys = memo(lambda label: _label_keys(label) & relevant)
+        self._component_keys = memo(lambda component: _component_keys(component) & relevant)
+        self._folder_keys = memo(lambda folder: _folder_keys(folder) & relevant)
+
+    def _referenced_keys(self) -> Keys:
+        """Every key some rule or lesson condition looks at: a work item's other keys can be
+        left out without changing any verdict."""
+        found: set[Key] = set(self._index) | set(self._groups)
+
+        def add_paths(paths: _Paths | None) -> None:
+            if paths is not None:
+                found.update(paths.exact or (), paths.rest_need or (), paths.full_need or ())
+
+        for required, shared, _, own, own_alternatives, paths in self._splits:
+            found.update(required, own, *shared, *own_alternatives)
+            add_paths(paths)
+        for scope in {s for pair in self._applies for s in pair}:
+            found.update(scope.required, scope.any_of, *scope.alternatives)
+            add_paths(scope.paths)
+        return frozenset(found)
+
+    def _own(self, item: WorkItem) -> tuple[set[Key], bool]:
+        """`_own_keys` less the keys no condition looks at, from per-value memos."""
+        keys: set[Key] = set()
+        keys.update(
+            *map(self._label_keys, item.labels), *map(self._component_keys, item.components)
+        )
+        paths = item.changed_paths
+        if not paths:
+            return keys, True
+        padded = "/" + "/\0/".join(paths) + "/"
+        if "//" in padded or "/./" in padded or "/../" in padded:
+            found: set[Key] = set()
+            _add_path_keys(found, paths)
+            keys.update(found & self._relevant)
+            return keys, False
+        # Paths of one or two segments: their leading segments are the path itself.
+        for path in self._shallow.intersection(paths):
+            keys.add(("path2", path) if "/" in path else ("path1", path))
+        folders = {path.rpartition("/")[0] for path in paths}
+        folders.discard("")
+        keys.update(*map(self._folder_keys, folders))
+        return keys, True
 
     def _scope(self, scope: Scope, scopes: dict[Scope, _Scope], required: bool) -> _Scope:
         """One `_Scope` per distinct scope (applicabilities compared without their tags, which
@@ -684,6 +753,8 @@ class Engine:
                 index[key].append(candidate.order)
             check = _check(self._rules[candidate.order].matcher, candidate, best)
             self._splits.append(_split_check(check))
+        self._own_checks = [(*split[3:], _only_keys(split[5])) for split in self._splits]
+        """The part of each rule's check that a work item's context does not decide."""
         return dict(index), wildcard
 
     def _index_restricted(self) -> list[list[Key] | None]:
@@ -804,7 +875,7 @@ class Engine:
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
         context = self._context(item)
-        own, clean = _own_keys(item)
+        own, clean = self._own(item)
         own -= context.keys
         view = _View(item, own, context.keys, clean)
         extra = self._matched(context, own, view)
@@ -842,6 +913,7 @@ class Engine:
             decided = not (own or own_alternatives or paths is not None)
             (context.always if decided else context.maybe).append(n)
         context.ranks = [self._precedence[n] for n in context.always]
+        context.active = [self._strongest[rank] for rank in sorted(context.ranks, reverse=True)]
         groups = self._groups
         context.group_keys = [k for k in keys if k in groups]
         context.streams = [self._streams[n] for n in context.always if self._streams[n]]
@@ -878,45 +950,54 @@ class Engine:
 
     def _matched(self, context: _Context, own: set[Key], view: _View) -> list[int]:
         """The matched rules beyond the context's `always`."""
-        system = view.item.system.value
+        proposed = own & self._own_universe
+        if not proposed and not context.maybe:
+            return []
         sure: set[int] = set()
         unsure: set[int] = set(context.maybe)
-        for key in own & self._own_universe:
-            found = context.own_rules.get(key)
-            if found is None:
-                found = self._own_rules(context, key, system)
+        memo = context.own_rules
+        for key in proposed:
+            found = memo.get(key) or self._own_rules(context, key, view.item.system.value)
             sure.update(found[0])
             unsure.update(found[1])
         extra = list(sure)
-        keys, splits = view.own, self._splits  # label and component keys are never context keys
+        keys, checks = view.own, self._own_checks  # label and component keys are never context's
         # The conditions of `_split_check` not decided by the context, for each rule left.
+        clean = view.clean
         for n in unsure:
-            _, _, _, required, alternatives, paths = splits[n]
+            required, alternatives, paths, exact = checks[n]
             if not required <= keys:
                 continue
             for need in alternatives:
                 if need.isdisjoint(keys):
                     break
             else:
-                if paths is None or paths.match(view):
+                if clean and exact is not None:  # path patterns that are all key look-ups
+                    if not exact.isdisjoint(keys):
+                        extra.append(n)
+                elif paths is None or paths.match(view):
                     extra.append(n)
         return extra
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""
         context = self._context(item)
-        own, clean = _own_keys(item)
+        own, clean = self._own(item)
         own -= context.keys
         view = _View(item, own, context.keys, clean)
         extra = self._matched(context, own, view)
-        # Strongest rule first, so the first rule found selecting a lesson is its decider.
-        ranks = context.ranks + list(map(self._precedence.__getitem__, extra))
-        ranks.sort(reverse=True)
-        active: Active = list(map(self._strongest.__getitem__, ranks))
         streams: list[tuple[int, ...]] = []
-        for n in extra:
-            found = context.rule_streams.get(n)
-            streams += self._rule_streams(context, n) if found is None else found
+        if extra:
+            # Strongest rule first, so the first rule found selecting a lesson is its decider.
+            ranks = context.ranks + list(map(self._precedence.__getitem__, extra))
+            ranks.sort(reverse=True)
+            active: Active = list(map(self._strongest.__getitem__, ranks))
+            rule_streams = context.rule_streams
+            for n in extra:
+                found = rule_streams.get(n)
+                streams += self._rule_streams(context, n) if found is None else found
+        else:
+            active = context.active
         groups, own_groups = self._groups, context.own_groups
         for key in own & self._group_universe:
             found = own_groups.get(key)
@@ -932,18 +1013,21 @@ class Engine:
         depth = max(room, 0) + 4
         while True:
             shared, shared_limit = context.read(depth)
-            batch, limit = _read(streams, depth)
-            batch += shared
-            batch.sort()  # two sorted runs: a merge
-            if limit < 0 or 0 <= shared_limit < limit:
-                limit = shared_limit
+            limit = _limit(streams, depth, shared_limit)
+            # Codes past the limit are never needed: leave them unread.
+            batch = _read(streams, limit)
+            if limit == shared_limit or limit < 0:
+                batch += shared
+            else:
+                batch += shared[: bisect_right(shared, limit)]
+            batch.sort()
             chosen = self._settle(view, active, (batch, limit), placed_before, room)
             if chosen is not None:
                 break
             depth *= 4
         decisions, rules = self._decisions, len(self._rules)
         return Routing(
-            tuple([decisions.get(i * rules + c.order) or self._decision(i, c) for i, c in chosen])
+            tuple([decisions.get(i * rules + n) or self._decision(i, n) for i, n in chosen])
         )
 
     def _settle(
@@ -953,10 +1037,10 @@ class Engine:
         read: tuple[list[int], int],
         placed_before: set[int],
         room: int,
-    ) -> list[tuple[int, Candidate]] | None:
-        """The lessons to place, in order, from the codes `read` from the matched rules' lists
-        and the limit up to which they are complete (see `_read`); None when that is not enough
-        to be sure.
+    ) -> list[tuple[int, int]] | None:
+        """The lessons to place, in order, as (lesson, deciding rule), from the codes `read` from
+        the matched rules' lists and the limit up to which they are complete (see `_read`); None
+        when that is not enough to be sure.
 
         A lesson's first code is its smallest; when another rule decides for it, its true code
         is later and waits in `pending` until it is due.
@@ -968,12 +1052,11 @@ class Engine:
         else:
             complete = False
         required_end, count, by_rank = self._required_end, len(self.lessons), self._by_rank
-        rules, low, lesson_mandate = self._rules, self._low, self._lesson_mandate
-        step, span = len(self._priority_rank) * self._span, self._span
+        free, bases, low, lesson_mandate = self._free, self._bases, self._low, self._lesson_mandate
         pending: list[int] = []
-        deciders: dict[int, Candidate] = {}
-        resolved: set[int] = set()
-        chosen: list[tuple[int, Candidate]] = []
+        deciders: dict[int, int] = {}
+        resolved = set(placed_before)  # a lesson placed before is settled already
+        chosen: list[tuple[int, int]] = []
         for code in batch:
             if code > limit:
                 break
@@ -989,19 +1072,24 @@ class Engine:
             if i in resolved:
                 continue
             resolved.add(i)
-            if i in placed_before:
+            ok = free[i] or self._applies_to(i, view)
+            # The decider: the strongest matched rule selecting the lesson where it may go.
+            for members, override, suppress, n in active:  # noqa: B007 (used after break)
+                if i in members and (ok or override):
+                    break
+            else:
                 continue
-            decider = self._decider(i, view, active)
-            if decider is None:
-                continue
-            rule = rules[decider.order]  # the code under the decider (see `Engine`)
-            true = min(rule.mandate, lesson_mandate[i]) * step + rule.priority * span + low[i]
+            if suppress:
+                n = self._contested(i, ok, active)
+                if n < 0:
+                    continue
+            true = bases[n][lesson_mandate[i]] + low[i]  # the code under the decider
             if true == code:
-                chosen.append((i, decider))
+                chosen.append((i, n))
                 room -= 1
             else:
                 heapq.heappush(pending, true)
-                deciders[true] = decider
+                deciders[true] = n
         while pending and (complete or pending[0] <= limit):
             if pending[0] >= required_end and room <= 0:
                 return chosen
@@ -1012,29 +1100,29 @@ class Engine:
             return chosen
         return None
 
-    def _decider(self, i: int, view: _View, active: Active) -> Candidate | None:
-        """The rule that places lesson `i` in the work item, or None."""
-        ok = self._free[i]
-        if not ok:
-            required, excluded = self._applies[i]
-            ok = required.requires(view) and not excluded.touches(view)
-        for members, override, suppress, candidate in active:
-            if i in members and (ok or override):
-                return self._contested(i, ok, active) if suppress else candidate
-        return None
+    def _applies_to(self, i: int, view: _View) -> bool:
+        """Lesson `i`'s applicability holds for the work item and its exclusions do not."""
+        required, excluded = self._applies[i]
+        return required.requires(view) and not excluded.touches(view)
 
-    def _contested(self, i: int, ok: bool, active: Active) -> Candidate | None:
-        """The decider when the strongest rule suppresses lesson `i`: it may give way to an
-        organisation rule, as the full precedence rules say."""
-        found = [c for members, override, _, c in active if i in members and (ok or override)]
-        return winner(self.lessons[i], found)[0]
+    def _contested(self, i: int, ok: bool, active: Active) -> int:
+        """The deciding rule when the strongest rule suppresses lesson `i` (-1 for none): it may
+        give way to an organisation rule, as the full precedence rules say."""
+        rules = self._rules
+        found = [
+            rules[n].candidate
+            for members, override, _, n in active
+            if i in members and (ok or override)
+        ]
+        decider = winner(self.lessons[i], found)[0]
+        return -1 if decider is None else decider.order
 
-    def _decision(self, i: int, candidate: Candidate) -> Decision:
-        """The decision for lesson `i` under `candidate`; the same every time, so kept."""
-        key = i * len(self._rules) + candidate.order
+    def _decision(self, i: int, n: int) -> Decision:
+        """The decision for lesson `i` under rule `n`; the same every time, so kept."""
+        key = i * len(self._rules) + n
         decision = self._decisions.get(key)
         if decision is None:
-            decision = decide(self.lessons[i], candidate, self.rule_set.version)
+            decision = decide(self.lessons[i], self._rules[n].candidate, self.rule_set.version)
             if len(self._decisions) >= 16 * _MEMO_SIZE:
                 self._decisions.clear()
             self._decisions[key] = decision

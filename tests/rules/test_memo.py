@@ -152,3 +152,58 @@ def test_path_patterns_checked_as_keys_match_like_globs(
     view = _View(work_item, own, frozenset(), clean)
     expected = any(reference._glob(path, patterns) for path in paths)
     assert _Paths(patterns, _glob).match(view) == expected
+
+
+def _always(count: int) -> list[dict[str, object]]:
+    """`count` rules every work item of acme/api matches, rule N selecting lesson `wN` only."""
+    return [
+        {
+            "lesson": {"ids": [f"w{n}"]},
+            "work_item": {"projects": ["acme/api"]},
+            "then": {"form": "github.pr_checklist", "mandate": "required"},
+        }
+        for n in range(count)
+    ]
+
+
+def test_every_list_of_a_context_is_read_however_many_rules_always_match() -> None:
+    """Twelve rules match every item of one context, each placing its own required lesson: each
+    item of the context, first or later, gets all twelve, as the reference does."""
+    rules = rule_set(pack("org", *_always(12)))
+    lessons = [lesson(f"w{n}") for n in range(12)]
+    engine = Engine(rules, lessons)
+    case = Case(rules, lessons, [])
+    items = [
+        item(number=1),
+        item(project="acme/web", number=2),
+        item(labels=["db"], paths=["src/db/pool.py"], number=3),
+        item(base_branch="main", number=4),
+    ]
+    _agree(engine, case, items + items)
+    assert sorted(d.lesson_id for d in engine.route(items[0]).placements) == sorted(
+        f"w{n}" for n in range(12)
+    )
+
+
+def test_lessons_excluded_from_the_first_codes_read_send_the_engine_deeper() -> None:
+    """The strongest 40 lessons of a rule's list are excluded from acme/api: the engine reads
+    past its first batch (budget + 4 codes) to the four that apply, on every item of the
+    context, as the reference does."""
+    excluded = [
+        lesson(f"x{n:02d}", severity_rank=1, applies=applicability({"repos": ["acme/api"]}))
+        for n in range(40)
+    ]
+    applying = [lesson(f"y{n}", severity_rank=5) for n in range(4)]
+    rules = rule_set(
+        pack(
+            "org",
+            {"lesson": {"owners": ["alice"]}, "then": {"form": "github.pr_checklist"}},
+            budget={"max_items_per_work_item": 3},
+        )
+    )
+    engine = Engine(rules, excluded + applying)
+    case = Case(rules, excluded + applying, [])
+    items = [item(number=1), item(labels=["db"], number=2), item(project="acme/web", number=3)]
+    _agree(engine, case, items + items)
+    assert [d.lesson_id for d in engine.route(items[1]).placements] == ["y0", "y1", "y2"]
+    assert [d.lesson_id for d in engine.route(items[2]).placements] == ["x00", "x01", "x02"]
