@@ -4,6 +4,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 from connectors.base import Enricher, Verifier
 from connectors.registry import SOURCES
 from connectors.target import Target
@@ -39,11 +41,11 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
     """One verifier per source whose secret is configured; the others stay disabled."""
     verifiers: dict[str, Verifier] = {}
     for name, spec in SOURCES.items():
-        secret = getattr(settings, spec.secret_env.removeprefix("CAIRN_").lower(), None)
-        if secret is None or not secret.get_secret_value():
+        secret = _secret(getattr(settings, spec.secret_env.removeprefix("CAIRN_").lower(), None))
+        if not secret:
             log.warning("source %r disabled: %s is not set", name, spec.secret_env)
             continue
-        verifiers[name] = spec.verifier(secret.get_secret_value())
+        verifiers[name] = spec.verifier(secret)
     return verifiers
 
 
@@ -65,19 +67,23 @@ def build_targets(settings: Settings) -> dict[System, Target]:
 def build_enrichers(settings: Settings) -> dict[str, Enricher]:
     """One enricher per incident tracker whose API access is configured."""
     enrichers: dict[str, Enricher] = {}
-    if settings.pagerduty_api_token is not None:
+    # An empty token counts as unset, as an empty webhook secret does.
+    pagerduty = _secret(settings.pagerduty_api_token)
+    if pagerduty:
         from connectors.pagerduty.client import PagerDutyClient
 
-        enrichers["pagerduty"] = PagerDutyClient(
-            settings.pagerduty_api_token.get_secret_value(), base_url=settings.pagerduty_api_url
-        )
-    if settings.incidentio_api_key is not None:
+        enrichers["pagerduty"] = PagerDutyClient(pagerduty, base_url=settings.pagerduty_api_url)
+    incidentio = _secret(settings.incidentio_api_key)
+    if incidentio:
         from connectors.incidentio.client import IncidentIoClient
 
-        enrichers["incidentio"] = IncidentIoClient(
-            settings.incidentio_api_key.get_secret_value(), base_url=settings.incidentio_api_url
-        )
+        enrichers["incidentio"] = IncidentIoClient(incidentio, base_url=settings.incidentio_api_url)
     return enrichers
+
+
+def _secret(value: SecretStr | None) -> str:
+    """A configured secret's value; "" when it is unset or empty."""
+    return "" if value is None else value.get_secret_value()
 
 
 def build_runtime(

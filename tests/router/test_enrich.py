@@ -11,6 +11,8 @@ from connectors.pagerduty.client import PagerDutyClient
 from connectors.pagerduty.fake import FakePagerDuty
 from connectors.retrying import RetryPolicy
 from core.incident import IncidentStatus, Severity
+from router.compose import build_enrichers
+from router.settings import Settings
 from store import audit, incidents, lessons
 from tests.router.support import drain, serving
 
@@ -64,3 +66,14 @@ def test_a_resolved_incident_is_read_back_before_its_draft_is_captured(
     assert draft.id == LESSON
     assert "worker count doubled in one deploy" in draft.context.contributing_conditions
     assert len(enriched) == 2
+
+
+def test_an_empty_api_token_leaves_enrichment_off_like_an_unset_one() -> None:
+    """`CAIRN_PAGERDUTY_API_TOKEN=` (empty) configures no client, as an empty webhook secret
+    disables its source; a real token configures one, and its repr hides it."""
+    base = {"database_url": "sqlite://"}
+    assert build_enrichers(Settings(**base, pagerduty_api_token="", incidentio_api_key="")) == {}
+    assert build_enrichers(Settings(**base)) == {}
+    configured = build_enrichers(Settings(**base, pagerduty_api_token="pd-token-123"))
+    assert list(configured) == ["pagerduty"]
+    assert "pd-token-123" not in repr(configured["pagerduty"])
