@@ -106,7 +106,7 @@ class _View:
         """Keys of the context."""
         self.all_keys: set[Key] | None = None
         self.clean = clean
-        """Every changed path is clean (see `_add_path_keys`)."""
+        """Every changed path is clean (see `_OwnKeys`)."""
 
     @property
     def keys(self) -> set[Key]:
@@ -129,29 +129,6 @@ def _context_keys(item: WorkItem, prefix_lengths: Sequence[int], branch: str | N
     return frozenset(keys)
 
 
-def _own_keys(item: WorkItem) -> tuple[set[Key], bool]:
-    """The keys of what varies between work items of one context (labels, components, paths),
-    and whether every changed path is clean."""
-    keys: set[Key] = set()
-    keys.update(*map(_label_keys, item.labels), *map(_component_keys, item.components))
-    clean = True
-    if item.changed_paths:
-        clean = _add_path_keys(keys, item.changed_paths)
-    return keys, clean
-
-
-@lru_cache(maxsize=_MEMO_SIZE)
-def _label_keys(label: str) -> Keys:
-    """A label's keys: a label, and a service name (kept: labels are a small vocabulary)."""
-    return frozenset([("label", label), ("service", label)])
-
-
-@lru_cache(maxsize=_MEMO_SIZE)
-def _component_keys(component: str) -> Keys:
-    """A component's keys: a component, and a service name (kept: components are few)."""
-    return frozenset([("component", component), ("service", component)])
-
-
 def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
     """The keys a work item has for its project: the project, its literal prefixes, and the
     repository name as a service."""
@@ -161,36 +138,62 @@ def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
     return frozenset(keys)
 
 
-def _add_path_keys(keys: set[Key], paths: Sequence[str]) -> bool:
-    """Add leading segments (index keys), the segments before each path's last (`seg`) and,
-    when every path is clean, the one- and two-segment folders holding a path (`dir`); return
-    whether every path is clean."""
-    # One scan of all paths; the separator cannot complete any of the three spellings.
-    padded = "/" + "/\0/".join(paths) + "/"
-    clean = not ("//" in padded or "/./" in padded or "/../" in padded)
-    folders = {path.rpartition("/")[0] for path in paths}
-    folders.discard("")
-    if not clean:
-        for path in map(normalise, paths):
-            head, slash, rest = path.partition("/")
-            keys.add(("path1", head))
-            if slash:
-                keys.add(("path2", f"{head}/{rest.partition('/')[0]}"))
-        for folder in folders:
-            keys.update([("seg", s) for s in folder.split("/")])
-        return False
-    # Clean paths in the same folder share their keys but for paths of one or two segments,
-    # whose leading segments are the path itself.
-    for path in paths:
-        if path.count("/") < 2:
+class _OwnKeys:
+    """The keys of what varies between work items of one context (labels, components, changed
+    paths), keeping only `relevant` keys: those some condition looks at. Labels, components and
+    folders are a small vocabulary that work items keep coming back to, so their keys are kept.
+    """
+
+    __slots__ = ("component", "folder", "label", "relevant", "shallow")
+
+    def __init__(self, relevant: Keys) -> None:
+        self.relevant = relevant
+        memo = lru_cache(maxsize=_MEMO_SIZE)
+        self.label = memo(lambda v: frozenset([("label", v), ("service", v)]) & relevant)
+        self.component = memo(lambda v: frozenset([("component", v), ("service", v)]) & relevant)
+        self.folder = memo(lambda folder: _folder_keys(folder) & relevant)
+        self.shallow = frozenset(v for d, v in relevant if d == "path1" or d == "path2")
+        """Paths whose leading segments some condition looks at, were they the whole path."""
+
+    def __call__(self, item: WorkItem) -> tuple[set[Key], bool]:
+        """The work item's keys, and whether every changed path is clean (no empty, `.` or `..`
+        segment): only then do `dir` keys and folder-level keys stand for its paths."""
+        keys: set[Key] = set()
+        keys.update(*map(self.label, item.labels), *map(self.component, item.components))
+        paths = item.changed_paths
+        if not paths:
+            return keys, True
+        # One scan of all paths; the separator cannot complete any of the three spellings.
+        padded = "/" + "/\0/".join(paths) + "/"
+        if "//" in padded or "/./" in padded or "/../" in padded:
+            keys.update(_unclean_path_keys(paths) & self.relevant)
+            return keys, False
+        # Clean paths in the same folder share their keys but for paths of one or two
+        # segments, whose leading segments are the path itself.
+        for path in self.shallow.intersection(paths):
             keys.add(("path2", path) if "/" in path else ("path1", path))
-    keys.update(*map(_folder_keys, folders))
-    return True
+        folders = {path.rpartition("/")[0] for path in paths}
+        folders.discard("")
+        keys.update(*map(self.folder, folders))
+        return keys, True
 
 
-@lru_cache(maxsize=_MEMO_SIZE)
+def _unclean_path_keys(paths: Sequence[str]) -> set[Key]:
+    """Leading segments of the normalised paths (index keys) and the segments before each
+    path's last (`seg`), for paths that are not all clean."""
+    keys: set[Key] = set()
+    for path in map(normalise, paths):
+        head, slash, rest = path.partition("/")
+        keys.add(("path1", head))
+        if slash:
+            keys.add(("path2", f"{head}/{rest.partition('/')[0]}"))
+    for folder in {path.rpartition("/")[0] for path in paths} - {""}:
+        keys.update([("seg", s) for s in folder.split("/")])
+    return keys
+
+
 def _folder_keys(folder: str) -> Keys:
-    """The keys of a clean path in `folder` (kept: pull requests keep touching the same folders)."""
+    """The keys of a clean path in `folder`."""
     segments = folder.split("/")
     keys = {("seg", s) for s in segments}
     keys.update([("path1", segments[0]), ("dir", segments[0])])
@@ -217,6 +220,11 @@ class _Paths:
         self.rest_need = _need(rest)
         self.full_need = _need(patterns)
 
+    @property
+    def keys(self) -> Keys:
+        """Every key `match` looks at."""
+        return (self.exact or _EMPTY) | (self.rest_need or _EMPTY) | (self.full_need or _EMPTY)
+
     def match(self, view: _View) -> bool:
         """True when any of the work item's changed paths matches any pattern."""
         keys = view.own  # path keys are never context keys
@@ -231,7 +239,7 @@ class _Paths:
         return any(map(glob.match, view.paths))  # pull requests keep touching the same files
 
 
-def _only_keys(paths: "_Paths | None") -> Keys | None:
+def _only_keys(paths: _Paths | None) -> Keys | None:
     """The keys that decide `paths` on clean paths when every pattern is a key look-up."""
     return paths.exact if paths is not None and paths.rest is None else None
 
@@ -644,53 +652,21 @@ class Engine:
         self._decisions: dict[int, Decision] = {}
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
         self._contexts: dict[tuple[str, str, str | None, str, str | None], _Context] = {}
-        relevant = self._relevant = self._referenced_keys()
-        self._shallow = frozenset(v for d, v in relevant if d == "path1" or d == "path2")
-        """Paths whose leading segments some condition looks at, were they the whole path."""
-        memo = lru_cache(maxsize=_MEMO_SIZE)
-        self._label_keys = memo(lambda label: _label_keys(label) & relevant)
-        self._component_keys = memo(lambda component: _component_keys(component) & relevant)
-        self._folder_keys = memo(lambda folder: _folder_keys(folder) & relevant)
+        self._own = _OwnKeys(self._referenced_keys())
 
     def _referenced_keys(self) -> Keys:
         """Every key some rule or lesson condition looks at: a work item's other keys can be
         left out without changing any verdict."""
         found: set[Key] = set(self._index) | set(self._groups)
-
-        def add_paths(paths: _Paths | None) -> None:
-            if paths is not None:
-                found.update(paths.exact or (), paths.rest_need or (), paths.full_need or ())
-
         for required, shared, _, own, own_alternatives, paths in self._splits:
             found.update(required, own, *shared, *own_alternatives)
-            add_paths(paths)
+            if paths is not None:
+                found.update(paths.keys)
         for scope in {s for pair in self._applies for s in pair}:
             found.update(scope.required, scope.any_of, *scope.alternatives)
-            add_paths(scope.paths)
+            if scope.paths is not None:
+                found.update(scope.paths.keys)
         return frozenset(found)
-
-    def _own(self, item: WorkItem) -> tuple[set[Key], bool]:
-        """`_own_keys` less the keys no condition looks at, from per-value memos."""
-        keys: set[Key] = set()
-        keys.update(
-            *map(self._label_keys, item.labels), *map(self._component_keys, item.components)
-        )
-        paths = item.changed_paths
-        if not paths:
-            return keys, True
-        padded = "/" + "/\0/".join(paths) + "/"
-        if "//" in padded or "/./" in padded or "/../" in padded:
-            found: set[Key] = set()
-            _add_path_keys(found, paths)
-            keys.update(found & self._relevant)
-            return keys, False
-        # Paths of one or two segments: their leading segments are the path itself.
-        for path in self._shallow.intersection(paths):
-            keys.add(("path2", path) if "/" in path else ("path1", path))
-        folders = {path.rpartition("/")[0] for path in paths}
-        folders.discard("")
-        keys.update(*map(self._folder_keys, folders))
-        return keys, True
 
     def _scope(self, scope: Scope, scopes: dict[Scope, _Scope], required: bool) -> _Scope:
         """One `_Scope` per distinct scope (applicabilities compared without their tags, which
@@ -874,13 +850,9 @@ class Engine:
 
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
-        context = self._context(item)
-        own, clean = self._own(item)
-        own -= context.keys
-        view = _View(item, own, context.keys, clean)
-        extra = self._matched(context, own, view)
+        context, view, extra = self._prepare(item)
         index = self._by_system[item.system.value][0]
-        proposed = {n for key in own for n in index.get(key, ())}
+        proposed = {n for key in view.own for n in index.get(key, ())}
         return context.proposed + len(proposed), sorted(context.always + extra)
 
     def _context(self, item: WorkItem) -> _Context:
@@ -948,9 +920,17 @@ class Engine:
         context.own_rules[key] = (sure, unsure)
         return sure, unsure
 
-    def _matched(self, context: _Context, own: set[Key], view: _View) -> list[int]:
+    def _prepare(self, item: WorkItem) -> tuple[_Context, _View, list[int]]:
+        """The work item's context, its view, and its matched rules beyond the context's."""
+        context = self._context(item)
+        own, clean = self._own(item)
+        own -= context.keys
+        view = _View(item, own, context.keys, clean)
+        return context, view, self._matched(context, view)
+
+    def _matched(self, context: _Context, view: _View) -> list[int]:
         """The matched rules beyond the context's `always`."""
-        proposed = own & self._own_universe
+        proposed = view.own & self._own_universe
         if not proposed and not context.maybe:
             return []
         sure: set[int] = set()
@@ -981,11 +961,8 @@ class Engine:
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
         """Decide which lessons to place in `item`."""
-        context = self._context(item)
-        own, clean = self._own(item)
-        own -= context.keys
-        view = _View(item, own, context.keys, clean)
-        extra = self._matched(context, own, view)
+        context, view, extra = self._prepare(item)
+        own = view.own
         streams: list[tuple[int, ...]] = []
         if extra:
             # Strongest rule first, so the first rule found selecting a lesson is its decider.

@@ -12,7 +12,7 @@ from core.lesson import Mandate
 from core.work import WorkItem
 from rules import engine as engine_module
 from rules import reference
-from rules.engine import Engine, _Glob, _own_keys, _Paths, _View
+from rules.engine import Engine, _Glob, _OwnKeys, _Paths, _View
 from rules.globs import compile_globs
 from tests.rules.builders import applicability, item, lesson, pack, rule_set
 from tests.rules.test_property import PATH_PATTERNS, PATHS, Case, cases
@@ -148,10 +148,11 @@ def test_path_patterns_checked_as_keys_match_like_globs(
     """`a/**`, `a/b/**` and `**/a/**` become key look-ups on clean paths, other patterns keep
     their regex behind a necessary segment; either way the verdict is glob matching's."""
     work_item = item(paths=paths)
-    own, clean = _own_keys(work_item)
+    matcher = _Paths(patterns, _glob)
+    own, clean = _OwnKeys(matcher.keys)(work_item)
     view = _View(work_item, own, frozenset(), clean)
     expected = any(reference._glob(path, patterns) for path in paths)
-    assert _Paths(patterns, _glob).match(view) == expected
+    assert matcher.match(view) == expected
 
 
 def _always(count: int) -> list[dict[str, object]]:
