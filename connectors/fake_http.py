@@ -24,6 +24,35 @@ class Failure:
     status: int
     times: int
     retry_after: str | None = None
+    message: str = "scripted failure"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers it adds (Retry-After, when scripted)."""
+        return {} if self.retry_after is None else {"Retry-After": self.retry_after}
+
+
+class Failures:
+    """Scripted failures, served in the order given; safe to use from the server's threads."""
+
+    def __init__(self) -> None:
+        self._queue: list[Failure] = []
+        self._lock = threading.Lock()
+
+    def add(self, failure: Failure) -> None:
+        """Serve `failure` once the ones scripted before it are spent."""
+        with self._lock:
+            self._queue.append(failure)
+
+    def next(self) -> Failure | None:
+        """The failure due for this request, if any (spending one of its times)."""
+        with self._lock:
+            while self._queue and self._queue[0].times <= 0:
+                self._queue.pop(0)
+            if not self._queue:
+                return None
+            self._queue[0].times -= 1
+            return self._queue[0]
 
 
 @dataclass
@@ -32,7 +61,7 @@ class FakeServer:
 
     auth: str
     routes: list[tuple[str, re.Pattern[str], Handler]] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
+    failures: Failures = field(default_factory=Failures)
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -44,17 +73,7 @@ class FakeServer:
 
     def fail(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
         """Answer the next `times` requests with `status` (and a Retry-After header if given)."""
-        with self.lock:
-            self.failures.append(Failure(status, times, retry_after))
-
-    def _failure(self) -> Failure | None:
-        with self.lock:
-            while self.failures and self.failures[0].times <= 0:
-                self.failures.pop(0)
-            if not self.failures:
-                return None
-            self.failures[0].times -= 1
-            return self.failures[0]
+        self.failures.add(Failure(status, times, retry_after))
 
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """The reply to one request, or the scripted failure due."""
@@ -73,12 +92,11 @@ class FakeServer:
         """Log the request, then serve the scripted failure due or the route's reply."""
         with self.lock:
             self.requests.append(f"{method} {urlsplit(target).path}")
-        failure = self._failure()
+        failure = self.failures.next()
         if failure is None:
             status, payload = self.dispatch(method, target, headers, body)
             return status, payload, {}
-        extra = {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
-        return failure.status, {"error": "scripted failure"}, extra
+        return failure.status, {"error": failure.message}, failure.headers
 
     @contextmanager
     def running(self) -> Iterator["FakeServer"]:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 
-from connectors.fake_http import serve
+from connectors.fake_http import Failure, Failures, serve
 from connectors.github.section import marker_id
 from connectors.github.webhook import sign
 
@@ -40,16 +40,6 @@ _TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(slots=True)
-class Failure:
-    """A scripted answer served instead of the real one, `times` times."""
-
-    status: int
-    times: int
-    retry_after: str | None = None
-    message: str = "scripted failure"
 
 
 @dataclass
@@ -112,7 +102,7 @@ class FakeGitHub:
         self.check_runs: list[dict[str, Any]] = []
         self.requests: list[str] = []
         self.deliveries: list[Delivery] = []
-        self.failures: list[Failure] = []
+        self.failures = Failures()
         self.lock = threading.RLock()
         self._numbers = itertools.count(1)
 
@@ -126,17 +116,7 @@ class FakeGitHub:
         message: str = "scripted failure",
     ) -> None:
         """Answer the next `times` API requests with `status` (rate limits, outages)."""
-        with self.lock:
-            self.failures.append(Failure(status, times, retry_after, message))
-
-    def _failure(self) -> Failure | None:
-        with self.lock:
-            while self.failures and self.failures[0].times <= 0:
-                self.failures.pop(0)
-            if not self.failures:
-                return None
-            self.failures[0].times -= 1
-            return self.failures[0]
+        self.failures.add(Failure(status, times, retry_after, message))
 
     # --- payloads -------------------------------------------------------------------------------
 
@@ -369,11 +349,10 @@ class FakeGitHub:
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """The scripted failure due, or the answer to the API request."""
-        failure = self._failure()
+        failure = self.failures.next()
         if failure is None:
             return self.dispatch(method, target, headers, body)
-        extra = {} if failure.retry_after is None else {"Retry-After": failure.retry_after}
-        return failure.status, {"message": failure.message}, extra
+        return failure.status, {"message": failure.message}, failure.headers
 
     @contextmanager
     def running(self) -> Iterator["FakeGitHub"]:
