@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 Reply = tuple[int, Any]
@@ -104,6 +104,23 @@ class FakeServer:
         with serve(self.answer) as url:
             self.url = url
             yield self
+
+
+class ServedFake:
+    """A contract fake answering through a `FakeServer` (set as `server` by the subclass)."""
+
+    server: FakeServer
+
+    @contextmanager
+    def running(self) -> Iterator[Self]:
+        """Serve on loopback for the duration of the block (base URL in `url`)."""
+        with self.server.running():
+            yield self
+
+    @property
+    def url(self) -> str:
+        """The base URL while running."""
+        return self.server.url
 
 
 @contextmanager

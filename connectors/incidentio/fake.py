@@ -1,13 +1,11 @@
 """A contract fake of the incident.io API subset the client uses, keeping state in memory."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from connectors.fake_http import FakeServer, Reply
+from connectors.fake_http import FakeServer, Reply, ServedFake
 
 
-class FakeIncidentIo:
+class FakeIncidentIo(ServedFake):
     """Incidents and follow-ups; `server.fail(...)` scripts errors."""
 
     def __init__(self, api_key: str) -> None:
@@ -16,17 +14,6 @@ class FakeIncidentIo:
         self.server = FakeServer(auth=f"Bearer {api_key}")
         self.server.route("GET", "/v2/incidents/{id}", self._incident)
         self.server.route("GET", "/v2/follow_ups", self._follow_ups)
-
-    @contextmanager
-    def running(self) -> Iterator["FakeIncidentIo"]:
-        """Serve on loopback for the duration of the block (base URL in `url`)."""
-        with self.server.running():
-            yield self
-
-    @property
-    def url(self) -> str:
-        """The base URL while running."""
-        return self.server.url
 
     def add_incident(self, incident: dict[str, Any]) -> None:
         """Store an IncidentV2 object."""

@@ -1,14 +1,12 @@
 """A contract fake of the PagerDuty REST API subset the client uses, keeping state in memory."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import count
 from typing import Any
 
-from connectors.fake_http import FakeServer, Reply
+from connectors.fake_http import FakeServer, Reply, ServedFake
 
 
-class FakePagerDuty:
+class FakePagerDuty(ServedFake):
     """Incidents, notes and custom field values; `server.fail(...)` scripts errors."""
 
     def __init__(self, token: str) -> None:
@@ -21,17 +19,6 @@ class FakePagerDuty:
         self.server.route("GET", "/incidents/{id}/notes", self._notes)
         self.server.route("POST", "/incidents/{id}/notes", self._add_note)
         self.server.route("GET", "/incidents/{id}/custom_fields/values", self._custom_fields)
-
-    @contextmanager
-    def running(self) -> Iterator["FakePagerDuty"]:
-        """Serve on loopback for the duration of the block (base URL in `url`)."""
-        with self.server.running():
-            yield self
-
-    @property
-    def url(self) -> str:
-        """The base URL while running."""
-        return self.server.url
 
     def add_incident(self, incident: dict[str, Any]) -> None:
         """Store an incident object (the shape of webhook `event.data`)."""
