@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from core.base import CoreModel
 from core.lesson import Lesson
+from core.yaml_strict import StrictLoader
 
 FORMAT = "cairn.lessons/1"
 Kind = Literal["yaml", "json"]
@@ -59,21 +60,6 @@ def dump(entries: list[Lesson], kind: Kind) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key repeated within one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"repeated key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _line(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The line of the YAML node at `loc` (or of its nearest existing parent)."""
     for part in loc:
@@ -110,7 +96,7 @@ def _parse(text: str, file: str, kind: Kind) -> tuple[Any, yaml.Node | None]:
             ) from exc
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        return yaml.load(text, Loader=_StrictLoader), root  # noqa: S506 (a SafeLoader subclass)
+        return yaml.load(text, Loader=StrictLoader), root  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
