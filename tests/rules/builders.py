@@ -2,18 +2,33 @@
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import yaml
 
 from core.lesson import Applicability, Lesson, LessonForm, LessonStatus, Mandate, Provenance, Scope
 from core.work import System, WorkItem
-from rules import reference
+from rules import engine as installed_engine
+from rules import native, reference
 from rules.decision import Decision
 from rules.engine import Engine
 from rules.loader import RuleSet, build_rule_set
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def _builds() -> dict[str, ModuleType]:
+    builds = {native.build(): installed_engine}
+    if "compiled" in builds:
+        builds["python"] = native.load_source()
+    return builds
+
+
+BUILDS = _builds()
+"""Every build of the routing engine in this install (the mypyc-compiled one, if installed, and
+the source): the tests hold each of them to the reference."""
+ENGINES: list[type[Engine]] = [build.Engine for build in BUILDS.values()]
 
 
 def scope(**fields: Sequence[str]) -> Scope:
@@ -112,11 +127,13 @@ def route_both(
     work_item: WorkItem,
     already_placed: Collection[str] = (),
 ) -> tuple[Decision, ...]:
-    """Route through the engine and the reference; they must agree, and the result is returned."""
-    engine = Engine(rules, lessons).route(work_item, already_placed=already_placed)
+    """Route through every engine build and the reference; they must agree, and the result is
+    returned."""
     naive = reference.route(rules, lessons, work_item, already_placed=already_placed)
-    assert engine.placements == naive.placements, "engine and reference disagree"
-    return engine.placements
+    for engine in ENGINES:
+        routing = engine(rules, lessons).route(work_item, already_placed=already_placed)
+        assert routing.placements == naive.placements, f"{engine.__module__} and reference disagree"
+    return naive.placements
 
 
 def placed_ids(decisions: Sequence[Decision]) -> list[str]:

@@ -2,6 +2,7 @@
 another work item's result, and path patterns checked as keys agree with glob matching."""
 
 from collections.abc import Sequence
+from types import ModuleType
 from unittest import mock
 
 import pytest
@@ -10,11 +11,10 @@ from hypothesis import strategies as st
 
 from core.lesson import Mandate
 from core.work import WorkItem
-from rules import engine as engine_module
 from rules import reference
-from rules.engine import Engine, _Glob, _OwnKeys, _Paths, _View
+from rules.engine import Engine
 from rules.globs import compile_globs
-from tests.rules.builders import applicability, item, lesson, pack, rule_set
+from tests.rules.builders import BUILDS, applicability, item, lesson, pack, rule_set
 from tests.rules.test_property import PATH_PATTERNS, PATHS, Case, cases
 
 
@@ -36,6 +36,10 @@ def _recombined(items: Sequence[WorkItem]) -> list[WorkItem]:
     return found
 
 
+each_build = pytest.mark.parametrize("build", list(BUILDS.values()), ids=list(BUILDS))
+"""Run the test against every build of the engine (compiled and source)."""
+
+
 def _agree(engine: Engine, case: Case, items: Sequence[WorkItem]) -> None:
     for work_item in items:
         expected = reference.route(case.rules, case.lessons, work_item)
@@ -44,10 +48,13 @@ def _agree(engine: Engine, case: Case, items: Sequence[WorkItem]) -> None:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(max_items=3))
-def test_work_items_sharing_a_context_each_get_their_own_result(case: Case) -> None:
+@each_build
+def test_work_items_sharing_a_context_each_get_their_own_result(
+    build: ModuleType, case: Case
+) -> None:
     """Items that share a context but differ in labels, components or paths, routed in turn and
     again in reverse by one engine, each get what the reference gives them."""
-    engine = Engine(case.rules, case.lessons)
+    engine = build.Engine(case.rules, case.lessons)
     items = _recombined([work_item for work_item, _ in case.items])
     _agree(engine, case, items)
     _agree(engine, case, items[::-1])
@@ -55,10 +62,11 @@ def test_work_items_sharing_a_context_each_get_their_own_result(case: Case) -> N
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(max_items=3))
-def test_a_memo_cleared_at_every_step_changes_nothing(case: Case) -> None:
+@each_build
+def test_a_memo_cleared_at_every_step_changes_nothing(build: ModuleType, case: Case) -> None:
     """With room for one entry, every memo starts afresh all the time; results are the same."""
-    with mock.patch.object(engine_module, "_MEMO_SIZE", 1):
-        engine = Engine(case.rules, case.lessons)
+    with mock.patch.object(build, "_MEMO_SIZE", 1):
+        engine = build.Engine(case.rules, case.lessons)
         items = _recombined([work_item for work_item, _ in case.items])
         _agree(engine, case, items + items)
 
@@ -111,9 +119,10 @@ LESSONS = [
         "team-others",
     ],
 )
-def test_each_context_field_and_own_value_counts(work_item: WorkItem) -> None:
+@each_build
+def test_each_context_field_and_own_value_counts(build: ModuleType, work_item: WorkItem) -> None:
     """One engine routes every item after all the others; each result is the reference's."""
-    engine = Engine(RULES, LESSONS)
+    engine = build.Engine(RULES, LESSONS)
     case = Case(RULES, LESSONS, [])
     neighbours = [
         item(base_branch="release/1", team="web"),
@@ -124,9 +133,12 @@ def test_each_context_field_and_own_value_counts(work_item: WorkItem) -> None:
     _agree(engine, case, [*neighbours, work_item, *neighbours, work_item])
 
 
-def _glob(patterns: Sequence[str]) -> _Glob | None:
-    regex = compile_globs(patterns)
-    return None if regex is None else _Glob(regex)
+def _glob_for(build: ModuleType) -> object:
+    def glob(patterns: Sequence[str]) -> object:
+        regex = compile_globs(patterns)
+        return None if regex is None else build._Glob(regex)
+
+    return glob
 
 
 CLEAN_PATHS = st.lists(st.sampled_from(["a", "b", "db", "src", ".x", "x.py"]), min_size=1).map(
@@ -142,15 +154,16 @@ KEYED_PATTERNS = st.sampled_from(
     st.lists(st.one_of(KEYED_PATTERNS, st.sampled_from(PATH_PATTERNS)), min_size=1, max_size=3),
     st.lists(st.one_of(CLEAN_PATHS, st.sampled_from(PATHS)), min_size=1, max_size=4),
 )
+@each_build
 def test_path_patterns_checked_as_keys_match_like_globs(
-    patterns: list[str], paths: list[str]
+    build: ModuleType, patterns: list[str], paths: list[str]
 ) -> None:
     """`a/**`, `a/b/**` and `**/a/**` become key look-ups on clean paths, other patterns keep
     their regex behind a necessary segment; either way the verdict is glob matching's."""
     work_item = item(paths=paths)
-    matcher = _Paths(patterns, _glob)
-    own, clean = _OwnKeys(matcher.keys)(work_item)
-    view = _View(work_item, own, frozenset(), clean)
+    matcher = build._Paths(patterns, _glob_for(build))
+    own, clean = build._OwnKeys(matcher.keys)(work_item)
+    view = build._View(work_item, own, frozenset(), clean)
     expected = any(reference._glob(path, patterns) for path in paths)
     assert matcher.match(view) == expected
 
@@ -167,12 +180,15 @@ def _always(count: int) -> list[dict[str, object]]:
     ]
 
 
-def test_every_list_of_a_context_is_read_however_many_rules_always_match() -> None:
+@each_build
+def test_every_list_of_a_context_is_read_however_many_rules_always_match(
+    build: ModuleType,
+) -> None:
     """Twelve rules match every item of one context, each placing its own required lesson: each
     item of the context, first or later, gets all twelve, as the reference does."""
     rules = rule_set(pack("org", *_always(12)))
     lessons = [lesson(f"w{n}") for n in range(12)]
-    engine = Engine(rules, lessons)
+    engine = build.Engine(rules, lessons)
     case = Case(rules, lessons, [])
     items = [
         item(number=1),
@@ -186,7 +202,10 @@ def test_every_list_of_a_context_is_read_however_many_rules_always_match() -> No
     )
 
 
-def test_lessons_excluded_from_the_first_codes_read_send_the_engine_deeper() -> None:
+@each_build
+def test_lessons_excluded_from_the_first_codes_read_send_the_engine_deeper(
+    build: ModuleType,
+) -> None:
     """The strongest 40 lessons of a rule's list are excluded from acme/api: the engine reads
     past its first batch (budget + 4 codes) to the four that apply, on every item of the
     context, as the reference does."""
@@ -202,7 +221,7 @@ def test_lessons_excluded_from_the_first_codes_read_send_the_engine_deeper() -> 
             budget={"max_items_per_work_item": 3},
         )
     )
-    engine = Engine(rules, excluded + applying)
+    engine = build.Engine(rules, excluded + applying)
     case = Case(rules, excluded + applying, [])
     items = [item(number=1), item(labels=["db"], number=2), item(project="acme/web", number=3)]
     _agree(engine, case, items + items)

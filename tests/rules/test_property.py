@@ -14,10 +14,9 @@ from core.lesson import Applicability, Lesson, LessonForm, Mandate
 from core.placement import EmbeddingForm
 from core.work import System, WorkItem
 from rules import reference
-from rules.engine import Engine
 from rules.globs import compile_globs
 from rules.loader import RuleSet, build_rule_set
-from tests.rules.builders import applicability, item, lesson, pack, rule_set
+from tests.rules.builders import ENGINES, applicability, item, lesson, pack, rule_set
 
 T = TypeVar("T")
 
@@ -410,13 +409,15 @@ def _kinds_of_skip(routing: Any) -> set[str]:
 
 
 def _check(case: Case, observe: Callable[[int, set[str]], None] | None = None) -> int:
-    """Route every item through both evaluators; they must agree. Returns the placements made."""
-    engine = Engine(case.rules, case.lessons)
+    """Route every item through the reference and every engine build; they must agree. Returns
+    the placements made."""
+    engines = [engine(case.rules, case.lessons) for engine in ENGINES]
     placed = 0
     for work_item, already in case.items:
         expected = reference.route(case.rules, case.lessons, work_item, already_placed=already)
-        got = engine.route(work_item, already_placed=already)
-        assert got.placements == expected.placements
+        for engine in engines:
+            got = engine.route(work_item, already_placed=already)
+            assert got.placements == expected.placements, type(engine).__module__
         placed += len(expected.placements)
         event("places something" if expected.placements else "places nothing")
         if observe is not None:
@@ -505,7 +506,9 @@ def _both(
     rules = rule_set(pack("org", {"work_item": condition, "then": {"form": "github.pr_checklist"}}))
     lessons = [lesson("l1", applies=applies)]
     naive = reference.route(rules, lessons, work_item).placements
-    return len(Engine(rules, lessons).route(work_item).placements), len(naive)
+    placed = {len(engine(rules, lessons).route(work_item).placements) for engine in ENGINES}
+    assert len(placed) == 1, f"engine builds disagree: {placed}"
+    return placed.pop(), len(naive)
 
 
 AWKWARD = [
