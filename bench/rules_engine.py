@@ -4,6 +4,7 @@ Usage:
     .venv/bin/python bench/rules_engine.py --rules 10000 --lessons 10000 [--seconds N] [--seed S]
     .venv/bin/python bench/rules_engine.py --lessons 10000 --scaling   # Cairn only, R=1k vs R=10k
     .venv/bin/python bench/rules_engine.py --rules 10000 --profile 1000  # cProfile engine.route
+    CAIRN_RULES_ENGINE=python .venv/bin/python bench/rules_engine.py ...  # the source only
 
 A seeded synthetic organisation grows with R (repos ≈ R/10, teams ≈ R/50, components ≈ R/20);
 R rules are spread over organisation packs and one pack per team; L published lessons carry
@@ -11,6 +12,9 @@ tags from a ~500-tag vocabulary. Work items (GitHub pull requests and Jira issue
 generated before any timing starts. The same rules are then evaluated three ways:
 
 1. Cairn: `rules.engine.Engine` compiled once (compile time reported apart), `engine.route`.
+   That is the build the install made (mypyc-compiled, see setup.py, or the pure-Python source);
+   when it is the compiled one, the source is timed too, on the same work items, and reported as
+   `cairn_python_eps`, so both figures are on record.
 2. Linear scan: every rule's work-item conditions (`rules.reference.work_item_failure`); for
    the rules that match, every lesson (`lesson_failure`, `applicability_failure`), then
    `rules.select.select`. A lesson's applicability is memoised per work item.
@@ -49,6 +53,7 @@ import rule_engine
 
 from core.lesson import Lesson, LessonForm, LessonStatus, Mandate, Scope
 from core.work import System, WorkItem
+from rules import native
 from rules.decision import Candidate, Routing
 from rules.engine import Engine
 from rules.globs import compile_globs, is_literal
@@ -980,10 +985,27 @@ def profile_cairn(engine: Engine, items: Sequence[WorkItem], n: int) -> None:
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(20)
 
 
-def build_engine(world: World) -> tuple[Engine, float]:
+def build_engine(world: World, engine_class: type[Engine] = Engine) -> tuple[Engine, float]:
     start = time.process_time()
-    engine = Engine(world.rule_set, world.lessons)
+    engine = engine_class(world.rule_set, world.lessons)
     return engine, time.process_time() - start
+
+
+def time_source_engine(world: World, seconds: float) -> Timing | None:
+    """The pure-Python source engine on the same work items, when the installed one is the
+    compiled build (None otherwise: the installed engine is the source)."""
+    if native.build() != "compiled":
+        return None
+    source = native.load_source()
+    engine, _ = build_engine(world, source.Engine)
+    for item in world.items[:200]:  # warm-up, as for the installed engine
+        engine.route(item)
+    timing = timed(engine.route, world.items, seconds, batch=50)
+    print(
+        f"cairn engine, pure-Python source: {timing.eps:,.0f} decisions/s "
+        f"({timing.us:.1f} µs/decision, {timing.decisions:,} decisions)"
+    )
+    return timing
 
 
 def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
@@ -1031,6 +1053,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "rules": 10_000,
         "lessons": args.lessons,
         "cairn_eps": _round(1e6 / cost[10_000]),
+        "engine_build": native.build(),
         "scan_eps": None,
         "rule_engine_eps": None,
         "rss_mb": round(rss_mb(), 1),
@@ -1049,7 +1072,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     world = build_world(args.rules, args.lessons, args.items, args.seed)
     print(
         f"bench rules: R={args.rules:,} L={args.lessons:,} seed={args.seed} "
-        f"(world built in {world.build_s:.1f}s; clock: time.process_time, one thread)"
+        f"(world built in {world.build_s:.1f}s; clock: time.process_time, one thread; "
+        f"engine build: {native.build()})"
     )
     engine, compile_s = build_engine(world)
     rss_cairn = rss_mb()
@@ -1060,7 +1084,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         engine.route(item)
     cairn = timed(engine.route, items, args.seconds, batch=50)
     print(
-        f"cairn engine: compile {compile_s:.2f}s CPU; {cairn.eps:,.0f} decisions/s "
+        f"cairn engine ({native.build()}): compile {compile_s:.2f}s CPU; "
+        f"{cairn.eps:,.0f} decisions/s "
         f"({cairn.us:.1f} µs/decision, {cairn.decisions:,} decisions); "
         f"peak RSS after compile {rss_cairn:.0f} MB"
     )
@@ -1107,11 +1132,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     for name, ok, value in targets:
         print(f"target {name}: {'met' if ok else 'MISSED'} ({value})")
+    source = time_source_engine(world, args.seconds)  # after the peak RSS above is taken
     return {
         "bench": "rules",
         "rules": args.rules,
         "lessons": args.lessons,
         "cairn_eps": _round(cairn.eps),
+        "engine_build": native.build(),
+        "cairn_python_eps": _round(source.eps if source else cairn.eps),
         "scan_eps": _round(scan_t.eps),
         "rule_engine_eps": _round(lib_t.eps),
         "rss_mb": round(peak, 1),

@@ -17,7 +17,6 @@ import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from functools import lru_cache
 
 from core.lesson import Lesson, Scope
 from core.placement import EmbeddingForm
@@ -144,14 +143,13 @@ class _OwnKeys:
     folders are a small vocabulary that work items keep coming back to, so their keys are kept.
     """
 
-    __slots__ = ("component", "folder", "label", "relevant", "shallow")
+    __slots__ = ("components", "folders", "labels", "relevant", "shallow")
 
     def __init__(self, relevant: Keys) -> None:
         self.relevant = relevant
-        memo = lru_cache(maxsize=_MEMO_SIZE)
-        self.label = memo(lambda v: frozenset([("label", v), ("service", v)]) & relevant)
-        self.component = memo(lambda v: frozenset([("component", v), ("service", v)]) & relevant)
-        self.folder = memo(lambda folder: _folder_keys(folder) & relevant)
+        self.labels: dict[str, Keys] = {}
+        self.components: dict[str, Keys] = {}
+        self.folders: dict[str, Keys] = {}
         self.shallow = frozenset(v for d, v in relevant if d == "path1" or d == "path2")
         """Paths whose leading segments some condition looks at, were they the whole path."""
 
@@ -159,7 +157,20 @@ class _OwnKeys:
         """The work item's keys, and whether every changed path is clean (no empty, `.` or `..`
         segment): only then do `dir` keys and folder-level keys stand for its paths."""
         keys: set[Key] = set()
-        keys.update(*map(self.label, item.labels), *map(self.component, item.components))
+        memo = self.labels
+        for value in item.labels:
+            found = memo.get(value)
+            if found is None:
+                found = _remember(memo, value, _value_keys("label", value) & self.relevant)
+            if found:
+                keys.update(found)
+        memo = self.components
+        for value in item.components:
+            found = memo.get(value)
+            if found is None:
+                found = _remember(memo, value, _value_keys("component", value) & self.relevant)
+            if found:
+                keys.update(found)
         paths = item.changed_paths
         if not paths:
             return keys, True
@@ -172,10 +183,31 @@ class _OwnKeys:
         # segments, whose leading segments are the path itself.
         for path in self.shallow.intersection(paths):
             keys.add(("path2", path) if "/" in path else ("path1", path))
-        folders = {path.rpartition("/")[0] for path in paths}
-        folders.discard("")
-        keys.update(*map(self.folder, folders))
+        memo = self.folders
+        seen: set[str] = set()
+        for path in paths:
+            folder = path.rpartition("/")[0]
+            if folder and folder not in seen:
+                seen.add(folder)
+                found = memo.get(folder)
+                if found is None:
+                    found = _remember(memo, folder, _folder_keys(folder) & self.relevant)
+                if found:
+                    keys.update(found)
         return keys, True
+
+
+def _value_keys(dimension: str, value: str) -> Keys:
+    """The keys of a label or component: itself, and the service of the same name."""
+    return frozenset([(dimension, value), ("service", value)])
+
+
+def _remember(memo: dict[str, Keys], value: str, keys: Keys) -> Keys:
+    """Keep `keys` for `value` in a bounded memo, and return them."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[value] = keys
+    return keys
 
 
 def _unclean_path_keys(paths: Sequence[str]) -> set[Key]:
@@ -851,7 +883,7 @@ class Engine:
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
         context, view, extra = self._prepare(item)
-        index = self._by_system[item.system.value][0]
+        index = self._by_system[item.system][0]
         proposed = {n for key in view.own for n in index.get(key, ())}
         return context.proposed + len(proposed), sorted(context.always + extra)
 
@@ -860,7 +892,7 @@ class Engine:
         # team, type and base branch: what those decide is worked out once for all of them.
         # A base branch no rule names (a release branch, say) is like none at all.
         branch = item.base_branch if item.base_branch in self._branches else None
-        key = (item.system.value, item.project, item.team, item.type, branch)
+        key = (item.system, item.project, item.team, item.type, branch)
         context = self._contexts.get(key)
         if context is None:
             context = self._new_context(item, branch)
@@ -871,7 +903,7 @@ class Engine:
 
     def _new_context(self, item: WorkItem, branch: str | None) -> _Context:
         keys = _context_keys(item, self._prefix_lengths, branch)
-        index, wildcard = self._by_system[item.system.value]
+        index, wildcard = self._by_system[item.system]
         proposed: set[int] = set(wildcard)
         for key in keys:
             proposed.update(index.get(key, ()))
@@ -937,7 +969,7 @@ class Engine:
         unsure: set[int] = set(context.maybe)
         memo = context.own_rules
         for key in proposed:
-            found = memo.get(key) or self._own_rules(context, key, view.item.system.value)
+            found = memo.get(key) or self._own_rules(context, key, view.item.system)
             sure.update(found[0])
             unsure.update(found[1])
         extra = list(sure)
@@ -966,9 +998,10 @@ class Engine:
         streams: list[tuple[int, ...]] = []
         if extra:
             # Strongest rule first, so the first rule found selecting a lesson is its decider.
-            ranks = context.ranks + list(map(self._precedence.__getitem__, extra))
+            precedence, strongest = self._precedence, self._strongest
+            ranks = context.ranks + [precedence[n] for n in extra]
             ranks.sort(reverse=True)
-            active: Active = list(map(self._strongest.__getitem__, ranks))
+            active: Active = [strongest[rank] for rank in ranks]
             rule_streams = context.rule_streams
             for n in extra:
                 found = rule_streams.get(n)
@@ -978,12 +1011,14 @@ class Engine:
         groups, own_groups = self._groups, context.own_groups
         for key in own & self._group_universe:
             found = own_groups.get(key)
+            by_rule = groups[key]
             if found is None:
-                by_rule = groups[key]
                 found = own_groups[key] = [by_rule[n] for n in context.always if n in by_rule]
             streams += found
-            if extra:
-                streams.extend(filter(None, map(groups[key].get, extra)))
+            for n in extra:
+                codes = by_rule.get(n)
+                if codes:
+                    streams.append(codes)
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
         # Read a few codes of every list first; read deeper only when those do not settle it.

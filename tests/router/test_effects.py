@@ -117,12 +117,14 @@ def pr_event(*, complete: bool = False) -> dict[str, object]:
     return event
 
 
-def feedback(delivery: str, *items: dict[str, object], **extra: object) -> dict[str, object]:
+def feedback(
+    delivery: str, *items: dict[str, object], at: str = "10:00:00", **extra: object
+) -> dict[str, object]:
     return {
         "type": "feedback",
         "observation": {
             "work_item_ref": PR_REF,
-            "observed_at": "2026-11-20T10:00:00Z",
+            "observed_at": f"2026-11-20T{at}Z",
             "actor": "dana",
             "delivery_id": delivery,
             "items": list(items),
@@ -196,9 +198,11 @@ def test_ticks_dismissals_and_unticks_come_back_as_signals(
     post(
         client, webhook_secret, "f1-again", feedback("f1", {"placement_id": pid, "mark": "ticked"})
     )
+    # Signals are listed by when they were observed; each edit here happens a minute later.
     dismissed = {"placement_id": pid, "mark": "dismissed", "reason": "no pool here"}
-    post(client, webhook_secret, "f2", feedback("f2", dismissed))
-    post(client, webhook_secret, "f3", feedback("f3", {"placement_id": pid, "mark": "open"}))
+    post(client, webhook_secret, "f2", feedback("f2", dismissed, at="10:01:00"))
+    reopened = {"placement_id": pid, "mark": "open"}
+    post(client, webhook_secret, "f3", feedback("f3", reopened, at="10:02:00"))
     drain(db)
     with db.transaction() as session:
         signals = placements.signals(session, pid)
