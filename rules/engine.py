@@ -128,11 +128,17 @@ def _context_keys(item: WorkItem, prefix_lengths: Sequence[int], branch: str | N
     return frozenset(keys)
 
 
+def _service_key(project: str) -> Key:
+    """The service a project stands for: its repository name."""
+    return ("service", normalise(project).rsplit("/", 1)[-1])
+
+
 def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
     """The keys a work item has for its project: the project, its literal prefixes, and the
     repository name as a service."""
+    keys = {_service_key(project), _ANY}
     project = normalise(project)
-    keys = {("project", project), ("service", project.rsplit("/", 1)[-1]), _ANY}
+    keys.add(("project", project))
     keys.update([("pprefix", project[:n]) for n in prefix_lengths if n <= len(project)])
     return frozenset(keys)
 
@@ -518,17 +524,20 @@ class _Context:
         "ranks",
         "reads",
         "rule_streams",
+        "service",
         "streams",
     )
 
     def __init__(self, project: str, keys: Keys, proposed: int) -> None:
         self.project = project
         self.keys = keys
+        self.service = _service_key(project)
+        """The context's service key: the only one of its keys a work item's own keys can have."""
         self.proposed = proposed
         """How many rules the index proposed for the context."""
         self.always: list[int] = []
         """Rules every work item of the context matches."""
-        self.maybe: list[int] = []
+        self.maybe: list[_Compiled] = []
         """Rules whose conditions on the context hold, the others still to check."""
         self.streams: list[tuple[int, ...]] = []
         """Lesson lists of the `always` rules for the context's keys."""
@@ -542,10 +551,10 @@ class _Context:
         """Precedence ranks of the `always` rules."""
         self.active: Active = []
         """The `always` rules, strongest first."""
-        self.own_rules: dict[Key, tuple[list[int], list[int]]] = {}
+        self.own_rules: dict[Key, tuple[list[_Compiled], list[_Compiled]]] = {}
         """Per own key of a work item, the rules filed under it that match whenever it is
         proposed, and the others whose conditions on the context hold (as they come up)."""
-        self.rule_streams: dict[int, list[tuple[int, ...]]] = {}
+        self.rule_streams: dict[_Compiled, list[tuple[int, ...]]] = {}
         """Lesson lists of other matched rules for the context's keys, as they come up."""
 
     def read(self, depth: int) -> tuple[list[int], int]:
@@ -563,13 +572,21 @@ class _Compiled:
     """One rule, compiled: its matcher, the lessons it selects and their placement codes."""
 
     __slots__ = (
-        "active",
         "candidate",
+        "group_keys",
         "mandate",
         "matcher",
         "members",
+        "number",
+        "override",
+        "own_alternatives",
+        "own_exact",
+        "own_paths",
+        "own_required",
         "priority",
+        "rank",
         "stream",
+        "suppress",
     )
 
     def __init__(
@@ -584,8 +601,20 @@ class _Compiled:
         """Rank of the rule's priority among the rule set's (highest first)."""
         self.stream: tuple[int, ...] = ()
         """Codes of the selected lessons any work item may take, ascending."""
-        rule = candidate.rule
-        self.active = (members, rule.override_applicability, rule.then.suppress, candidate.order)
+        self.number = candidate.order
+        self.override = candidate.rule.override_applicability
+        """The rule may place lessons where their applicability says they do not belong."""
+        self.suppress = action.suppress
+        self.rank = 0
+        """The rule's rank in precedence (higher wins; no two rules tie)."""
+        self.group_keys: Keys = _EMPTY
+        """The keys the rule keeps restricted lessons under."""
+        # The rule's conditions that a work item's context does not decide (see `_split_check`).
+        self.own_required: Keys = _EMPTY
+        self.own_alternatives: tuple[Keys, ...] = ()
+        self.own_paths: _Paths | None = None
+        self.own_exact: Keys | None = None
+        """The path keys deciding `own_paths` on clean paths, when its patterns are all keys."""
 
 
 def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
@@ -606,9 +635,14 @@ def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
     )
 
 
-Active = list[tuple[frozenset[int], bool, bool, int]]
-"""Matched rules for one work item, strongest first: the lessons each selects, whether it
-overrides applicability, whether it suppresses, the rule's number."""
+def _code(mandate: int, lesson: int, priorities: int, priority: int, span: int, low: int) -> int:
+    """A lesson's code under a rule: from the rule's mandate order and priority rank, the
+    lesson's mandate order, and the lesson's low part (severity, then id)."""
+    return ((mandate if mandate < lesson else lesson) * priorities + priority) * span + low
+
+
+Active = list[_Compiled]
+"""Matched rules for one work item, strongest first."""
 
 
 class Engine:
@@ -655,21 +689,12 @@ class Engine:
             for candidate, team in candidates
         ]
         self._groups = dict(self._groups)
-        self._active = [rule.active for rule in self._rules]
         self._streams = [rule.stream for rule in self._rules]
-        step = len(self._priority_rank) * self._span
-        self._bases = [
-            tuple(min(r.mandate, m) * step + r.priority * self._span for m in range(_NO_MANDATE))
-            for r in self._rules
-        ]
-        """Per rule, per lesson mandate: a lesson's code under the rule, less its low part."""
         strongest = sorted(range(len(candidates)), key=lambda n: candidates[n][0].precedence)
-        self._precedence = [0] * len(candidates)
-        """Each rule's rank in precedence (higher wins; no two rules tie)."""
         for rank, n in enumerate(strongest):
-            self._precedence[n] = rank
-        self._strongest = [self._active[n] for n in strongest]
-        """`_active` by rank in precedence."""
+            self._rules[n].rank = rank
+        self._strongest = [self._rules[n] for n in strongest]
+        """The compiled rules by rank in precedence."""
         self._index, self._wildcard = self._index_rules(candidates)
         self._by_system = {
             system.value: _for_system(system.value, self._index, self._wildcard, candidates)
@@ -680,6 +705,12 @@ class Engine:
             | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
         )
         self._group_universe = frozenset(self._groups)
+        keys_of: list[set[Key]] = [set() for _ in candidates]
+        for key, by_rule in self._groups.items():
+            for n in by_rule:
+                keys_of[n].add(key)
+        for compiled, keys in zip(self._rules, keys_of, strict=True):
+            compiled.group_keys = frozenset(keys) or _EMPTY
         self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
         self._decisions: dict[int, Decision] = {}
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
@@ -761,8 +792,9 @@ class Engine:
                 index[key].append(candidate.order)
             check = _check(self._rules[candidate.order].matcher, candidate, best)
             self._splits.append(_split_check(check))
-        self._own_checks = [(*split[3:], _only_keys(split[5])) for split in self._splits]
-        """The part of each rule's check that a work item's context does not decide."""
+        for rule, split in zip(self._rules, self._splits, strict=True):
+            rule.own_required, rule.own_alternatives, rule.own_paths = split[3:]
+            rule.own_exact = _only_keys(split[5])
         return dict(index), wildcard
 
     def _index_restricted(self) -> list[list[Key] | None]:
@@ -846,10 +878,9 @@ class Engine:
         low, lesson_mandate = self._low, self._lesson_mandate
         stream: list[int] = []
         groups: dict[Key, list[int]] = defaultdict(list)
+        priorities, span = len(self._priority_rank), self._span
         for i in members:
-            code = (min(mandate, lesson_mandate[i]) * len(self._priority_rank) + priority) * (
-                self._span
-            ) + low[i]
+            code = _code(mandate, lesson_mandate[i], priorities, priority, span, low[i])
             keys = restricted[i]
             if keys is None or rule.override_applicability:
                 stream.append(code)  # the rule may place it in any work item it matches
@@ -885,7 +916,7 @@ class Engine:
         context, view, extra = self._prepare(item)
         index = self._by_system[item.system][0]
         proposed = {n for key in view.own for n in index.get(key, ())}
-        return context.proposed + len(proposed), sorted(context.always + extra)
+        return context.proposed + len(proposed), sorted(context.always + [r.number for r in extra])
 
     def _context(self, item: WorkItem) -> _Context:
         # Work items of one repository or Jira project come again and again, and mostly share
@@ -915,8 +946,11 @@ class Engine:
             if projects is not None and not projects.match(item.project):
                 continue
             decided = not (own or own_alternatives or paths is not None)
-            (context.always if decided else context.maybe).append(n)
-        context.ranks = [self._precedence[n] for n in context.always]
+            if decided:
+                context.always.append(n)
+            else:
+                context.maybe.append(self._rules[n])
+        context.ranks = [self._rules[n].rank for n in context.always]
         context.active = [self._strongest[rank] for rank in sorted(context.ranks, reverse=True)]
         groups = self._groups
         context.group_keys = [k for k in keys if k in groups]
@@ -925,21 +959,23 @@ class Engine:
             context.streams.extend(filter(None, map(groups[key].get, context.always)))
         return context
 
-    def _rule_streams(self, context: _Context, n: int) -> list[tuple[int, ...]]:
-        """Rule `n`'s lesson lists for work items of the context (kept there)."""
-        found = [self._streams[n]] if self._streams[n] else []
+    def _rule_streams(self, context: _Context, rule: _Compiled) -> list[tuple[int, ...]]:
+        """The rule's lesson lists for work items of the context (kept there)."""
+        found = [rule.stream] if rule.stream else []
         for key in context.group_keys:
-            codes = self._groups[key].get(n)
+            codes = self._groups[key].get(rule.number)
             if codes:
                 found.append(codes)
-        context.rule_streams[n] = found
+        context.rule_streams[rule] = found
         return found
 
-    def _own_rules(self, context: _Context, key: Key, system: str) -> tuple[list[int], list[int]]:
+    def _own_rules(
+        self, context: _Context, key: Key, system: str
+    ) -> tuple[list[_Compiled], list[_Compiled]]:
         """Rules filed under one of a work item's own keys whose conditions on the context hold:
         those with no other condition, and the others (kept in the context)."""
-        sure: list[int] = []
-        unsure: list[int] = []
+        sure: list[_Compiled] = []
+        unsure: list[_Compiled] = []
         keys = context.keys
         for n in self._by_system[system][0].get(key, ()):
             required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
@@ -948,47 +984,48 @@ class Engine:
             if projects is not None and not projects.match(context.project):
                 continue
             decided = not (own or own_alternatives or paths is not None)
-            (sure if decided else unsure).append(n)
+            (sure if decided else unsure).append(self._rules[n])
         context.own_rules[key] = (sure, unsure)
         return sure, unsure
 
-    def _prepare(self, item: WorkItem) -> tuple[_Context, _View, list[int]]:
+    def _prepare(self, item: WorkItem) -> tuple[_Context, _View, list[_Compiled]]:
         """The work item's context, its view, and its matched rules beyond the context's."""
         context = self._context(item)
         own, clean = self._own(item)
-        own -= context.keys
+        own.discard(context.service)  # the one key a label or component can share with it
         view = _View(item, own, context.keys, clean)
         return context, view, self._matched(context, view)
 
-    def _matched(self, context: _Context, view: _View) -> list[int]:
+    def _matched(self, context: _Context, view: _View) -> list[_Compiled]:
         """The matched rules beyond the context's `always`."""
         proposed = view.own & self._own_universe
         if not proposed and not context.maybe:
             return []
-        sure: set[int] = set()
-        unsure: set[int] = set(context.maybe)
+        sure: set[_Compiled] = set()
+        unsure: set[_Compiled] = set(context.maybe)
         memo = context.own_rules
         for key in proposed:
             found = memo.get(key) or self._own_rules(context, key, view.item.system)
             sure.update(found[0])
             unsure.update(found[1])
         extra = list(sure)
-        keys, checks = view.own, self._own_checks  # label and component keys are never context's
-        # The conditions of `_split_check` not decided by the context, for each rule left.
+        keys = view.own  # label and component keys are never context's
         clean = view.clean
-        for n in unsure:
-            required, alternatives, paths, exact = checks[n]
-            if not required <= keys:
+        for rule in unsure:
+            if not rule.own_required <= keys:
                 continue
-            for need in alternatives:
+            for need in rule.own_alternatives:
                 if need.isdisjoint(keys):
                     break
             else:
+                exact = rule.own_exact
                 if clean and exact is not None:  # path patterns that are all key look-ups
                     if not exact.isdisjoint(keys):
-                        extra.append(n)
-                elif paths is None or paths.match(view):
-                    extra.append(n)
+                        extra.append(rule)
+                else:
+                    paths = rule.own_paths
+                    if paths is None or paths.match(view):
+                        extra.append(rule)
         return extra
 
     def route(self, item: WorkItem, *, already_placed: Collection[str] = ()) -> Routing:
@@ -998,27 +1035,30 @@ class Engine:
         streams: list[tuple[int, ...]] = []
         if extra:
             # Strongest rule first, so the first rule found selecting a lesson is its decider.
-            precedence, strongest = self._precedence, self._strongest
-            ranks = context.ranks + [precedence[n] for n in extra]
+            strongest = self._strongest
+            ranks = context.ranks + [rule.rank for rule in extra]
             ranks.sort(reverse=True)
             active: Active = [strongest[rank] for rank in ranks]
             rule_streams = context.rule_streams
-            for n in extra:
-                found = rule_streams.get(n)
-                streams += self._rule_streams(context, n) if found is None else found
+            for rule in extra:
+                found = rule_streams.get(rule)
+                streams += self._rule_streams(context, rule) if found is None else found
         else:
             active = context.active
         groups, own_groups = self._groups, context.own_groups
-        for key in own & self._group_universe:
+        own_group = own & self._group_universe
+        for key in own_group:
             found = own_groups.get(key)
-            by_rule = groups[key]
             if found is None:
+                by_rule = groups[key]
                 found = own_groups[key] = [by_rule[n] for n in context.always if n in by_rule]
             streams += found
-            for n in extra:
-                codes = by_rule.get(n)
-                if codes:
-                    streams.append(codes)
+        if own_group:
+            for rule in extra:
+                rule_keys = rule.group_keys
+                if rule_keys and not rule_keys.isdisjoint(own_group):
+                    for key in rule_keys & own_group:
+                        streams.append(groups[key][rule.number])
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
         # Read a few codes of every list first; read deeper only when those do not settle it.
@@ -1064,7 +1104,8 @@ class Engine:
         else:
             complete = False
         required_end, count, by_rank = self._required_end, len(self.lessons), self._by_rank
-        free, bases, low, lesson_mandate = self._free, self._bases, self._low, self._lesson_mandate
+        free, lesson_mandate, rules = self._free, self._lesson_mandate, self._rules
+        priorities, span = len(self._priority_rank), self._span
         pending: list[int] = []
         deciders: dict[int, int] = {}
         resolved = set(placed_before)  # a lesson placed before is settled already
@@ -1086,16 +1127,21 @@ class Engine:
             resolved.add(i)
             ok = free[i] or self._applies_to(i, view)
             # The decider: the strongest matched rule selecting the lesson where it may go.
-            for members, override, suppress, n in active:  # noqa: B007 (used after break)
-                if i in members and (ok or override):
+            for rule in active:
+                if i in rule.members and (ok or rule.override):
                     break
             else:
                 continue
-            if suppress:
+            n = rule.number
+            if rule.suppress:
                 n = self._contested(i, ok, active)
                 if n < 0:
                     continue
-            true = bases[n][lesson_mandate[i]] + low[i]  # the code under the decider
+                rule = rules[n]
+            # The code under the decider (any code of a lesson has its low part).
+            true = _code(
+                rule.mandate, lesson_mandate[i], priorities, rule.priority, span, code % span
+            )
             if true == code:
                 chosen.append((i, n))
                 room -= 1
@@ -1120,12 +1166,7 @@ class Engine:
     def _contested(self, i: int, ok: bool, active: Active) -> int:
         """The deciding rule when the strongest rule suppresses lesson `i` (-1 for none): it may
         give way to an organisation rule, as the full precedence rules say."""
-        rules = self._rules
-        found = [
-            rules[n].candidate
-            for members, override, _, n in active
-            if i in members and (ok or override)
-        ]
+        found = [rule.candidate for rule in active if i in rule.members and (ok or rule.override)]
         decider = winner(self.lessons[i], found)[0]
         return -1 if decider is None else decider.order
 
