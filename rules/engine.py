@@ -573,7 +573,6 @@ class _Compiled:
 
     __slots__ = (
         "candidate",
-        "group_keys",
         "mandate",
         "matcher",
         "members",
@@ -607,8 +606,6 @@ class _Compiled:
         self.suppress = action.suppress
         self.rank = 0
         """The rule's rank in precedence (higher wins; no two rules tie)."""
-        self.group_keys: Keys = _EMPTY
-        """The keys the rule keeps restricted lessons under."""
         # The rule's conditions that a work item's context does not decide (see `_split_check`).
         self.own_required: Keys = _EMPTY
         self.own_alternatives: tuple[Keys, ...] = ()
@@ -681,7 +678,7 @@ class Engine:
         self._encoding(candidates)
         restricted = self._index_restricted()
         lesson_index = self._index_lessons()
-        self._groups: dict[Key, dict[int, tuple[int, ...]]] = defaultdict(dict)
+        self._groups: dict[Key, dict[_Compiled, tuple[int, ...]]] = defaultdict(dict)
         """Per key, per rule: codes of the selected lessons that may apply only to work items
         with that key, ascending."""
         self._rules = [
@@ -689,7 +686,6 @@ class Engine:
             for candidate, team in candidates
         ]
         self._groups = dict(self._groups)
-        self._streams = [rule.stream for rule in self._rules]
         strongest = sorted(range(len(candidates)), key=lambda n: candidates[n][0].precedence)
         for rank, n in enumerate(strongest):
             self._rules[n].rank = rank
@@ -705,12 +701,6 @@ class Engine:
             | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
         )
         self._group_universe = frozenset(self._groups)
-        keys_of: list[set[Key]] = [set() for _ in candidates]
-        for key, by_rule in self._groups.items():
-            for n in by_rule:
-                keys_of[n].add(key)
-        for compiled, keys in zip(self._rules, keys_of, strict=True):
-            compiled.group_keys = frozenset(keys) or _EMPTY
         self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
         self._decisions: dict[int, Decision] = {}
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
@@ -889,7 +879,7 @@ class Engine:
                     groups[key].append(code)
         compiled.stream = tuple(sorted(stream))
         for key, codes in groups.items():
-            self._groups[key][candidate.order] = tuple(sorted(codes))
+            self._groups[key][compiled] = tuple(sorted(codes))
         return compiled
 
     @property
@@ -954,16 +944,17 @@ class Engine:
         context.active = [self._strongest[rank] for rank in sorted(context.ranks, reverse=True)]
         groups = self._groups
         context.group_keys = [k for k in keys if k in groups]
-        context.streams = [self._streams[n] for n in context.always if self._streams[n]]
+        always = [self._rules[n] for n in context.always]
+        context.streams = [rule.stream for rule in always if rule.stream]
         for key in context.group_keys:
-            context.streams.extend(filter(None, map(groups[key].get, context.always)))
+            context.streams.extend(filter(None, map(groups[key].get, always)))
         return context
 
     def _rule_streams(self, context: _Context, rule: _Compiled) -> list[tuple[int, ...]]:
         """The rule's lesson lists for work items of the context (kept there)."""
         found = [rule.stream] if rule.stream else []
         for key in context.group_keys:
-            codes = self._groups[key].get(rule.number)
+            codes = self._groups[key].get(rule)
             if codes:
                 found.append(codes)
         context.rule_streams[rule] = found
@@ -1049,16 +1040,16 @@ class Engine:
         own_group = own & self._group_universe
         for key in own_group:
             found = own_groups.get(key)
+            by_rule = groups[key]
             if found is None:
-                by_rule = groups[key]
-                found = own_groups[key] = [by_rule[n] for n in context.always if n in by_rule]
+                rules = self._rules
+                found = [by_rule[rules[n]] for n in context.always if rules[n] in by_rule]
+                own_groups[key] = found
             streams += found
-        if own_group:
             for rule in extra:
-                rule_keys = rule.group_keys
-                if rule_keys and not rule_keys.isdisjoint(own_group):
-                    for key in rule_keys & own_group:
-                        streams.append(groups[key][rule.number])
+                codes = by_rule.get(rule)
+                if codes is not None:
+                    streams.append(codes)
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
         # Read a few codes of every list first; read deeper only when those do not settle it.
@@ -1077,9 +1068,9 @@ class Engine:
             if chosen is not None:
                 break
             depth *= 4
-        decisions, rules = self._decisions, len(self._rules)
+        decisions, count = self._decisions, len(self._rules)
         return Routing(
-            tuple([decisions.get(i * rules + n) or self._decision(i, n) for i, n in chosen])
+            tuple([decisions.get(i * count + n) or self._decision(i, n) for i, n in chosen])
         )
 
     def _settle(
