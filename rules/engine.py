@@ -180,27 +180,38 @@ class _OwnKeys:
         paths = item.changed_paths
         if not paths:
             return keys, True
-        # One scan of all paths; the separator cannot complete any of the three spellings.
-        padded = "/" + "/\0/".join(paths) + "/"
-        if "//" in padded or "/./" in padded or "/../" in padded:
-            keys.update(_unclean_path_keys(paths) & self.relevant)
-            return keys, False
-        # Clean paths in the same folder share their keys but for paths of one or two
-        # segments, whose leading segments are the path itself.
-        for path in self.shallow.intersection(paths):
-            keys.add(("path2", path) if "/" in path else ("path1", path))
+        # Clean paths in the same folder share their keys (a folder's cleanliness is kept with
+        # them) but for paths of one or two segments, whose leading segments are the path itself.
         memo = self.folders
+        folder_keys: set[Key] = set()
         seen: set[str] = set()
         for path in paths:
-            folder = path.rpartition("/")[0]
+            folder, slash, name = path.rpartition("/")
+            if name == "" or name == "." or name == ".." or (slash and not folder):
+                return self._unclean(keys, paths)
             if folder and folder not in seen:
                 seen.add(folder)
                 found = memo.get(folder)
                 if found is None:
-                    found = _remember(memo, folder, _folder_keys(folder) & self.relevant)
-                if found:
-                    keys.update(found)
+                    found = _remember(memo, folder, self._folder(folder))
+                if found is _UNCLEAN:
+                    return self._unclean(keys, paths)
+                folder_keys.update(found)
+        keys.update(folder_keys)
+        for path in self.shallow.intersection(paths):
+            keys.add(("path2", path) if "/" in path else ("path1", path))
         return keys, True
+
+    def _folder(self, folder: str) -> Keys:
+        """The relevant keys of a clean path in `folder`; `_UNCLEAN` when the folder has an
+        empty, `.` or `..` segment."""
+        if "" in (segments := folder.split("/")) or "." in segments or ".." in segments:
+            return _UNCLEAN
+        return _folder_keys(segments) & self.relevant
+
+    def _unclean(self, keys: set[Key], paths: Sequence[str]) -> tuple[set[Key], bool]:
+        keys.update(_unclean_path_keys(paths) & self.relevant)
+        return keys, False
 
 
 def _value_keys(dimension: str, value: str) -> Keys:
@@ -230,9 +241,12 @@ def _unclean_path_keys(paths: Sequence[str]) -> set[Key]:
     return keys
 
 
-def _folder_keys(folder: str) -> Keys:
-    """The keys of a clean path in `folder`."""
-    segments = folder.split("/")
+_UNCLEAN: Keys = frozenset([("unclean", "")])
+"""Kept for a folder with an empty, `.` or `..` segment (compared by identity)."""
+
+
+def _folder_keys(segments: Sequence[str]) -> Keys:
+    """The keys of a clean path in the folder of `segments`."""
     keys = {("seg", s) for s in segments}
     keys.update([("path1", segments[0]), ("dir", segments[0])])
     if len(segments) > 1:
