@@ -587,6 +587,7 @@ class _Compiled:
 
     __slots__ = (
         "candidate",
+        "group_mask",
         "mandate",
         "matcher",
         "members",
@@ -603,11 +604,12 @@ class _Compiled:
     )
 
     def __init__(
-        self, candidate: Candidate, matcher: _WorkMatcher, members: frozenset[int], priority: int
+        self, candidate: Candidate, matcher: _WorkMatcher, members: bytes, priority: int
     ) -> None:
         self.candidate = candidate
         self.matcher = matcher
         self.members = members
+        """The lessons the rule selects, one bit per lesson number (see `_selects`)."""
         action = candidate.rule.then
         self.mandate = _NO_MANDATE if action.mandate is None else MANDATE_ORDER[action.mandate]
         self.priority = priority
@@ -619,6 +621,8 @@ class _Compiled:
         """The rule may place lessons where their applicability says they do not belong."""
         self.suppress = action.suppress
         self.rank = 0
+        self.group_mask = 0
+        """One bit per key the rule keeps restricted lessons under (see `Engine._group_bits`)."""
         """The rule's rank in precedence (higher wins; no two rules tie)."""
         # The rule's conditions that a work item's context does not decide (see `_split_check`).
         self.own_required: Keys = _EMPTY
@@ -626,6 +630,20 @@ class _Compiled:
         self.own_paths: _Paths | None = None
         self.own_exact: Keys | None = None
         """The path keys deciding `own_paths` on clean paths, when its patterns are all keys."""
+
+
+def _bits(numbers: Iterable[int], count: int) -> bytes:
+    """A set of numbers below `count` as a bitmap: a tenth of a frozenset's memory, and a look-up
+    reads one byte of it."""
+    bitmap = bytearray((count + 7) // 8)
+    for n in numbers:
+        bitmap[n >> 3] |= 1 << (n & 7)
+    return bytes(bitmap)
+
+
+def _selects(bits: bytes, n: int) -> bool:
+    """Number `n` is in the bitmap."""
+    return bool(bits[n >> 3] >> (n & 7) & 1)
 
 
 def _lesson_selector(rule: Rule, lesson: Lesson) -> bool:
@@ -715,6 +733,13 @@ class Engine:
             | {len(k[1]) for keys in restricted if keys for k in keys if k[0] == "pprefix"}
         )
         self._group_universe = frozenset(self._groups)
+        self._group_bits = {key: 1 << n for n, key in enumerate(self._groups)}
+        """A bit per key restricted lessons are kept under: a work item's keys and a rule's
+        keys meet when their masks do, one integer operation instead of a look-up per key."""
+        for key, by_rule in self._groups.items():
+            bit = self._group_bits[key]
+            for compiled in by_rule:
+                compiled.group_mask |= bit
         self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
         self._decisions: dict[int, Decision] = {}
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
@@ -873,9 +898,10 @@ class Engine:
             if values
         ]
         pool = min(pools, key=len) if pools else range(len(self.lessons))
-        members = frozenset(i for i in pool if _lesson_selector(rule, self.lessons[i]))
+        members = [i for i in pool if _lesson_selector(rule, self.lessons[i])]
         matcher = _WorkMatcher(rule, team, self._glob)
-        compiled = _Compiled(candidate, matcher, members, self._priority_rank[candidate.priority])
+        bits = _bits(members, len(self.lessons))
+        compiled = _Compiled(candidate, matcher, bits, self._priority_rank[candidate.priority])
         if rule.then.suppress:
             return compiled  # a suppressing rule never decides a placement
         mandate, priority = compiled.mandate, compiled.priority
@@ -908,7 +934,10 @@ class Engine:
 
     def rule_members(self, number: int) -> frozenset[int]:
         """Lesson numbers rule `number` selects (for diagnostics)."""
-        return self._rules[number].members
+        bits = self._rules[number].members
+        return frozenset(
+            8 * at + k for at, byte in enumerate(bits) if byte for k in range(8) if byte >> k & 1
+        )
 
     def biggest_buckets(self, count: int) -> list[tuple[Key, int]]:
         """The most crowded index buckets (for diagnostics)."""
@@ -1052,18 +1081,22 @@ class Engine:
             active = context.active
         groups, own_groups = self._groups, context.own_groups
         own_group = own & self._group_universe
-        for key in own_group:
-            found = own_groups.get(key)
-            by_rule = groups[key]
-            if found is None:
-                rules = self._rules
-                found = [by_rule[rules[n]] for n in context.always if rules[n] in by_rule]
-                own_groups[key] = found
-            streams += found
+        if own_group:
+            bits, mask = self._group_bits, 0
+            for key in own_group:
+                mask |= bits[key]
+                found = own_groups.get(key)
+                if found is None:
+                    by_rule, rules = groups[key], self._rules
+                    found = [by_rule[rules[n]] for n in context.always if rules[n] in by_rule]
+                    own_groups[key] = found
+                streams += found
             for rule in extra:
-                codes = by_rule.get(rule)
-                if codes is not None:
-                    streams.append(codes)
+                if rule.group_mask & mask:
+                    for key in own_group:
+                        codes = groups[key].get(rule)
+                        if codes is not None:
+                            streams.append(codes)
         placed_before = {self._number[x] for x in already_placed if x in self._number}
         room = self._budgets.get(item.team, self._default_budget) - len(already_placed)
         # Read a few codes of every list first; read deeper only when those do not settle it.
@@ -1133,7 +1166,7 @@ class Engine:
             ok = free[i] or self._applies_to(i, view)
             # The decider: the strongest matched rule selecting the lesson where it may go.
             for rule in active:
-                if i in rule.members and (ok or rule.override):
+                if _selects(rule.members, i) and (ok or rule.override):
                     break
             else:
                 continue
@@ -1171,7 +1204,9 @@ class Engine:
     def _contested(self, i: int, ok: bool, active: Active) -> int:
         """The deciding rule when the strongest rule suppresses lesson `i` (-1 for none): it may
         give way to an organisation rule, as the full precedence rules say."""
-        found = [rule.candidate for rule in active if i in rule.members and (ok or rule.override)]
+        found = [
+            rule.candidate for rule in active if _selects(rule.members, i) and (ok or rule.override)
+        ]
         decider = winner(self.lessons[i], found)[0]
         return -1 if decider is None else decider.order
 
