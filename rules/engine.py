@@ -499,7 +499,11 @@ def _dimension(keys: Keys) -> str:
     return next(iter(keys))[0]  # a rule's key sets each hold one dimension
 
 
-def _limit(streams: Iterable[Sequence[int]], depth: int, limit: int) -> int:
+Stream = tuple[int, ...]
+"""Codes of lessons, ascending."""
+
+
+def _limit(streams: list[Stream], depth: int, limit: int) -> int:
     """The smallest `depth`-th code of the lists longer than `depth`, and `limit` (-1 for none):
     up to it, the first `depth` codes of each list hold every code of the lists."""
     for stream in streams:
@@ -510,7 +514,7 @@ def _limit(streams: Iterable[Sequence[int]], depth: int, limit: int) -> int:
     return limit
 
 
-def _read(streams: Iterable[Sequence[int]], limit: int) -> list[int]:
+def _read(streams: list[Stream], limit: int) -> list[int]:
     """Every code up to `limit` (every code when it is -1) of the sorted lists."""
     batch: list[int] = []
     if limit < 0:
@@ -587,6 +591,7 @@ class _Compiled:
 
     __slots__ = (
         "candidate",
+        "decisions",
         "group_mask",
         "mandate",
         "matcher",
@@ -621,6 +626,8 @@ class _Compiled:
         """The rule may place lessons where their applicability says they do not belong."""
         self.suppress = action.suppress
         self.rank = 0
+        self.decisions: dict[int, Decision] = {}
+        """Decisions for lessons the rule placed, by lesson number (see `Engine._decision`)."""
         self.group_mask = 0
         """One bit per key the rule keeps restricted lessons under (see `Engine._group_bits`)."""
         """The rule's rank in precedence (higher wins; no two rules tie)."""
@@ -741,7 +748,10 @@ class Engine:
             for compiled in by_rule:
                 compiled.group_mask |= bit
         self._own_universe = frozenset(k for k in self._index if k[0] not in _CONTEXT_DIMENSIONS)
-        self._decisions: dict[int, Decision] = {}
+        self._deciding: list[_Compiled] = []
+        """Rules with kept decisions."""
+        self._decided = 0
+        """How many decisions the rules keep."""
         self._branches = frozenset(b for c, _ in candidates for b in c.rule.work_item.base_branches)
         self._contexts: dict[tuple[str, str, str | None, str, str | None], _Context] = {}
         self._own = _OwnKeys(self._referenced_keys())
@@ -1115,9 +1125,8 @@ class Engine:
             if chosen is not None:
                 break
             depth *= 4
-        decisions, count = self._decisions, len(self._rules)
         return Routing(
-            tuple([decisions.get(i * count + n) or self._decision(i, n) for i, n in chosen])
+            tuple([rule.decisions.get(i) or self._decision(i, rule) for i, rule in chosen])
         )
 
     def _settle(
@@ -1127,7 +1136,7 @@ class Engine:
         read: tuple[list[int], int],
         placed_before: set[int],
         room: int,
-    ) -> list[tuple[int, int]] | None:
+    ) -> list[tuple[int, _Compiled]] | None:
         """The lessons to place, in order, as (lesson, deciding rule), from the codes `read` from
         the matched rules' lists and the limit up to which they are complete (see `_read`); None
         when that is not enough to be sure.
@@ -1142,12 +1151,12 @@ class Engine:
         else:
             complete = False
         required_end, count, by_rank = self._required_end, len(self.lessons), self._by_rank
-        free, lesson_mandate, rules = self._free, self._lesson_mandate, self._rules
+        free, lesson_mandate = self._free, self._lesson_mandate
         priorities, span = len(self._priority_rank), self._span
         pending: list[int] = []
-        deciders: dict[int, int] = {}
+        deciders: dict[int, _Compiled] = {}
         resolved = set(placed_before)  # a lesson placed before is settled already
-        chosen: list[tuple[int, int]] = []
+        chosen: list[tuple[int, _Compiled]] = []
         for code in batch:
             if code > limit:
                 break
@@ -1170,22 +1179,21 @@ class Engine:
                     break
             else:
                 continue
-            n = rule.number
             if rule.suppress:
-                n = self._contested(i, ok, active)
-                if n < 0:
+                decider = self._contested(i, ok, active)
+                if decider is None:
                     continue
-                rule = rules[n]
+                rule = decider
             # The code under the decider (any code of a lesson has its low part).
             true = _code(
                 rule.mandate, lesson_mandate[i], priorities, rule.priority, span, code % span
             )
             if true == code:
-                chosen.append((i, n))
+                chosen.append((i, rule))
                 room -= 1
             else:
                 heapq.heappush(pending, true)
-                deciders[true] = n
+                deciders[true] = rule
         while pending and (complete or pending[0] <= limit):
             if pending[0] >= required_end and room <= 0:
                 return chosen
@@ -1201,22 +1209,27 @@ class Engine:
         required, excluded = self._applies[i]
         return required.requires(view) and not excluded.touches(view)
 
-    def _contested(self, i: int, ok: bool, active: Active) -> int:
-        """The deciding rule when the strongest rule suppresses lesson `i` (-1 for none): it may
-        give way to an organisation rule, as the full precedence rules say."""
+    def _contested(self, i: int, ok: bool, active: Active) -> _Compiled | None:
+        """The deciding rule when the strongest rule suppresses lesson `i` (None for none): it
+        may give way to an organisation rule, as the full precedence rules say."""
         found = [
             rule.candidate for rule in active if _selects(rule.members, i) and (ok or rule.override)
         ]
         decider = winner(self.lessons[i], found)[0]
-        return -1 if decider is None else decider.order
+        return None if decider is None else self._rules[decider.order]
 
-    def _decision(self, i: int, n: int) -> Decision:
-        """The decision for lesson `i` under rule `n`; the same every time, so kept."""
-        key = i * len(self._rules) + n
-        decision = self._decisions.get(key)
+    def _decision(self, i: int, rule: _Compiled) -> Decision:
+        """The decision for lesson `i` under `rule`; the same every time, so kept with the rule
+        (up to a bound on all rules' decisions, past which they start afresh)."""
+        decision = rule.decisions.get(i)
         if decision is None:
-            decision = decide(self.lessons[i], self._rules[n].candidate, self.rule_set.version)
-            if len(self._decisions) >= 16 * _MEMO_SIZE:
-                self._decisions.clear()
-            self._decisions[key] = decision
+            decision = decide(self.lessons[i], rule.candidate, self.rule_set.version)
+            if self._decided >= 16 * _MEMO_SIZE:
+                for kept in self._deciding:
+                    kept.decisions = {}
+                self._deciding, self._decided = [], 0
+            if not rule.decisions:
+                self._deciding.append(rule)
+            rule.decisions[i] = decision
+            self._decided += 1
         return decision
