@@ -52,8 +52,9 @@ class StandardWebhooksVerifier:
         try:
             self._webhook.verify(body, lowered, json_parse=False)
         except Exception as exc:
-            # The reference library raises ValueError/binascii.Error on malformed headers and
-            # UnicodeDecodeError on non-UTF-8 bodies; all of them mean "not verified".
+            # The reference library raises ValueError/binascii.Error on malformed headers; all
+            # of them mean "not verified". It signs the body's bytes as received, so a body that
+            # is not UTF-8 can be authentic (and is then refused by parsing, as a bad payload).
             known = exc.__class__.__name__ == "WebhookVerificationError"
             raise AuthenticationError(
                 str(exc) if known else "malformed signature headers or body"

@@ -110,10 +110,21 @@ def _change(
     state: PlacementState,
     reason: str | None = None,
 ) -> Change:
+    signal = _signal(placement, observation, kind, reason)
+    last = placement.observed_at
+    if last is not None and observation.observed_at < last:
+        # Deliveries can arrive out of order: an observation older than the one the state
+        # reflects is recorded as what happened then, but the state stays the newer one's.
+        return Change(placement, signal)
     updated = placement.model_copy(
-        update={"state": state, "reason": reason, "updated_at": observation.observed_at}
+        update={
+            "state": state,
+            "reason": reason,
+            "observed_at": observation.observed_at,
+            "updated_at": observation.observed_at,
+        }
     )
-    return Change(updated, _signal(placement, observation, kind, reason))
+    return Change(updated, signal)
 
 
 def _item_change(placement: Placement, item: ItemObservation, obs: Observation) -> Change | None:

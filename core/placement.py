@@ -47,6 +47,11 @@ class Placement(CoreModel):
     handle: str | None = Field(default=None, description="Marker id, sub-task key, assignment id.")
     text: Text = Field(default="", description="The item text the rule's template rendered.")
     reason: Text | None = Field(default=None, description="Why it was dismissed or failed.")
+    observed_at: UtcDateTime | None = Field(
+        default=None,
+        description="When the observation behind the current state was made in the target "
+        "(None until a mark is observed): an older observation arriving later does not undo it.",
+    )
     created_at: UtcDateTime
     updated_at: UtcDateTime
 

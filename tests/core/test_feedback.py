@@ -36,11 +36,14 @@ def placement(
 
 
 def observe(
-    *items: ItemObservation, closure: Closure | None = None, delivery: str = "d1"
+    *items: ItemObservation,
+    closure: Closure | None = None,
+    delivery: str = "d1",
+    hours: float = 1,
 ) -> Observation:
     return Observation(
         work_item_ref=REF,
-        observed_at=T0 + timedelta(hours=1),
+        observed_at=T0 + timedelta(hours=hours),
         actor="dana",
         delivery_id=delivery,
         items=items,
@@ -98,6 +101,23 @@ def test_a_dismissal_keeps_its_reason_and_a_new_reason_is_a_new_signal() -> None
     [second] = reconcile([first.placement], changed)
     assert second.signal.reason == "other reason"
     assert second.signal.id != first.signal.id
+
+
+def test_an_older_observation_arriving_late_is_recorded_but_does_not_undo_a_newer_one() -> None:
+    ticked = reconcile([placement()], observe(mark(ItemMark.TICKED), hours=1))[0].placement
+    # Observed at 3h (reopened), delivered first; then the dismissal observed at 2h arrives.
+    reopened = reconcile([ticked], observe(mark(ItemMark.OPEN), delivery="d3", hours=3))
+    [newer] = reopened
+    assert newer.placement.state == PlacementState.EMBEDDED
+    assert newer.placement.observed_at == T0 + timedelta(hours=3)
+    late = observe(mark(ItemMark.DISMISSED, reason="n/a"), delivery="d2", hours=2)
+    [older] = reconcile([newer.placement], late)
+    assert (older.signal.kind, older.signal.reason) == (SignalKind.DISMISSED, "n/a")
+    assert older.signal.at == T0 + timedelta(hours=2)
+    assert older.placement == newer.placement  # the state stays the 3h observation's
+    # In order, the same dismissal does change the state.
+    [in_order] = reconcile([ticked], late)
+    assert in_order.placement.state == PlacementState.DISMISSED
 
 
 def test_a_finished_subtask_is_a_subtask_signal() -> None:

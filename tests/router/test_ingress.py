@@ -316,7 +316,8 @@ REJECTIONS: dict[str, tuple[Callable[[Service], httpx.Response], int, str]] = {
         401,
         "too new",
     ),
-    "non-utf8-body": (_non_utf8, 401, "signature"),
+    # Signed as the raw bytes it is, so authentic; not UTF-8 JSON, so not a payload.
+    "non-utf8-body": (_non_utf8, 400, "invalid unicode"),
     "malformed-json": (lambda s: s.post(b'{"type": "incident",', "msg_bad"), 400, "JSON"),
     "empty-body": (lambda s: s.post(b"", "msg_bad"), 400, "invalid payload"),
     "schema-invalid": (
