@@ -1008,11 +1008,7 @@ ROUNDS = 5
 def first_pass(route: Callable[[WorkItem], Routing], items: Sequence[WorkItem]) -> Timing:
     """Every work item routed once by a new engine: what an engine costs while its memos fill
     (every context, folder and label seen for the first time). Warms it for `timed_rounds`."""
-    clock = time.process_time
-    start = clock()
-    for item in items:
-        route(item)
-    return Timing(len(items), clock() - start, [])
+    return timed(route, items, 0.0, batch=len(items))  # one batch of every item, then stop
 
 
 def timed_rounds(

@@ -136,9 +136,8 @@ def _service_key(project: str) -> Key:
 def _project_keys(project: str, prefix_lengths: Sequence[int]) -> Keys:
     """The keys a work item has for its project: the project, its literal prefixes, and the
     repository name as a service."""
-    keys = {_service_key(project), _ANY}
     project = normalise(project)
-    keys.add(("project", project))
+    keys = {("project", project), _service_key(project), _ANY}
     keys.update([("pprefix", project[:n]) for n in prefix_lengths if n <= len(project)])
     return frozenset(keys)
 
@@ -553,7 +552,7 @@ class _Context:
         """The context's service key: the only one of its keys a work item's own keys can have."""
         self.proposed = proposed
         """How many rules the index proposed for the context."""
-        self.always: list[int] = []
+        self.always: list[_Compiled] = []
         """Rules every work item of the context matches."""
         self.maybe: list[_Compiled] = []
         """Rules whose conditions on the context hold, the others still to check."""
@@ -596,7 +595,6 @@ class _Compiled:
         "mandate",
         "matcher",
         "members",
-        "number",
         "override",
         "own_alternatives",
         "own_exact",
@@ -621,16 +619,15 @@ class _Compiled:
         """Rank of the rule's priority among the rule set's (highest first)."""
         self.stream: tuple[int, ...] = ()
         """Codes of the selected lessons any work item may take, ascending."""
-        self.number = candidate.order
         self.override = candidate.rule.override_applicability
         """The rule may place lessons where their applicability says they do not belong."""
         self.suppress = action.suppress
         self.rank = 0
+        """The rule's rank in precedence (higher wins; no two rules tie)."""
         self.decisions: dict[int, Decision] = {}
         """Decisions for lessons the rule placed, by lesson number (see `Engine._decision`)."""
         self.group_mask = 0
         """One bit per key the rule keeps restricted lessons under (see `Engine._group_bits`)."""
-        """The rule's rank in precedence (higher wins; no two rules tie)."""
         # The rule's conditions that a work item's context does not decide (see `_split_check`).
         self.own_required: Keys = _EMPTY
         self.own_alternatives: tuple[Keys, ...] = ()
@@ -959,7 +956,9 @@ class Engine:
         context, view, extra = self._prepare(item)
         index = self._by_system[item.system][0]
         proposed = {n for key in view.own for n in index.get(key, ())}
-        return context.proposed + len(proposed), sorted(context.always + [r.number for r in extra])
+        return context.proposed + len(proposed), sorted(
+            r.candidate.order for r in context.always + extra
+        )
 
     def _context(self, item: WorkItem) -> _Context:
         # Work items of one repository or Jira project come again and again, and mostly share
@@ -989,18 +988,14 @@ class Engine:
             if projects is not None and not projects.match(item.project):
                 continue
             decided = not (own or own_alternatives or paths is not None)
-            if decided:
-                context.always.append(n)
-            else:
-                context.maybe.append(self._rules[n])
-        context.ranks = [self._rules[n].rank for n in context.always]
+            (context.always if decided else context.maybe).append(self._rules[n])
+        context.ranks = [rule.rank for rule in context.always]
         context.active = [self._strongest[rank] for rank in sorted(context.ranks, reverse=True)]
         groups = self._groups
         context.group_keys = [k for k in keys if k in groups]
-        always = [self._rules[n] for n in context.always]
-        context.streams = [rule.stream for rule in always if rule.stream]
+        context.streams = [rule.stream for rule in context.always if rule.stream]
         for key in context.group_keys:
-            context.streams.extend(filter(None, map(groups[key].get, always)))
+            context.streams.extend(filter(None, map(groups[key].get, context.always)))
         return context
 
     def _rule_streams(self, context: _Context, rule: _Compiled) -> list[tuple[int, ...]]:
@@ -1097,8 +1092,8 @@ class Engine:
                 mask |= bits[key]
                 found = own_groups.get(key)
                 if found is None:
-                    by_rule, rules = groups[key], self._rules
-                    found = [by_rule[rules[n]] for n in context.always if rules[n] in by_rule]
+                    by_rule = groups[key]
+                    found = [by_rule[rule] for rule in context.always if rule in by_rule]
                     own_groups[key] = found
                 streams += found
             for rule in extra:
