@@ -981,14 +981,7 @@ class Engine:
         for key in keys:
             proposed.update(index.get(key, ()))
         context = _Context(item.project, keys, len(proposed))
-        for n in sorted(proposed):
-            required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
-            if not required <= keys or any(a.isdisjoint(keys) for a in alternatives):
-                continue
-            if projects is not None and not projects.match(item.project):
-                continue
-            decided = not (own or own_alternatives or paths is not None)
-            (context.always if decided else context.maybe).append(self._rules[n])
+        self._sort_on_context(sorted(proposed), context, context.always, context.maybe)
         context.ranks = [rule.rank for rule in context.always]
         context.active = [self._strongest[rank] for rank in sorted(context.ranks, reverse=True)]
         groups = self._groups
@@ -1015,8 +1008,21 @@ class Engine:
         those with no other condition, and the others (kept in the context)."""
         sure: list[_Compiled] = []
         unsure: list[_Compiled] = []
+        self._sort_on_context(self._by_system[system][0].get(key, ()), context, sure, unsure)
+        context.own_rules[key] = (sure, unsure)
+        return sure, unsure
+
+    def _sort_on_context(
+        self,
+        numbers: Iterable[int],
+        context: _Context,
+        sure: list[_Compiled],
+        unsure: list[_Compiled],
+    ) -> None:
+        """Of rules `numbers`, those whose conditions on the context hold go to `sure` when
+        they have no other condition, else to `unsure`."""
         keys = context.keys
-        for n in self._by_system[system][0].get(key, ()):
+        for n in numbers:
             required, alternatives, projects, own, own_alternatives, paths = self._splits[n]
             if not required <= keys or any(a.isdisjoint(keys) for a in alternatives):
                 continue
@@ -1024,8 +1030,6 @@ class Engine:
                 continue
             decided = not (own or own_alternatives or paths is not None)
             (sure if decided else unsure).append(self._rules[n])
-        context.own_rules[key] = (sure, unsure)
-        return sure, unsure
 
     def _prepare(self, item: WorkItem) -> tuple[_Context, _View, list[_Compiled]]:
         """The work item's context, its view, and its matched rules beyond the context's."""
