@@ -1,4 +1,8 @@
-"""Composition root: builds the database, dispatcher, transport and verifiers from Settings."""
+"""Composition root: builds the database, dispatcher, transport, verifiers and targets.
+
+The GitHub and Jira targets are built here rather than in `connectors/`: turning `Settings` into a
+connector is composition, and connectors never see `Settings` (the layer contract forbids it).
+"""
 
 import logging
 from collections.abc import Mapping
@@ -7,13 +11,15 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from connectors.base import Enricher, Verifier
+from connectors.github.target import GitHubTarget
+from connectors.jira.client import Credentials
+from connectors.jira.target import JiraTarget
 from connectors.registry import SOURCES
 from connectors.target import Target
+from core.errors import ConfigurationError
 from core.work import System
-from router.github_setup import build_github_target
-from router.jira_setup import build_jira_target
 from router.pipeline import Dispatcher
-from router.routing import ActiveRules
+from router.ruleset.active import ActiveRules
 from router.settings import Settings
 from router.stages import build_stages
 from router.transport import Transport
@@ -131,3 +137,48 @@ def build_runtime(
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
     return Runtime(settings, db, dispatcher, transport, rules, build_verifiers(settings), targets)
+
+
+def build_github_target(settings: Settings) -> GitHubTarget | None:
+    """The GitHub target, or None when no GitHub credentials are configured.
+
+    App auth (`CAIRN_GITHUB_APP_ID`, `…_APP_PRIVATE_KEY`, `…_INSTALLATION_ID`) wins over a
+    token, and also turns Check Runs on; half an App configuration is a mistake, not a fallback.
+    """
+    common = {
+        "base_url": settings.github_api_url,
+        "own_actor": settings.github_actor,
+        "teams": settings.github_teams,
+    }
+    key = settings.github_app_private_key
+    app_id = settings.github_app_id or None
+    private_key = None if key is None else key.get_secret_value() or None
+    installation = settings.github_installation_id or None  # empty variables count as unset
+    if app_id or private_key or installation:
+        if app_id is None or private_key is None or installation is None:
+            raise ConfigurationError(
+                "GitHub App auth needs CAIRN_GITHUB_APP_ID, CAIRN_GITHUB_APP_PRIVATE_KEY and "
+                "CAIRN_GITHUB_INSTALLATION_ID together"
+            )
+        return GitHubTarget.with_app(app_id, private_key, int(installation), **common)
+    if settings.github_token is not None and settings.github_token.get_secret_value():
+        return GitHubTarget.with_token(settings.github_token.get_secret_value(), **common)
+    return None
+
+
+def build_jira_target(settings: Settings) -> JiraTarget | None:
+    """The Jira target, or None when no Jira credentials are configured (empty counts as unset)."""
+    token = settings.jira_api_token.get_secret_value() if settings.jira_api_token else ""
+    given = (settings.jira_url or "", settings.jira_email or "", token)
+    if not any(given):
+        return None
+    url, email, _ = given
+    if not all(given):
+        raise ConfigurationError(
+            "Jira needs CAIRN_JIRA_URL, CAIRN_JIRA_EMAIL and CAIRN_JIRA_API_TOKEN together"
+        )
+    return JiraTarget(
+        Credentials(url=url, email=email, token=token),
+        account_id=settings.jira_account_id or None,
+        team_field=settings.jira_team_field or None,
+    )

@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from router.routing import ActiveRules
+from router.ruleset.active import ActiveRules
 from store import outbox
 from store.engine import Database
 

@@ -84,7 +84,7 @@ def rabbit_prefix(rabbit_url: str) -> Iterator[str]:
 
     import aio_pika
 
-    from router.routing import ActiveRules
+    from router.ruleset.active import ActiveRules
     from router.stages import build_stages
 
     prefix = f"cairn-test-{uuid.uuid4().hex[:8]}"

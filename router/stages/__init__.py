@@ -6,7 +6,7 @@ from connectors.base import Enricher
 from connectors.target import Target
 from core.work import System
 from router.pipeline import Stage
-from router.routing import ActiveRules
+from router.ruleset.active import ActiveRules
 from router.stages import capture, embed, enrich, hydrate, inbound, observe, recurrence, route
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"

@@ -14,8 +14,8 @@ from connectors.target import Target
 from core.errors import PayloadError
 from core.feedback import ItemObservation, Observation
 from core.work import System, WorkItem
-from router import feedback
 from router.pipeline import Effect, StageContext
+from router.stages import feedback
 from store import work_items
 
 TOPIC = "observe"

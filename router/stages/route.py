@@ -6,7 +6,7 @@ from typing import Any
 from core.errors import PayloadError
 from core.placement import Placement, PlacementState
 from router.pipeline import Stage, StageContext
-from router.routing import ActiveRules
+from router.ruleset.active import ActiveRules
 from rules.loader import RuleSet
 from rules.model import Rule
 from store import audit, placements, work_items

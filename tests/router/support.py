@@ -3,19 +3,49 @@
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, TypeAdapter
 
+import rules
+from connectors import generic
 from connectors.base import Enricher
 from connectors.target import Target
+from core.base import utcnow
+from core.lesson import Lesson, LessonStatus
 from core.work import System
-from router.app import create_app
 from router.compose import build_runtime
+from router.http.app import create_app
 from router.settings import Settings
-from store import migrate, outbox
+from store import lessons, migrate, outbox
 from store.engine import Database
+
+EXAMPLES = Path(rules.__file__).parent / "examples"
+FIXTURES = Path(generic.__file__).parent / "fixtures"
+PR = FIXTURES / "work_item_pull_request.json"
+PR_REF = "github:acme/payments-api#481"
+
+
+def publish_examples(db: Database) -> None:
+    found = TypeAdapter(list[Lesson]).validate_json((EXAMPLES / "lessons.json").read_bytes())
+    with db.transaction() as session:
+        for lesson in found:
+            lessons.add(session, lesson.model_copy(update={"status": LessonStatus.DRAFT}), utcnow())
+            lessons.publish(session, lesson.id, utcnow())
+
+
+# A draft lesson as a client would send it.
+DRAFT = {
+    "id": "derive-pool-size",
+    "title": "Derive the database pool size from the worker count",
+    "statement": "Recompute the pool limit whenever worker or thread counts change.",
+    "provenance": {"captured_by": "dana", "captured_at": "2026-11-20T12:00:00Z"},
+    "applicability": {"tags": ["connection-pool"], "services": ["payments-api"]},
+    "owner": "platform",
+    "severity_rank": 2,
+}
 
 
 @contextmanager

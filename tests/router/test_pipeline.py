@@ -18,7 +18,7 @@ from core.base import utcnow
 from core.errors import PayloadError, TransientError, UnsupportedEventError
 from core.events import IncidentEvent, WorkItemEvent
 from router.pipeline import Dispatcher, Effect, Outcome, Stage, StageContext
-from router.routing import ActiveRules
+from router.ruleset.active import ActiveRules
 from router.stages import build_stages, inbound
 from store import audit, inbox, incidents, outbox, work_items
 from store.engine import Database

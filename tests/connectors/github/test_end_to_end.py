@@ -19,8 +19,7 @@ from core.placement import Placement, PlacementState, Signal, SignalKind
 from core.work import System
 from store import placements
 from store.engine import Database
-from tests.router.support import drain, serving
-from tests.router.test_routing import EXAMPLES, publish_examples
+from tests.router.support import EXAMPLES, drain, publish_examples, serving
 
 SECRET = "It's a Secret to Everybody"
 REPO = "acme/payments-api"

@@ -22,8 +22,7 @@ from core.placement import Placement, PlacementState, SignalKind
 from core.work import System
 from store import placements, work_items
 from store.engine import Database
-from tests.router.support import drain, serving
-from tests.router.test_routing import publish_examples
+from tests.router.support import drain, publish_examples, serving
 
 JIRA_SECRET = "jira-e2e-secret-0123456789abcdef"
 RULES = """\

@@ -1,0 +1,20 @@
+"""`cairn demo`: the whole loop on the embedded default against the contract fakes."""
+
+import sys
+
+import click
+
+
+@click.command()
+@click.option(
+    "--dir",
+    "workdir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the demo database here (default: a temporary directory).",
+)
+def demo(workdir: str | None) -> None:
+    """Run the whole loop on the embedded default and print what happened."""
+    from router.demo.run import run_demo
+
+    sys.exit(run_demo(workdir))

@@ -1,0 +1,26 @@
+"""The `cairn` command group: logging set-up, and every command group registered in one place."""
+
+import logging
+
+import click
+
+from router.cli.backfill import backfill_group
+from router.cli.db import db, queue
+from router.cli.demo import demo
+from router.cli.lessons import lessons_group
+from router.cli.rules import rules_group
+from router.cli.service import serve, worker
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Cairn: capture lessons and place them inside the work people already do."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+for command in (serve, worker, db, queue, rules_group, lessons_group, backfill_group, demo):
+    main.add_command(command)

@@ -1,0 +1,193 @@
+"""`cairn rules …`: schema, validate, test (explain) and backtest rule files."""
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from core.base import utcnow
+from core.events import WorkItemEvent
+from core.lesson import Lesson
+from core.work import WorkItem
+from router.cli.support import database, load_settings, require_schema
+from router.ruleset.source import load_rule_set
+from rules import reference
+from rules.engine import Engine
+from rules.loader import RuleSet, RuleSetError
+from rules.model import Pack, format_duration, parse_duration
+from store import lessons, work_items
+
+_LESSONS: TypeAdapter[Lesson | list[Lesson]] = TypeAdapter(Lesson | list[Lesson])
+
+
+def _load(path: Path) -> RuleSet:
+    try:
+        return load_rule_set(path)
+    except RuleSetError as exc:
+        raise click.ClickException(f"invalid rules:\n{exc}") from exc
+
+
+def _read_json(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _work_item(path: Path) -> WorkItem:
+    raw = _read_json(path, "work item")
+    try:
+        data = json.loads(raw)
+        if isinstance(data, dict) and data.get("type") == "work_item":
+            return WorkItemEvent.model_validate(data, strict=False).work_item
+        return WorkItem.model_validate(data, strict=False)
+    except (ValueError, ValidationError) as exc:
+        raise click.ClickException(f"{path}: not a work item: {exc}") from exc
+
+
+def _published_lessons(files: Sequence[Path]) -> list[Lesson]:
+    if files:
+        found: list[Lesson] = []
+        for path in files:
+            try:
+                parsed = _LESSONS.validate_json(_read_json(path, "lesson"), strict=False)
+            except ValidationError as exc:
+                raise click.ClickException(f"{path}: not a lesson: {exc}") from exc
+            found.extend(parsed if isinstance(parsed, list) else [parsed])
+        return found
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as opened, opened.transaction() as session:
+        return lessons.published(session)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Routing rules: schema, validate, test, backtest."""
+
+
+@rules_group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a rule file (for editor autocompletion)."""
+    click.echo(json.dumps(Pack.model_json_schema(), indent=2))
+
+
+@rules_group.command("validate")
+@click.argument("path", type=click.Path(path_type=Path))
+def validate(path: Path) -> None:
+    """Check a rule file or directory; every problem is reported as file:line:column."""
+    rule_set = _load(path)
+    count = sum(len(pack.rules) for pack in rule_set.packs)
+    click.echo(f"ok: {len(rule_set.packs)} packs, {count} rules, version {rule_set.version}")
+
+
+@rules_group.command("test")
+@click.option("--rules", "rules_path", type=click.Path(path_type=Path), required=True)
+@click.option("--work-item", "work_item_path", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--lesson",
+    "lesson_paths",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Lesson JSON file(s); default: the published lessons in CAIRN_DATABASE_URL.",
+)
+@click.option("--placed", multiple=True, help="Lesson ids already placed in the work item.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def test(
+    rules_path: Path,
+    work_item_path: Path,
+    lesson_paths: tuple[Path, ...],
+    placed: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Explain, for every lesson, which rule places it or the condition that excluded it."""
+    rule_set = _load(rules_path)
+    item = _work_item(work_item_path)
+    found = _published_lessons(lesson_paths)
+    routing = reference.route(rule_set, found, item, already_placed=placed, explain=True)
+    rows = [
+        {
+            "lesson": f"{d.lesson_id}@{d.lesson_version}",
+            "placed": True,
+            "rule": d.rule_id,
+            "form": d.form.value,
+            "mandate": d.mandate.value,
+            "due": None if d.due_in is None else format_duration(d.due_in),
+        }
+        for d in routing.placements
+    ] + [{"lesson": s.lesson_id, "placed": False, "reason": s.reason} for s in routing.skipped]
+    if fmt == "json":
+        click.echo(
+            json.dumps({"rule_set": rule_set.version, "work_item": item.ref, "lessons": rows})
+        )
+        return
+    click.echo(f"{item.ref} under rule set {rule_set.version} ({len(found)} lessons)")
+    for row in rows:
+        if row["placed"]:
+            click.echo(
+                f"  PLACE {row['lesson']} by {row['rule']} as {row['form']}, {row['mandate']}"
+                + (f", due in {row['due']}" if row["due"] else "")
+            )
+        else:
+            click.echo(f"  SKIP  {row['lesson']}: {row['reason']}")
+
+
+def _replay(
+    engine: Engine, events: Sequence[tuple[object, WorkItem]]
+) -> Counter[tuple[str, str, str]]:
+    """(team, work item, lesson) triples the engine would have placed, replaying in order."""
+    placed: dict[str, set[str]] = {}
+    result: Counter[tuple[str, str, str]] = Counter()
+    for _at, item in events:
+        already = placed.setdefault(item.ref, set())
+        for decision in engine.route(item, already_placed=already).placements:
+            already.add(decision.lesson_id)
+            result[(item.team or "(no team)", item.ref, decision.lesson_id)] += 1
+    return result
+
+
+@rules_group.command("backtest")
+@click.option("--rules", "rules_path", type=click.Path(path_type=Path), required=True)
+@click.option("--since", default="30d", show_default=True, help="Window such as 30d or 2w.")
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Rules to compare with; default: CAIRN_RULES_PATH (the active rules).",
+)
+def backtest(rules_path: Path, since: str, against: Path | None) -> None:
+    """Replay stored work-item events through draft rules; writes nothing."""
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = load_settings()
+    require_schema(settings)
+    draft = _load(rules_path)
+    active_path = against or settings.rules_path
+    active = _load(active_path) if active_path is not None else None
+    with database(settings) as opened, opened.transaction() as session:
+        events = work_items.events_since(session, utcnow() - window)
+        published = lessons.published(session)
+    draft_placed = _replay(Engine(draft, published), events)
+    active_placed = _replay(Engine(active, published), events) if active else Counter()
+    teams = sorted({t for t, _, _ in draft_placed} | {t for t, _, _ in active_placed})
+    click.echo(
+        f"{len(events)} work-item events since {since}, {len(published)} published lessons; "
+        f"draft {draft.version} vs " + (f"active {active.version}" if active else "no active rules")
+    )
+    click.echo(f"{'team':<24}{'draft':>8}{'active':>8}{'change':>8}")
+    for team in teams:
+        d = sum(n for (t, _, _), n in draft_placed.items() if t == team)
+        a = sum(n for (t, _, _), n in active_placed.items() if t == team)
+        click.echo(f"{team:<24}{d:>8}{a:>8}{d - a:>+8}")
+    added = sorted(set(draft_placed) - set(active_placed))
+    removed = sorted(set(active_placed) - set(draft_placed))
+    for label, rows in (("+", added), ("-", removed)):
+        for team, ref, lesson_id in rows[:50]:
+            click.echo(f"  {label} {lesson_id} in {ref} ({team})")
+        if len(rows) > 50:
+            click.echo(f"  {label} … and {len(rows) - 50} more")

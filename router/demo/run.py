@@ -1,0 +1,231 @@
+"""`cairn demo`: the whole loop on the embedded default, over real HTTP, printed step by step.
+
+A PagerDuty incident becomes a draft lesson, goes through review and is published; a GitHub pull
+request and a Jira issue receive their lessons; a simulated engineer ticks one in each; the
+placements and signals are shown at the end. The outside systems are the contract fakes that the
+tests use, served on loopback; Cairn talks to them through the real clients.
+"""
+
+import asyncio
+import json
+import logging
+import secrets
+import socket
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import uvicorn
+from pydantic import SecretStr, TypeAdapter
+
+import rules
+from connectors.github.fake import FakeGitHub
+from connectors.jira.fake import JiraFake
+from connectors.pagerduty import webhook as pagerduty
+from connectors.pagerduty.client import PagerDutyClient
+from connectors.pagerduty.fake import FakePagerDuty
+from core.lesson import Lesson, Mandate
+from core.work import System
+from router.compose import build_runtime
+from router.demo.github import github_demo_target, run_github_demo
+from router.demo.jira import run_jira_demo
+from router.http.app import create_app
+from router.lessons.service import LessonService
+from router.settings import Settings
+from store import audit, inbox, incidents, lessons, migrate, outbox, placements
+from store.engine import Database
+
+PD_FIXTURES = Path(pagerduty.__file__).parent / "fixtures"
+RULES = Path(rules.__file__).parent / "examples"
+PD_TOKEN = "pd-demo-api-token"  # noqa: S105 (the fake's own credential)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _say(step: str, text: str) -> None:
+    print(f"[{step:>9}] {text}", flush=True)
+
+
+async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        with db.transaction() as session:
+            counts = {**inbox.counts(session), **outbox.counts(session)}
+        drained = counts["pending"] + counts["leased"] == 0
+        if (drained and counts["processed"] == counts["accepted"]) or loop.time() > deadline:
+            return counts
+        await asyncio.sleep(0.05)
+
+
+def _publish_example_lessons(db: Database) -> None:
+    """Each example lesson goes through review: captured, submitted, approved, published."""
+    found = TypeAdapter(list[Lesson]).validate_json((RULES / "lessons.json").read_bytes())
+    service = LessonService(db)
+    for lesson in found:
+        author = lesson.provenance.captured_by
+        service.create(lesson, author)
+        service.submit(lesson.id, author)
+        service.approve(lesson.id, "reviewer", notes=lesson.applicability.adaptation_notes)
+        published = service.publish(lesson.id, "reviewer")
+        _say(
+            "lesson",
+            f"{published.id}@{published.version} captured by {author}, approved by reviewer, "
+            f"published ({published.mandate.value}, owner {published.owner}): {published.title}",
+        )
+
+
+def run_demo(workdir: str | None) -> int:
+    """Run the demo; returns the process exit code (0 when every step behaved)."""
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="cairn-demo-") as tmp:
+        base = Path(workdir or tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(_demo(base))
+
+
+async def _demo(base: Path) -> int:
+    pd_secret, gh_secret, jira_secret = (secrets.token_hex(20) for _ in range(3))
+    port = _free_port()
+    settings = Settings(
+        database_url=SecretStr(f"sqlite:///{base / 'cairn-demo.db'}"),
+        broker_url=None,
+        pagerduty_webhook_secret=SecretStr(pd_secret),
+        github_webhook_secret=SecretStr(gh_secret),
+        jira_webhook_secret=SecretStr(jira_secret),
+        rules_path=RULES,
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    db = Database(settings.database_url.get_secret_value())
+    revision = migrate.upgrade(db)
+    _say("store", f"SQLite database {base / 'cairn-demo.db'} at schema revision {revision}")
+    _publish_example_lessons(db)
+    failures = 0
+    with ExitStack() as stack:
+        pd = stack.enter_context(_pagerduty().running())
+        github = stack.enter_context(FakeGitHub().running())
+        jira = stack.enter_context(JiraFake().running())
+        enricher = stack.enter_context(PagerDutyClient(PD_TOKEN, base_url=pd.url))
+        _say("fakes", f"PagerDuty {pd.url}, GitHub {github.url}, Jira {jira.url} (loopback)")
+        runtime = build_runtime(
+            settings,
+            targets={System.GITHUB: github_demo_target(github), System.JIRA: jira.target()},
+            enrichers={"pagerduty": enricher},
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="warning")
+        )
+        serving = asyncio.create_task(server.serve())
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)
+            await asyncio.sleep(0.02)
+        cairn_url = f"http://127.0.0.1:{port}"
+        _say("serve", f"Cairn API and embedded workers on {cairn_url}")
+        try:
+            failures += await _capture(cairn_url, db, pd_secret)
+            failures += not await run_github_demo(_say, cairn_url, db, github, gh_secret)
+            failures += not await run_jira_demo(_say, cairn_url, db, jira, jira_secret)
+            counts = await _wait_processed(db)
+            _say("pipeline", f"{counts['processed']} of {counts['accepted']} deliveries processed")
+            failures += counts["processed"] != counts["accepted"] or counts["dead"] > 0
+            _report(db)
+        finally:
+            server.should_exit = True
+            await serving
+            db.dispose()
+    _say("result", "all steps behaved as expected" if not failures else f"{failures} failed")
+    return 1 if failures else 0
+
+
+def _pagerduty() -> FakePagerDuty:
+    """PagerDuty holding the resolved incident and the notes its responders wrote."""
+    event = json.loads((PD_FIXTURES / "incident_resolved.json").read_bytes())["event"]
+    fake = FakePagerDuty(PD_TOKEN)
+    fake.add_incident(event["data"])
+    incident_id = event["data"]["id"]
+    fake.add_note(incident_id, "Contributing factor: worker count doubled in one deploy")
+    fake.add_note(incident_id, "Action item: derive the pool size from the worker count")
+    return fake
+
+
+async def _capture(cairn_url: str, db: Database, secret: str) -> int:
+    """The resolved incident arrives, is read back, captured, reviewed and published."""
+    failures = 0
+    body = (PD_FIXTURES / "incident_resolved.json").read_bytes()
+    async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
+        headers = {**pagerduty.sign(secret, body), "content-type": "application/json"}
+        response = await client.post("/hooks/pagerduty", content=body, headers=headers)
+        _say("ingress", f"POST /hooks/pagerduty incident.resolved: {response.status_code}")
+        failures += response.status_code != 202
+        response = await client.post("/hooks/pagerduty", content=body, headers=headers)
+        _say("redeliver", f"same event again: {response.status_code} {response.json()['status']}")
+        failures += response.status_code != 200
+        response = await client.post("/hooks/pagerduty", content=body + b" ", headers=headers)
+        _say("forged", f"body changed after signing: {response.status_code}")
+        failures += response.status_code != 401
+    await _wait_processed(db)
+    with db.transaction() as session:
+        [incident] = incidents.list_all(session)
+        drafts = [d for d in lessons.list_lessons(session) if d.id.startswith("from-pagerduty-")]
+    _say(
+        "incident",
+        f"{incident.ref} [{incident.severity.value}, {incident.status.value}] {incident.title}; "
+        f"read back from PagerDuty: factors {list(incident.contributing_factors)}, "
+        f"action items {list(incident.action_items)}",
+    )
+    if len(drafts) != 1:
+        _say("capture", f"expected one draft lesson, found {len(drafts)}")
+        return failures + 1
+    draft = drafts[0]
+    _say(
+        "capture", f"draft lesson {draft.id} (provenance {list(draft.provenance.source_incidents)})"
+    )
+    review = LessonService(db)
+    review.edit(
+        draft.id,
+        {"statement": "Derive the connection-pool size from the worker count on every deploy."},
+        "payments-lead",
+    )
+    review.submit(draft.id, "payments-lead")
+    # The transferability check: the lesson holds for every service on the same database
+    # pattern, and the incident was critical, so the reviewer makes it required.
+    applies = draft.applicability.model_copy(update={"services": ("payments-api", "ledger-api")})
+    review.approve(
+        draft.id,
+        "reviewer",
+        notes="Holds for every service that sizes its own pool; PgBouncer users size the bouncer.",
+        applicability=applies,
+        mandate=Mandate.REQUIRED,
+    )
+    published = review.publish(draft.id, "reviewer")
+    _say(
+        "review",
+        f"{published.id}@{published.version} edited and submitted by payments-lead, approved and "
+        f"published by reviewer ({published.mandate.value}, services "
+        f"{list(published.applicability.services)}): {published.statement}",
+    )
+    return failures
+
+
+def _report(db: Database) -> None:
+    """What a compliance reviewer sees: every placement, its state and the signals behind it."""
+    with db.transaction() as session:
+        for ref in placements.work_item_refs(session):
+            for placement in placements.for_work_item(session, ref):
+                kinds = [s.kind.value for s in placements.signals(session, placement.id)]
+                _say(
+                    "placement",
+                    f"{ref} <- {placement.lesson_id}@{placement.lesson_version} "
+                    f"{placement.form.value}, {placement.mandate.value}, rule {placement.rule_id}: "
+                    f"{placement.state.value}{' ' + str(kinds) if kinds else ''}",
+                )
+        actions = audit.count_by_action(session)
+        _say("audit", ", ".join(f"{action} ×{n}" for action, n in sorted(actions.items())))
+        _say("queue", f"inbox {inbox.counts(session)}, outbox {outbox.counts(session)}")

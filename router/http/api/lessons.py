@@ -1,0 +1,193 @@
+"""`/api/v1/lessons`: capture, review, publish, revise and retire lessons over HTTP."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from core.lesson import Applicability, Lesson, LessonForm, LessonStatus, Mandate
+from router.compose import Runtime
+from router.http.api import lessons_transfer as api_lessons_transfer
+from router.http.errors import problem
+from router.lessons.service import LessonService
+from store.search import SearchPage, SearchRequest
+from store.search_query import MAX_QUERY_CHARS, QueryTooLongError
+
+router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
+# Before `/{lesson_id}`, which would otherwise take `export` and `schema` for lesson ids.
+router.include_router(api_lessons_transfer.router)
+
+Actor = Annotated[
+    str, Header(alias="X-Cairn-Actor", description="Who is acting (recorded in the audit log).")
+]
+JsonBody = Annotated[dict[str, Any], Body()]
+
+
+def _service(request: Request) -> LessonService:
+    runtime: Runtime = request.app.state.runtime
+    return LessonService(runtime.db)
+
+
+def _json(lesson: Lesson, **extra: Any) -> dict[str, Any]:
+    return {**lesson.model_dump(mode="json"), **extra}
+
+
+@router.post("", status_code=201)
+async def create(request: Request, body: JsonBody, actor: Actor = "api") -> Any:
+    """Capture a new draft lesson (version 1)."""
+    lesson = Lesson.model_validate(
+        {**body, "version": 1, "status": "draft", "review": None}, strict=False
+    )
+    result = await run_in_threadpool(_service(request).create, lesson, actor)
+    return JSONResponse(_json(result), 201)
+
+
+Values = Annotated[list[str] | None, Query()]
+
+
+def _page(page: SearchPage, request: SearchRequest) -> dict[str, Any]:
+    return {
+        "q": request.text,
+        "total": page.total,
+        "offset": request.offset,
+        "limit": request.limit,
+        "next_offset": page.next_offset,
+        "facets": page.facets,
+        "hits": [_json(hit.lesson, score=hit.score) for hit in page.hits],
+    }
+
+
+@router.get("")
+async def list_lessons(
+    request: Request,
+    status: Annotated[list[LessonStatus] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description="Search text.")] = None,
+    tag: Values = None,
+    service: Values = None,
+    component: Values = None,
+    mandate: Annotated[list[Mandate] | None, Query()] = None,
+    form: Annotated[list[LessonForm] | None, Query()] = None,
+    owner: Values = None,
+    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
+    offset: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> Any:
+    """Working copies of lessons by status; with `q` or any other filter, or a page window, a
+    search page: hits best first, the total, facet counts over all hits and `next_offset`."""
+    filters = {
+        "tag": tag,
+        "service": service,
+        "component": component,
+        "mandate": [m.value for m in mandate or ()],
+        "form": [f.value for f in form or ()],
+        "owner": owner,
+    }
+    if q is None and limit is None and offset is None and not any(filters.values()):
+        if status is not None and len(status) > 1:
+            return problem(422, "status: give one status, or search with q")
+        found = await run_in_threadpool(_service(request).list, status[0] if status else None)
+        return [_json(lesson) for lesson in found]
+    wanted = SearchRequest(
+        text=q,
+        filters={
+            "status": [s.value for s in status or ()],
+            **{name: values or [] for name, values in filters.items()},
+        },
+        limit=limit or 20,
+        offset=offset or 0,
+    )
+    try:
+        page = await run_in_threadpool(_service(request).search, wanted)
+    except QueryTooLongError as exc:
+        return problem(422, f"q: {exc}")
+    return _page(page, wanted)
+
+
+@router.get("/{lesson_id}")
+async def show(lesson_id: str, request: Request) -> Any:
+    """The working copy and the list of published versions."""
+    result = await run_in_threadpool(_service(request).get, lesson_id)
+    lesson, versions = result
+    return _json(lesson, published_versions=versions)
+
+
+@router.get("/{lesson_id}/recurrences")
+async def list_recurrences(lesson_id: str, request: Request) -> Any:
+    """Later incidents where the lesson applied: what matched, and what its placements did."""
+    found = await run_in_threadpool(_service(request).recurrences, lesson_id)
+    return [
+        {**r.model_dump(mode="json"), "placed": r.placed, "placement_states": r.states}
+        for r in found
+    ]
+
+
+@router.get("/{lesson_id}/versions/{version}")
+async def show_version(lesson_id: str, version: int, request: Request) -> Any:
+    """One published version, exactly as it was published."""
+    result = await run_in_threadpool(_service(request).version, lesson_id, version)
+    return _json(result)
+
+
+@router.patch("/{lesson_id}")
+async def edit(lesson_id: str, request: Request, body: JsonBody, actor: Actor = "api") -> Any:
+    """Change fields of a draft or a lesson in review (an edit withdraws any approval)."""
+    result = await run_in_threadpool(_service(request).edit, lesson_id, body, actor)
+    return _json(result)
+
+
+@router.post("/{lesson_id}/submit")
+async def submit(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+    """Ask for review."""
+    result = await run_in_threadpool(_service(request).submit, lesson_id, actor)
+    return _json(result)
+
+
+@router.post("/{lesson_id}/approve")
+async def approve(
+    lesson_id: str,
+    request: Request,
+    body: Annotated[dict[str, Any] | None, Body()] = None,
+    actor: Actor = "api",
+) -> Any:
+    """Record the transferability check: where it applies, exclusions, adaptations, mandate."""
+    body = body or {}
+    applicability = (
+        Applicability.model_validate(body["applicability"], strict=False)
+        if body.get("applicability") is not None
+        else None
+    )
+    try:
+        mandate = Mandate(body["mandate"]) if body.get("mandate") is not None else None
+    except ValueError as exc:
+        return problem(422, f"mandate: {exc}")
+    result = await run_in_threadpool(
+        _service(request).approve,
+        lesson_id,
+        actor,
+        notes=str(body.get("notes", "")),
+        applicability=applicability,
+        mandate=mandate,
+    )
+    return _json(result)
+
+
+@router.post("/{lesson_id}/publish")
+async def publish(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+    """Freeze the approved lesson as a new immutable version."""
+    result = await run_in_threadpool(_service(request).publish, lesson_id, actor)
+    return _json(result)
+
+
+@router.post("/{lesson_id}/revise")
+async def revise(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+    """Open the next version as a draft; the published one stays in force."""
+    result = await run_in_threadpool(_service(request).revise, lesson_id, actor)
+    return _json(result)
+
+
+@router.post("/{lesson_id}/retire")
+async def retire(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+    """Retire the lesson and withdraw its open placements."""
+    result = await run_in_threadpool(_service(request).retire, lesson_id, actor)
+    lesson, withdrawn = result
+    return _json(lesson, withdrawn_placements=withdrawn)

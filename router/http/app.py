@@ -1,0 +1,38 @@
+"""The FastAPI application; its lifespan starts and stops the transport."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from router.compose import Runtime
+from router.http import health, ingress
+from router.http.api import lessons, placements, rules
+from router.http.errors import install_error_answers
+from router.ruleset.reloader import RulesReloader
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """An app serving ingress and health for an already-built runtime."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        reloader = RulesReloader(runtime.rules, runtime.settings.rules_reload_seconds, runtime.db)
+        await runtime.transport.start()
+        await reloader.start()
+        try:
+            yield
+        finally:
+            await reloader.stop()
+            await runtime.transport.stop()
+            runtime.db.dispose()
+
+    app = FastAPI(title="Cairn", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(ingress.router)
+    app.include_router(health.router)
+    app.include_router(rules.router)
+    app.include_router(placements.router)
+    app.include_router(lessons.router)
+    install_error_answers(app)
+    return app

@@ -1,0 +1,150 @@
+"""Routing in the running service: placements from the route stage, live rule reloads, API."""
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import rules
+from connectors.generic.webhook import sign
+from router.ruleset.active import ActiveRules
+from store import audit, placements
+from store.engine import Database
+from tests.router.support import EXAMPLES, PR, PR_REF, drain, publish_examples, serving
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    target.mkdir()
+    for name in ("organisation.yaml", "team-payments.yaml"):
+        shutil.copy(EXAMPLES / name, target / name)
+    return target
+
+
+@pytest.fixture
+def client(database_url: str, webhook_secret: str, rules_dir: Path) -> Iterator[TestClient]:
+    with serving(
+        database_url,
+        webhook_secret,
+        prepare=publish_examples,
+        rules_path=rules_dir,
+        rules_reload_seconds=0.1,
+    ) as (test_client, _db):
+        yield test_client
+
+
+def test_a_pull_request_gets_its_lesson_once_with_rule_and_version(
+    client: TestClient, database_url: str, webhook_secret: str
+) -> None:
+    db = Database(database_url)
+    body = PR.read_bytes()
+    for delivery in ("msg_pr_1", "msg_pr_2"):  # the PR changes again: a second event
+        response = client.post(
+            "/hooks/generic", content=body, headers=sign(webhook_secret, delivery, body)
+        )
+        assert response.status_code == 202
+        drain(db)
+    version = client.get("/api/v1/rules").json()["version"]
+    with db.transaction() as session:
+        placed = placements.for_work_item(session, PR_REF)
+        planned = audit.entries(session, action="placement.planned")
+    db.dispose()
+    assert [(p.lesson_id, p.rule_id, p.rule_set_version) for p in placed] == [
+        ("derive-pool-size", "team-payments/pool-sizing-is-required-here", version)
+    ]
+    assert placed[0].mandate.value == "required"
+    assert placed[0].due_at is not None
+    assert 2.9 < (placed[0].due_at - placed[0].created_at).total_seconds() / 86400 <= 3.0
+    assert len(planned) == 1
+    assert planned[0].details["rule_set_version"] == version
+
+    listed = client.get("/api/v1/placements", params={"work_item": PR_REF}).json()
+    assert [p["lesson_id"] for p in listed] == ["derive-pool-size"]
+
+
+def test_rule_edits_are_picked_up_live_and_invalid_edits_are_refused(
+    client: TestClient, rules_dir: Path
+) -> None:
+    before = client.get("/api/v1/rules").json()
+    assert before["packs"] == ["organisation", "team-payments"]
+    team = rules_dir / "team-payments.yaml"
+    team.write_text(
+        team.read_text().replace("max_items_per_work_item: 3", "max_items_per_work_item: 2")
+    )
+
+    def current() -> dict[str, object]:
+        return dict(client.get("/api/v1/rules").json())
+
+    deadline = time.monotonic() + 10
+    while current()["version"] == before["version"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    changed = current()
+    assert changed["version"] != before["version"]
+    assert "cairn_rules_reload_failing 0.0" in client.get("/metrics").text
+
+    team.write_text(team.read_text() + "\n  - id: broken\n    then: {form: nope}\n")
+    deadline = time.monotonic() + 10
+    while current()["last_error"] is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    broken = current()
+    assert broken["version"] == changed["version"]  # the last valid set stays in force
+    assert f"{team}:" in str(broken["last_error"])
+    assert "then.form" in str(broken["last_error"])
+    metrics = client.get("/metrics").text
+    assert f'cairn_rules_info{{version="{changed["version"]}"}} 1.0' in metrics
+    assert "cairn_rules_reload_failing 1.0" in metrics
+
+
+def test_active_rules_swap_only_on_valid_change(rules_dir: Path, sqlite_db: Database) -> None:
+    active = ActiveRules(rules_dir)
+    first = active.version
+    assert active.reload() is False
+    with sqlite_db.transaction() as session:
+        engine = active.engine(session)
+        assert engine is not None and engine.rule_set.version == first
+        assert active.engine(session) is engine  # cached while rules and lessons are unchanged
+    (rules_dir / "extra.yaml").write_text(
+        "pack: extra\nrules:\n  - id: r\n"
+        "    lesson: {tags: [x]}\n    then: {form: jira.checklist}\n"
+    )
+    assert active.reload() is True
+    assert active.version != first
+    with sqlite_db.transaction() as session:
+        recompiled = active.engine(session)
+        assert recompiled is not None and recompiled.rule_set.version == active.version
+    unconfigured = ActiveRules(None)
+    assert unconfigured.version is None and unconfigured.reload() is False
+    with sqlite_db.transaction() as session:
+        assert unconfigured.engine(session) is None
+
+
+def test_a_broken_rule_set_stops_start_up(rules_dir: Path) -> None:
+    (rules_dir / "bad.yaml").write_text("pack: bad\nrules: []\n")
+    with pytest.raises(rules.loader.RuleSetError) as info:
+        ActiveRules(rules_dir)
+    assert str(rules_dir / "bad.yaml") + ":2:" in str(info.value)
+    assert json.dumps(str(info.value))  # printable, no objects in the message
+
+
+def test_warm_compiles_outside_the_route_stage_and_follows_lesson_changes(
+    rules_dir: Path, sqlite_db: Database
+) -> None:
+    active = ActiveRules(rules_dir)
+    active.warm(sqlite_db)
+    with sqlite_db.transaction() as session:
+        warmed = active.engine(session)
+    assert warmed is not None and warmed.lessons == ()
+    publish_examples(sqlite_db)  # the lessons change: the next warm compiles again
+    active.warm(sqlite_db)
+    with sqlite_db.transaction() as session:
+        rewarmed = active.engine(session)
+    assert rewarmed is not None and rewarmed is not warmed
+    assert sorted(lesson.id for lesson in rewarmed.lessons) == [
+        "cache-bust-css",
+        "derive-pool-size",
+    ]
