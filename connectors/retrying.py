@@ -22,7 +22,9 @@ from tenacity.stop import stop_base
 from core.errors import AuthenticationError, NotFoundError, PayloadError, TransientError
 
 T = TypeVar("T")
-RETRYABLE = frozenset({429, 500, 502, 503, 504})
+# 429 and every 5xx but 501 (Not Implemented will not change on a retry); proxies in front of
+# the vendors answer 520-524 for an origin that timed out or went away.
+RETRYABLE = frozenset({429, *range(500, 600)} - {501})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +54,7 @@ def parse_retry_after(value: str | None) -> float | None:
     value = (value or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not '²', which isdigit() accepts
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -132,7 +134,8 @@ def send(
     def attempt() -> httpx.Response:
         try:
             response = client.send(request)
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            # A body that fails to decompress was cut or mangled on the way: try again.
             raise Retryable(f"{what}: {exc.__class__.__name__}") from exc
         if response.status_code in RETRYABLE:
             raise Retryable(

@@ -35,9 +35,12 @@ class IncidentIoClient(JsonApi):
         """`GET /v2/incidents/{id}` plus its follow-ups as action items (None: declined etc.)."""
         data = self.get(f"/v2/incidents/{quote(incident_id, safe='')}", "incident")
         follow_ups = self.get("/v2/follow_ups", "follow-ups", {"incident_id": incident_id})
+        listed = follow_ups.get("follow_ups") or []
+        if not isinstance(listed, list):
+            raise PayloadError("incident.io follow-ups: `follow_ups` is not a list")
         try:
             incident = IoIncident.model_validate(data.get("incident"))
-            items = [FollowUp.model_validate(f) for f in follow_ups.get("follow_ups") or []]
+            items = [FollowUp.model_validate(f) for f in listed]
             return to_incident(incident, items)
         except ValidationError as exc:
             raise PayloadError(f"incident.io incident: {describe_validation_error(exc)}") from exc
