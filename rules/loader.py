@@ -1,7 +1,7 @@
 """Parse rule files (YAML text) into a RuleSet; every error names the file, line and column."""
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,16 +151,26 @@ def parse_pack(text: str, file: str) -> Pack:
     return pack
 
 
-def build_rule_set(files: Iterable[tuple[str, str]]) -> RuleSet:
-    """(file name, text) pairs → a RuleSet; pack names must be unique across files."""
+def build_rule_set(
+    files: Iterable[tuple[str, str]], keys: Mapping[str, str] | None = None
+) -> RuleSet:
+    """(file name, text) pairs → a RuleSet; pack names must be unique across files.
+
+    The version hashes each file's text with its key (`keys[name]`, by default the name): the
+    path relative to the rules root, so that the same files give the same version however the
+    root was spelled or wherever the checkout lives. Error messages keep the name as given.
+    """
     packs: list[Pack] = []
     errors: list[RuleError] = []
     digest = hashlib.sha256()
     names: list[str] = []
     seen: dict[str, str] = {}
-    for name, text in sorted(files):
+    listed = sorted(files)
+    keyed = sorted(((keys or {}).get(name, name), text) for name, text in listed)
+    for key, text in keyed:
+        digest.update(key.encode() + b"\0" + text.encode() + b"\0")
+    for name, text in listed:
         names.append(name)
-        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
         try:
             pack = parse_pack(text, name)
         except RuleSetError as exc:

@@ -5,18 +5,27 @@ from pathlib import Path
 from rules.loader import RuleError, RuleSet, RuleSetError, build_rule_set
 
 
-def read_rule_files(path: Path) -> list[tuple[str, str]]:
-    """(name, text) of a rule file, or of every *.yaml / *.yml file under a directory."""
+def read_rule_files(path: Path) -> list[tuple[str, str, str]]:
+    """(name as given, text, path relative to the rules root) of a rule file, or of every
+    *.yaml / *.yml file under a directory."""
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         if not files:
             raise RuleSetError([RuleError(str(path), 1, 1, "no *.yaml rule files in directory")])
-        return [(str(f), f.read_text(encoding="utf-8")) for f in files]
+        return [
+            (str(f), f.read_text(encoding="utf-8"), f.relative_to(path).as_posix()) for f in files
+        ]
     if not path.exists():
         raise RuleSetError([RuleError(str(path), 1, 1, "no such file or directory")])
-    return [(str(path), path.read_text(encoding="utf-8"))]
+    return [(str(path), path.read_text(encoding="utf-8"), path.name)]
 
 
 def load_rule_set(path: Path) -> RuleSet:
-    """Read and validate; RuleSetError lists every problem with file:line:column."""
-    return build_rule_set(read_rule_files(path))
+    """Read and validate; RuleSetError lists every problem with file:line:column.
+
+    The version depends on the files' content and their paths below `path` only.
+    """
+    files = read_rule_files(path)
+    return build_rule_set(
+        [(name, text) for name, text, _ in files], {name: key for name, _, key in files}
+    )
