@@ -31,6 +31,10 @@ class UnsupportedEventError(CairnError):
     """A well-formed event of a kind Cairn does not act on; acknowledged and ignored."""
 
 
+class ForbiddenError(CairnError):
+    """The acting principal is known but lacks the right for this action or this record."""
+
+
 class NotFoundError(CairnError):
     """A requested record does not exist."""
 

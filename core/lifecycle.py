@@ -32,13 +32,24 @@ def _require(lesson: Lesson, *allowed: LessonStatus, action: str) -> None:
         )
 
 
+CAPTURE_RECORD = ("captured_by", "captured_at")
+"""Provenance fields no edit changes: who captured the lesson, and when."""
+
+
 def edit(lesson: Lesson, changes: dict[str, Any]) -> Lesson:
-    """Change a draft or a lesson in review; an edit in review withdraws its approval."""
+    """Change a draft or a lesson in review; an edit in review withdraws its approval.
+
+    Provenance stays editable (incidents, evidence) but keeps its capture record.
+    """
     _require(lesson, LessonStatus.DRAFT, LessonStatus.IN_REVIEW, action="edit")
     unknown = set(changes) - EDITABLE
     if unknown:
         raise ConflictError(f"these fields cannot be edited: {sorted(unknown)}")
-    merged = {**lesson.model_dump(), **changes, "review": None}
+    current = lesson.model_dump()
+    if isinstance(changes.get("provenance"), dict):
+        kept = {name: current["provenance"][name] for name in CAPTURE_RECORD}
+        changes = {**changes, "provenance": {**changes["provenance"], **kept}}
+    merged = {**current, **changes, "review": None}
     return Lesson.model_validate(merged, strict=False)
 
 

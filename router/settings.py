@@ -2,12 +2,17 @@
 
 from functools import cached_property
 from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.access import Role, parse_grant
 from store.engine import DEFAULT_DATABASE_URL
+
+_HEADER = r"^[A-Za-z0-9-]{1,64}$"
+MIN_PROXY_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -87,6 +92,57 @@ class Settings(BaseSettings):
         description="Broker mode: a published message not done after this is published again.",
     )
     delivery_limit: int = Field(default=5, ge=1, description="RabbitMQ x-delivery-limit.")
+
+    metrics_token: SecretStr | None = Field(
+        default=None, description="A bearer token `/metrics` asks scrapers for; unset: open."
+    )
+    trusted_user_header: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9-]{0,64}$",
+        description="SSO proxy mode: the header carrying the signed-in user (X-Forwarded-User).",
+    )
+    trusted_groups_header: str = Field(
+        default="X-Forwarded-Groups",
+        pattern=_HEADER,
+        description="SSO proxy mode: the header carrying the user's groups, comma-separated.",
+    )
+    trusted_proxy_secret_header: str = Field(
+        default="X-Cairn-Proxy-Secret",
+        pattern=_HEADER,
+        description="SSO proxy mode: the header in which the proxy proves itself.",
+    )
+    trusted_proxy_secret: SecretStr | None = Field(
+        default=None, description="SSO proxy mode: the shared secret the proxy sends (>= 32 chars)."
+    )
+    group_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='SSO group → role, JSON: {"sre": "reviewer", "pay-devs": "owner:payments"}.',
+    )
+    auth_failures_per_minute: int = Field(
+        default=20, ge=1, description="Failed logins one client may make per minute, then 429."
+    )
+
+    @model_validator(mode="after")
+    def _proxy_mode_is_whole(self) -> Self:
+        """Proxy mode needs its secret; every group maps to a known role."""
+        for group, grant in self.group_roles.items():
+            try:
+                parse_grant(grant)
+            except ValueError as exc:
+                raise ValueError(f"CAIRN_GROUP_ROLES[{group!r}]: {exc}") from None
+        if self.trusted_user_header:
+            secret = self.trusted_proxy_secret
+            if secret is None or len(secret.get_secret_value()) < MIN_PROXY_SECRET:
+                raise ValueError(
+                    "CAIRN_TRUSTED_USER_HEADER needs CAIRN_TRUSTED_PROXY_SECRET "
+                    f"of at least {MIN_PROXY_SECRET} characters"
+                )
+        return self
+
+    @cached_property
+    def group_grants(self) -> dict[str, tuple[Role, str | None]]:
+        """CAIRN_GROUP_ROLES parsed: group → (role, team for owners)."""
+        return {group: parse_grant(grant) for group, grant in self.group_roles.items()}
 
     @cached_property
     def broker_mode(self) -> bool:

@@ -9,9 +9,11 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from core.errors import ConflictError, NotFoundError
+from core.access import Principal
+from core.errors import ConflictError, ForbiddenError, NotFoundError
 from core.lesson import Lesson, LessonStatus, Mandate
 from core.recurrence import Recurrence
+from router.access.operator import cli_principal
 from router.cli.support import database, load_settings, require_schema
 from router.lessons import file as lessons_file
 from router.lessons import transfer as lessons_transfer
@@ -27,7 +29,7 @@ def _run(action: Callable[[LessonService], Any]) -> Any:
     with database(settings) as db:
         try:
             return action(LessonService(db))
-        except (NotFoundError, ConflictError, QueryTooLongError) as exc:
+        except (NotFoundError, ConflictError, ForbiddenError, QueryTooLongError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -56,7 +58,17 @@ def _line(lesson: Lesson) -> str:
     )
 
 
-actor_option = click.option("--as", "actor", default="cli", help="Who is acting (audit log).")
+def _operator(_ctx: click.Context, _param: click.Parameter, label: str | None) -> Principal:
+    return cli_principal(label)
+
+
+actor_option = click.option(
+    "--as",
+    "actor",
+    default=None,
+    callback=_operator,
+    help="A label recorded beside the acting operator (cli:<os user>) in the audit log.",
+)
 
 
 @click.group("lessons")
@@ -153,8 +165,13 @@ def export(status: str | None, kind: lessons_file.Kind) -> None:
 @lessons_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check every entry and report; write nothing.")
+@click.option(
+    "--trust-reviews",
+    is_flag=True,
+    help="Keep published entries without a review record published (else they become drafts).",
+)
 @actor_option
-def import_(file: Path, dry_run: bool, actor: str) -> None:
+def import_(file: Path, dry_run: bool, trust_reviews: bool, actor: Principal) -> None:
     """Import an export file: every entry valid and none conflicting, or nothing is imported."""
     text = file.read_text(encoding="utf-8")
     try:
@@ -163,7 +180,7 @@ def import_(file: Path, dry_run: bool, actor: str) -> None:
         raise click.ClickException(f"nothing imported:\n{exc}") from exc
     report = _run(
         lambda s: lessons_transfer.import_lessons(
-            s.db, entries, actor, source=str(file), dry_run=dry_run
+            s.db, entries, actor, source=str(file), dry_run=dry_run, trust_reviews=trust_reviews
         )
     )
     click.echo(report.summary())
@@ -172,7 +189,7 @@ def import_(file: Path, dry_run: bool, actor: str) -> None:
 @lessons_group.command("create")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @actor_option
-def create(file: Path, actor: str) -> None:
+def create(file: Path, actor: Principal) -> None:
     """Capture a draft from a JSON file (the Lesson schema, without version or status)."""
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -186,7 +203,7 @@ def create(file: Path, actor: str) -> None:
 @click.argument("lesson_id")
 @click.option("--set", "pairs", multiple=True, help="field=JSON value, e.g. title='\"New\"'.")
 @actor_option
-def edit(lesson_id: str, pairs: tuple[str, ...], actor: str) -> None:
+def edit(lesson_id: str, pairs: tuple[str, ...], actor: Principal) -> None:
     """Change fields of a draft or a lesson in review."""
     changes: dict[str, Any] = {}
     for pair in pairs:
@@ -202,7 +219,7 @@ def _step(name: str, help_text: str) -> None:
     @lessons_group.command(name, help=help_text)
     @click.argument("lesson_id")
     @actor_option
-    def command(lesson_id: str, actor: str) -> None:
+    def command(lesson_id: str, actor: Principal) -> None:
         result = _run(lambda s: getattr(s, name)(lesson_id, actor))
         if name == "retire":
             lesson, withdrawn = result
@@ -225,7 +242,7 @@ for _name, _help in (
 @click.option("--notes", default="", help="The transferability check, in words.")
 @click.option("--mandate", type=click.Choice([m.value for m in Mandate]), default=None)
 @actor_option
-def approve(lesson_id: str, notes: str, mandate: str | None, actor: str) -> None:
+def approve(lesson_id: str, notes: str, mandate: str | None, actor: Principal) -> None:
     """Record the reviewer's transferability check (not by the lesson's capturer)."""
     chosen = Mandate(mandate) if mandate else None
     click.echo(_line(_run(lambda s: s.approve(lesson_id, actor, notes=notes, mandate=chosen))))

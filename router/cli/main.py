@@ -10,6 +10,7 @@ from router.cli.demo import demo
 from router.cli.lessons import lessons_group
 from router.cli.rules import rules_group
 from router.cli.service import serve, worker
+from router.cli.tokens import tokens_group
 
 
 @click.group()
@@ -22,5 +23,15 @@ def main(verbose: bool) -> None:
     )
 
 
-for command in (serve, worker, db, queue, rules_group, lessons_group, backfill_group, demo):
+for command in (
+    serve,
+    worker,
+    db,
+    queue,
+    rules_group,
+    lessons_group,
+    tokens_group,
+    backfill_group,
+    demo,
+):
     main.add_command(command)

@@ -30,8 +30,8 @@ from core.work import System
 from router.compose import build_runtime
 from router.demo.github import github_demo_target, run_github_demo
 from router.demo.jira import run_jira_demo
+from router.demo.review import DemoApi, publish_examples, show_refusals
 from router.http.app import create_app
-from router.lessons.service import LessonService
 from router.settings import Settings
 from store import audit, inbox, incidents, lessons, migrate, outbox, placements
 from store.engine import Database
@@ -64,23 +64,6 @@ async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]
         await asyncio.sleep(0.05)
 
 
-def _publish_example_lessons(db: Database) -> None:
-    """Each example lesson goes through review: captured, submitted, approved, published."""
-    found = TypeAdapter(list[Lesson]).validate_json((RULES / "lessons.json").read_bytes())
-    service = LessonService(db)
-    for lesson in found:
-        author = lesson.provenance.captured_by
-        service.create(lesson, author)
-        service.submit(lesson.id, author)
-        service.approve(lesson.id, "reviewer", notes=lesson.applicability.adaptation_notes)
-        published = service.publish(lesson.id, "reviewer")
-        _say(
-            "lesson",
-            f"{published.id}@{published.version} captured by {author}, approved by reviewer, "
-            f"published ({published.mandate.value}, owner {published.owner}): {published.title}",
-        )
-
-
 def run_demo(workdir: str | None) -> int:
     """Run the demo; returns the process exit code (0 when every step behaved)."""
     for noisy in ("alembic", "httpx"):
@@ -107,7 +90,7 @@ async def _demo(base: Path) -> int:
     db = Database(settings.database_url.get_secret_value())
     revision = migrate.upgrade(db)
     _say("store", f"SQLite database {base / 'cairn-demo.db'} at schema revision {revision}")
-    _publish_example_lessons(db)
+    examples = TypeAdapter(list[Lesson]).validate_json((RULES / "lessons.json").read_bytes())
     failures = 0
     with ExitStack() as stack:
         pd = stack.enter_context(_pagerduty().running())
@@ -129,7 +112,10 @@ async def _demo(base: Path) -> int:
         cairn_url = f"http://127.0.0.1:{port}"
         _say("serve", f"Cairn API and embedded workers on {cairn_url}")
         try:
-            failures += await _capture(cairn_url, db, pd_secret)
+            async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
+                api = DemoApi(client, db)
+                failures += await publish_examples(api, examples, _say)
+                failures += await _capture(api, db, pd_secret)
             failures += not await run_github_demo(_say, cairn_url, db, github, gh_secret)
             failures += not await run_jira_demo(_say, cairn_url, db, jira, jira_secret)
             counts = await _wait_processed(db)
@@ -155,21 +141,21 @@ def _pagerduty() -> FakePagerDuty:
     return fake
 
 
-async def _capture(cairn_url: str, db: Database, secret: str) -> int:
+async def _capture(api: DemoApi, db: Database, secret: str) -> int:
     """The resolved incident arrives, is read back, captured, reviewed and published."""
     failures = 0
     body = (PD_FIXTURES / "incident_resolved.json").read_bytes()
-    async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
-        headers = {**pagerduty.sign(secret, body), "content-type": "application/json"}
-        response = await client.post("/hooks/pagerduty", content=body, headers=headers)
-        _say("ingress", f"POST /hooks/pagerduty incident.resolved: {response.status_code}")
-        failures += response.status_code != 202
-        response = await client.post("/hooks/pagerduty", content=body, headers=headers)
-        _say("redeliver", f"same event again: {response.status_code} {response.json()['status']}")
-        failures += response.status_code != 200
-        response = await client.post("/hooks/pagerduty", content=body + b" ", headers=headers)
-        _say("forged", f"body changed after signing: {response.status_code}")
-        failures += response.status_code != 401
+    client = api.client
+    headers = {**pagerduty.sign(secret, body), "content-type": "application/json"}
+    response = await client.post("/hooks/pagerduty", content=body, headers=headers)
+    _say("ingress", f"POST /hooks/pagerduty incident.resolved: {response.status_code}")
+    failures += response.status_code != 202
+    response = await client.post("/hooks/pagerduty", content=body, headers=headers)
+    _say("redeliver", f"same event again: {response.status_code} {response.json()['status']}")
+    failures += response.status_code != 200
+    response = await client.post("/hooks/pagerduty", content=body + b" ", headers=headers)
+    _say("forged", f"body changed after signing: {response.status_code}")
+    failures += response.status_code != 401
     await _wait_processed(db)
     with db.transaction() as session:
         [incident] = incidents.list_all(session)
@@ -187,29 +173,36 @@ async def _capture(cairn_url: str, db: Database, secret: str) -> int:
     _say(
         "capture", f"draft lesson {draft.id} (provenance {list(draft.provenance.source_incidents)})"
     )
-    review = LessonService(db)
-    review.edit(
-        draft.id,
+    owner = f"owner:{draft.owner}"
+    edited = await api.call(
+        owner,
+        "PATCH",
+        f"/api/v1/lessons/{draft.id}",
         {"statement": "Derive the connection-pool size from the worker count on every deploy."},
-        "payments-lead",
     )
-    review.submit(draft.id, "payments-lead")
+    failures += edited.status_code != 200
+    failures += await show_refusals(api, draft.id, draft.owner, _say)
     # The transferability check: the lesson holds for every service on the same database
     # pattern, and the incident was critical, so the reviewer makes it required.
     applies = draft.applicability.model_copy(update={"services": ("payments-api", "ledger-api")})
-    review.approve(
-        draft.id,
-        "reviewer",
-        notes="Holds for every service that sizes its own pool; PgBouncer users size the bouncer.",
-        applicability=applies,
-        mandate=Mandate.REQUIRED,
-    )
-    published = review.publish(draft.id, "reviewer")
+    approval = {
+        "notes": (
+            "Holds for every service that sizes its own pool; PgBouncer users size the bouncer."
+        ),
+        "applicability": applies.model_dump(mode="json"),
+        "mandate": Mandate.REQUIRED.value,
+    }
+    response = await api.review(draft.id, draft.owner, approval)
+    if response.status_code != 200:
+        _say("review", f"refused: {response.status_code} {response.text}")
+        return failures + 1
+    published = response.json()
     _say(
         "review",
-        f"{published.id}@{published.version} edited and submitted by payments-lead, approved and "
-        f"published by reviewer ({published.mandate.value}, services "
-        f"{list(published.applicability.services)}): {published.statement}",
+        f"{published['id']}@{published['version']} edited and submitted by "
+        f"token:demo-{draft.owner}-lead, approved and published by "
+        f"{published['review']['reviewer']} ({published['mandate']}, services "
+        f"{published['applicability']['services']}): {published['statement']}",
     )
     return failures
 

@@ -3,12 +3,13 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from router.compose import Runtime
 from router.http import health, ingress
-from router.http.api import lessons, placements, rules
+from router.http.api import lessons, me, placements, queue, rules
 from router.http.errors import install_error_answers
+from router.http.guard import Guard
 from router.ruleset.reloader import RulesReloader
 
 
@@ -27,12 +28,15 @@ def create_app(runtime: Runtime) -> FastAPI:
             await runtime.transport.stop()
             runtime.db.dispose()
 
-    app = FastAPI(title="Cairn", version="0.1.0", lifespan=lifespan)
+    guard = Guard(runtime.settings.auth_failures_per_minute)
+    app = FastAPI(title="Cairn", version="0.1.0", lifespan=lifespan, dependencies=[Depends(guard)])
     app.state.runtime = runtime
     app.include_router(ingress.router)
     app.include_router(health.router)
+    app.include_router(me.router)
     app.include_router(rules.router)
     app.include_router(placements.router)
     app.include_router(lessons.router)
+    app.include_router(queue.router)
     install_error_answers(app)
     return app

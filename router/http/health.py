@@ -7,12 +7,13 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from router.compose import Runtime
+from router.http.guard import Access, policy
 from router.metrics import render
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", openapi_extra=policy(Access.PUBLIC))
 async def healthz() -> dict[str, str]:
     """Liveness: answers while the event loop runs."""
     return {"status": "ok"}
@@ -27,7 +28,7 @@ def _database_problem(runtime: Runtime) -> str | None:
     return None
 
 
-@router.get("/readyz")
+@router.get("/readyz", openapi_extra=policy(Access.PUBLIC))
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers and the transport can move messages."""
     runtime: Runtime = request.app.state.runtime
@@ -46,9 +47,11 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", openapi_extra=policy(Access.METRICS))
 async def metrics(request: Request) -> Response:
-    """Prometheus exposition: deliveries, pipeline outcomes, outbox messages by status."""
+    """Prometheus exposition: deliveries, pipeline outcomes, outbox messages by status.
+
+    With CAIRN_METRICS_TOKEN set, scrapers send it as a bearer token."""
     runtime: Runtime = request.app.state.runtime
     body = await run_in_threadpool(render, runtime.db, runtime.rules)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from connectors.registry import SOURCES
 from core.base import utcnow
 from core.errors import AuthenticationError, PayloadError
 from router.compose import Runtime
+from router.http.guard import Access, policy
 from router.metrics import DELIVERIES
 from router.stages.inbound import TOPIC
 from store import inbox, outbox
@@ -85,7 +86,9 @@ def _accept(
     return inbox_id
 
 
-@router.post("/hooks/{source}", status_code=202, tags=["ingress"])
+@router.post(
+    "/hooks/{source}", status_code=202, tags=["ingress"], openapi_extra=policy(Access.SIGNED)
+)
 async def receive_hook(source: str, request: Request) -> JSONResponse:
     """Accept one webhook delivery from `source`."""
     runtime: Runtime = request.app.state.runtime

@@ -1,13 +1,20 @@
-"""Lesson review workflow over the store: each step is one transaction with its audit entry."""
+"""Lesson review workflow over the store: each step is one transaction with its audit entry.
+
+Every step takes the acting principal as the server established it, checks its right to act on
+that lesson (owners only on their teams' lessons; reviewers approve and publish), and records
+it: who captured, submitted, approved and published a lesson is never taken from a request.
+"""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from core import lifecycle
+from core.access import Permission, Principal
 from core.base import utcnow
-from core.errors import NotFoundError
+from core.errors import ForbiddenError, NotFoundError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate
 from core.placement import PlacementState
 from core.recurrence import Recurrence
@@ -17,6 +24,38 @@ from store.engine import Database
 from store.search import SearchPage, SearchRequest
 
 OPEN = (PlacementState.PLANNED, PlacementState.EMBEDDED, PlacementState.OVERDUE)
+
+
+def check_author(actor: Principal, team: str) -> None:
+    """ForbiddenError unless `actor` may change lessons owned by `team`."""
+    if not actor.may_author_for(team):
+        raise ForbiddenError(f"{actor.id} may not change lessons owned by team {team!r}")
+
+
+def check_reviewer(actor: Principal) -> None:
+    """ForbiddenError unless `actor` holds a role that approves and publishes."""
+    if not actor.can(Permission.REVIEW):
+        raise ForbiddenError(f"{actor.id} may not approve or publish lessons")
+
+
+def record(
+    session: Session,
+    actor: Principal,
+    action: str,
+    subject: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """An audit entry for `actor`, with its `--as` label beside the id when it has one."""
+    label = {} if actor.label is None else {"label": actor.label}
+    audit.record(
+        session,
+        actor=actor.id,
+        action=action,
+        subject=subject,
+        details={**details, **label},
+        now=now,
+    )
 
 
 class LessonService:
@@ -32,38 +71,53 @@ class LessonService:
         return lesson
 
     def _step(
-        self, lesson_id: str, actor: str, action: str, change: Callable[[Lesson], Lesson]
+        self,
+        lesson_id: str,
+        actor: Principal,
+        action: str,
+        change: Callable[[Lesson], Lesson],
+        *,
+        reviewing: bool = False,
     ) -> Lesson:
         with self.db.transaction() as session:
             now = utcnow()
-            updated = change(self._load(session, lesson_id))
+            current = self._load(session, lesson_id)
+            if reviewing:
+                check_reviewer(actor)
+            else:
+                check_author(actor, current.owner)
+            updated = change(current)
+            if not reviewing:
+                check_author(actor, updated.owner)  # handing a lesson to another team too
             lessons.save(session, updated, now)
-            audit.record(
+            record(
                 session,
-                actor=actor,
-                action=f"lesson.{action}",
-                subject=lesson_id,
-                details={"version": updated.version, "status": updated.status.value},
-                now=now,
+                actor,
+                f"lesson.{action}",
+                lesson_id,
+                {"version": updated.version, "status": updated.status.value},
+                now,
             )
             return updated
 
-    def create(self, lesson: Lesson, actor: str) -> Lesson:
-        """Store a new draft."""
+    def create(self, lesson: Lesson, actor: Principal) -> Lesson:
+        """Store a new draft, captured by `actor` now (whatever the lesson said)."""
+        check_author(actor, lesson.owner)
+        now = utcnow()
+        provenance = lesson.provenance.model_copy(
+            update={"captured_by": actor.id, "captured_at": now}
+        )
         draft = lesson.model_copy(
-            update={"status": LessonStatus.DRAFT, "version": 1, "review": None}
+            update={
+                "status": LessonStatus.DRAFT,
+                "version": 1,
+                "review": None,
+                "provenance": provenance,
+            }
         )
         with self.db.transaction() as session:
-            now = utcnow()
             lessons.add(session, draft, now)
-            audit.record(
-                session,
-                actor=actor,
-                action="lesson.created",
-                subject=draft.id,
-                details={"version": 1},
-                now=now,
-            )
+            record(session, actor, "lesson.created", draft.id, {"version": 1}, now)
         return draft
 
     def get(self, lesson_id: str) -> tuple[Lesson, list[int]]:
@@ -95,20 +149,20 @@ class LessonService:
             self._load(session, lesson_id)
             return tuple(recurrences.for_lesson(session, lesson_id))
 
-    def edit(self, lesson_id: str, changes: dict[str, Any], actor: str) -> Lesson:
+    def edit(self, lesson_id: str, changes: dict[str, Any], actor: Principal) -> Lesson:
         """Change a draft or a lesson in review (withdraws any approval)."""
         return self._step(
             lesson_id, actor, "edited", lambda current: lifecycle.edit(current, changes)
         )
 
-    def submit(self, lesson_id: str, actor: str) -> Lesson:
+    def submit(self, lesson_id: str, actor: Principal) -> Lesson:
         """Ask for review."""
         return self._step(lesson_id, actor, "submitted", lifecycle.submit)
 
     def approve(
         self,
         lesson_id: str,
-        reviewer: str,
+        reviewer: Principal,
         *,
         notes: str = "",
         applicability: Applicability | None = None,
@@ -121,58 +175,57 @@ class LessonService:
             "approved",
             lambda current: lifecycle.approve(
                 current,
-                reviewer=reviewer,
+                reviewer=reviewer.id,
                 at=utcnow(),
                 notes=notes,
                 applicability=applicability,
                 mandate=mandate,
             ),
+            reviewing=True,
         )
 
-    def publish(self, lesson_id: str, actor: str) -> Lesson:
+    def publish(self, lesson_id: str, actor: Principal) -> Lesson:
         """Freeze an approved lesson as a new immutable version.
 
         Open placements of older versions are flagged in the audit log: their targets carry
         outdated text until the connector that placed them updates it.
         """
+        check_reviewer(actor)
         with self.db.transaction() as session:
             now = utcnow()
             lifecycle.check_publishable(self._load(session, lesson_id))
             published = lessons.publish(session, lesson_id, now)
-            audit.record(
-                session,
-                actor=actor,
-                action="lesson.published",
-                subject=lesson_id,
-                details={"version": published.version},
-                now=now,
+            record(
+                session, actor, "lesson.published", lesson_id, {"version": published.version}, now
             )
             for placement in placements.for_lesson(session, lesson_id):
                 if placement.lesson_version < published.version and placement.state in OPEN:
-                    audit.record(
+                    record(
                         session,
-                        actor=actor,
-                        action="placement.outdated",
-                        subject=placement.work_item_ref,
-                        details={
+                        actor,
+                        "placement.outdated",
+                        placement.work_item_ref,
+                        {
                             "placement": placement.id,
                             "lesson": lesson_id,
                             "placed_version": placement.lesson_version,
                             "current_version": published.version,
                         },
-                        now=now,
+                        now,
                     )
             return published
 
-    def revise(self, lesson_id: str, actor: str) -> Lesson:
+    def revise(self, lesson_id: str, actor: Principal) -> Lesson:
         """Open the next version as a draft; the published version stays in force."""
         return self._step(lesson_id, actor, "revision_started", lifecycle.revise)
 
-    def retire(self, lesson_id: str, actor: str) -> tuple[Lesson, int]:
+    def retire(self, lesson_id: str, actor: Principal) -> tuple[Lesson, int]:
         """Retire the lesson and withdraw its open placements; returns how many were withdrawn."""
         with self.db.transaction() as session:
             now = utcnow()
-            retired = lifecycle.retire(self._load(session, lesson_id))
+            current = self._load(session, lesson_id)
+            check_author(actor, current.owner)
+            retired = lifecycle.retire(current)
             lessons.save(session, retired, now)
             withdrawn = 0
             touched: set[str] = set()
@@ -189,12 +242,12 @@ class LessonService:
             for ref in sorted(touched):
                 # The embed stage removes the items from their targets, serialised per target.
                 outbox.enqueue(session, topic=EMBED_TOPIC, payload={"ref": ref}, key=ref, now=now)
-            audit.record(
+            record(
                 session,
-                actor=actor,
-                action="lesson.retired",
-                subject=lesson_id,
-                details={"withdrawn_placements": withdrawn},
-                now=now,
+                actor,
+                "lesson.retired",
+                lesson_id,
+                {"withdrawn_placements": withdrawn},
+                now,
             )
             return retired, withdrawn

@@ -7,6 +7,10 @@ published version of the same number):
 - later than the working copy, by (version, lifecycle position draft < in_review < published <
   retired) → updated, unless the lesson is retired here or the same version differs in content;
 - anything else is a conflict: this database has a newer or a different version.
+
+Importing needs the `import` permission (admins). A published entry keeps the review record it
+carries, and the audit entry names both that reviewer and the importing principal; a published
+entry that was never reviewed comes in as a draft unless the importer trusts the file's reviews.
 """
 
 from dataclasses import dataclass, field
@@ -14,10 +18,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from core.access import Permission, Principal
 from core.base import utcnow
-from core.errors import ConflictError
+from core.errors import ConflictError, ForbiddenError
 from core.lesson import Lesson, LessonStatus
-from store import audit, lessons
+from router.lessons.service import record
+from store import lessons
 from store.engine import Database
 
 _POSITION = {s: n for n, s in enumerate(LessonStatus)}
@@ -32,6 +38,8 @@ class ImportReport:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    written: dict[str, Lesson] = field(default_factory=dict, repr=False)
+    """What was (or would be) written per entry, after unreviewed versions became drafts."""
 
     @property
     def changed(self) -> bool:
@@ -82,25 +90,37 @@ def _key(lesson: Lesson) -> tuple[int, int]:
     return lesson.version, _POSITION[lesson.status]
 
 
-def _apply(session: Session, entry: Lesson, now: datetime, report: ImportReport) -> str | None:
+def _apply(
+    session: Session, entry: Lesson, now: datetime, report: ImportReport, trust_reviews: bool
+) -> str | None:
     """Write one entry; returns a conflict instead of writing."""
     name = f"{entry.id}@{entry.version}"
     stored = lessons.get(session, entry.id)
+    if stored is not None and (
+        entry == stored
+        or (
+            entry.status == LessonStatus.PUBLISHED
+            and entry == lessons.get_version(session, entry.id, entry.version)
+        )
+    ):
+        report.unchanged.append(name)
+        return None
+    given = entry.status  # conflicts speak of the file's status, as the file says it
+    if not trust_reviews:
+        entry = _unreviewed_as_draft(entry)
+    report.written[name] = entry
     if stored is None:
         lessons.add(session, entry, now)
         if entry.status == LessonStatus.PUBLISHED:
             lessons.publish(session, entry.id, now)
         report.created.append(name)
         return None
-    if entry == stored or (
-        entry.status == LessonStatus.PUBLISHED
-        and entry == lessons.get_version(session, entry.id, entry.version)
-    ):
+    if entry == stored:  # a published entry that was never reviewed, already here as a draft
         report.unchanged.append(name)
         return None
     here = f"this database has {stored.id}@{stored.version} ({stored.status.value})"
     if _key(entry) <= _key(stored):
-        return f"{name} ({entry.status.value}): {here}, newer than or different from the file's"
+        return f"{name} ({given.value}): {here}, newer than or different from the file's"
     if stored.status == LessonStatus.RETIRED:
         return f"{name}: {here}; a retired lesson stays retired"
     if entry.version == stored.version and _content(entry) != _content(stored):
@@ -114,17 +134,32 @@ def _apply(session: Session, entry: Lesson, now: datetime, report: ImportReport)
     return None
 
 
+def _unreviewed_as_draft(entry: Lesson) -> Lesson:
+    """A published entry without a review record, as the draft it really is."""
+    if entry.status == LessonStatus.PUBLISHED and entry.review is None:
+        return entry.model_copy(update={"status": LessonStatus.DRAFT})
+    return entry
+
+
 def import_lessons(
-    db: Database, entries: list[Lesson], actor: str, *, source: str, dry_run: bool = False
+    db: Database,
+    entries: list[Lesson],
+    actor: Principal,
+    *,
+    source: str,
+    dry_run: bool = False,
+    trust_reviews: bool = False,
 ) -> ImportReport:
     """Import every entry in one transaction, or none when any conflicts (ImportConflictError)."""
+    if not actor.can(Permission.IMPORT):
+        raise ForbiddenError(f"{actor.id} may not import lessons")
     report = ImportReport(dry_run=dry_run)
     try:
         with db.transaction() as session:
             now = utcnow()
             conflicts = []
             for entry in sorted(entries, key=lambda e: (e.id, *_key(e))):
-                conflict = _apply(session, entry, now, report)
+                conflict = _apply(session, entry, now, report, trust_reviews)
                 if conflict is not None:
                     conflicts.append(conflict)
             if conflicts:
@@ -133,14 +168,15 @@ def import_lessons(
                 raise _DryRunDone
             for name in (*report.created, *report.updated):
                 lesson_id, _, version = name.rpartition("@")
-                audit.record(
-                    session,
-                    actor=actor,
-                    action="lesson.imported",
-                    subject=lesson_id,
-                    details={"version": int(version), "source": source},
-                    now=now,
-                )
+                entry = report.written[name]
+                details = {
+                    "version": int(version),
+                    "source": source,
+                    "status": entry.status.value,
+                    "reviewed_by": None if entry.review is None else entry.review.reviewer,
+                    "trusted_reviews": trust_reviews,
+                }
+                record(session, actor, "lesson.imported", lesson_id, details, now)
     except _DryRunDone:
         pass
     return report

@@ -13,9 +13,12 @@ import rules
 from connectors import generic
 from connectors.base import Enricher
 from connectors.target import Target
+from core.access import Role
 from core.base import utcnow
 from core.lesson import Lesson, LessonStatus
 from core.work import System
+from router.access.operator import cli_principal
+from router.access.tokens import TokenService
 from router.compose import build_runtime
 from router.http.app import create_app
 from router.settings import Settings
@@ -48,6 +51,12 @@ DRAFT = {
 }
 
 
+def bearer(db: Database, name: str, role: str, *teams: str) -> dict[str, str]:
+    """Headers carrying a new API token `name` with `role` (and teams, for owners)."""
+    created = TokenService(db).create(name, Role(role), teams, None, cli_principal("tests"))
+    return {"Authorization": f"Bearer {created.secret}"}
+
+
 @contextmanager
 def serving(
     database_url: str,
@@ -60,7 +69,8 @@ def serving(
 ) -> Iterator[tuple[TestClient, Database]]:
     """A migrated database (optionally seeded by `prepare`) and the app with its workers.
 
-    `targets` stand in for the outside systems' connectors (contract fakes behind them).
+    `targets` stand in for the outside systems' connectors (contract fakes behind them). The
+    client sends an admin token (`token:tests-admin`) unless a request gives its own headers.
     """
     db = Database(database_url)
     migrate.upgrade(db)
@@ -73,9 +83,8 @@ def serving(
         **settings,
     )
     try:
-        with TestClient(
-            create_app(build_runtime(config, targets=targets, enrichers=enrichers))
-        ) as client:
+        app = create_app(build_runtime(config, targets=targets, enrichers=enrichers))
+        with TestClient(app, headers=bearer(db, "tests-admin", "admin")) as client:
             yield client, db
     finally:
         db.dispose()

@@ -2,14 +2,17 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from core.access import Permission
+from core.base import utcnow
 from core.lesson import Applicability, Lesson, LessonForm, LessonStatus, Mandate
 from router.compose import Runtime
 from router.http.api import lessons_transfer as api_lessons_transfer
 from router.http.errors import problem
+from router.http.guard import Acting, policy
 from router.lessons.service import LessonService
 from store.search import SearchPage, SearchRequest
 from store.search_query import MAX_QUERY_CHARS, QueryTooLongError
@@ -18,9 +21,6 @@ router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
 # Before `/{lesson_id}`, which would otherwise take `export` and `schema` for lesson ids.
 router.include_router(api_lessons_transfer.router)
 
-Actor = Annotated[
-    str, Header(alias="X-Cairn-Actor", description="Who is acting (recorded in the audit log).")
-]
 JsonBody = Annotated[dict[str, Any], Body()]
 
 
@@ -33,11 +33,16 @@ def _json(lesson: Lesson, **extra: Any) -> dict[str, Any]:
     return {**lesson.model_dump(mode="json"), **extra}
 
 
-@router.post("", status_code=201)
-async def create(request: Request, body: JsonBody, actor: Actor = "api") -> Any:
+@router.post("", openapi_extra=policy(Permission.AUTHOR), status_code=201)
+async def create(request: Request, body: JsonBody, actor: Acting) -> Any:
     """Capture a new draft lesson (version 1)."""
+    # Who captured it and when are the server's to say; the service sets them again.
+    given = body.get("provenance")
+    provenance = {**(given if isinstance(given, dict) else {})}
+    provenance.update(captured_by=actor.id, captured_at=utcnow().isoformat())
     lesson = Lesson.model_validate(
-        {**body, "version": 1, "status": "draft", "review": None}, strict=False
+        {**body, "provenance": provenance, "version": 1, "status": "draft", "review": None},
+        strict=False,
     )
     result = await run_in_threadpool(_service(request).create, lesson, actor)
     return JSONResponse(_json(result), 201)
@@ -58,7 +63,7 @@ def _page(page: SearchPage, request: SearchRequest) -> dict[str, Any]:
     }
 
 
-@router.get("")
+@router.get("", openapi_extra=policy(Permission.READ))
 async def list_lessons(
     request: Request,
     status: Annotated[list[LessonStatus] | None, Query()] = None,
@@ -103,7 +108,7 @@ async def list_lessons(
     return _page(page, wanted)
 
 
-@router.get("/{lesson_id}")
+@router.get("/{lesson_id}", openapi_extra=policy(Permission.READ))
 async def show(lesson_id: str, request: Request) -> Any:
     """The working copy and the list of published versions."""
     result = await run_in_threadpool(_service(request).get, lesson_id)
@@ -111,7 +116,7 @@ async def show(lesson_id: str, request: Request) -> Any:
     return _json(lesson, published_versions=versions)
 
 
-@router.get("/{lesson_id}/recurrences")
+@router.get("/{lesson_id}/recurrences", openapi_extra=policy(Permission.READ))
 async def list_recurrences(lesson_id: str, request: Request) -> Any:
     """Later incidents where the lesson applied: what matched, and what its placements did."""
     found = await run_in_threadpool(_service(request).recurrences, lesson_id)
@@ -121,33 +126,33 @@ async def list_recurrences(lesson_id: str, request: Request) -> Any:
     ]
 
 
-@router.get("/{lesson_id}/versions/{version}")
+@router.get("/{lesson_id}/versions/{version}", openapi_extra=policy(Permission.READ))
 async def show_version(lesson_id: str, version: int, request: Request) -> Any:
     """One published version, exactly as it was published."""
     result = await run_in_threadpool(_service(request).version, lesson_id, version)
     return _json(result)
 
 
-@router.patch("/{lesson_id}")
-async def edit(lesson_id: str, request: Request, body: JsonBody, actor: Actor = "api") -> Any:
+@router.patch("/{lesson_id}", openapi_extra=policy(Permission.AUTHOR))
+async def edit(lesson_id: str, request: Request, body: JsonBody, actor: Acting) -> Any:
     """Change fields of a draft or a lesson in review (an edit withdraws any approval)."""
     result = await run_in_threadpool(_service(request).edit, lesson_id, body, actor)
     return _json(result)
 
 
-@router.post("/{lesson_id}/submit")
-async def submit(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+@router.post("/{lesson_id}/submit", openapi_extra=policy(Permission.AUTHOR))
+async def submit(lesson_id: str, request: Request, actor: Acting) -> Any:
     """Ask for review."""
     result = await run_in_threadpool(_service(request).submit, lesson_id, actor)
     return _json(result)
 
 
-@router.post("/{lesson_id}/approve")
+@router.post("/{lesson_id}/approve", openapi_extra=policy(Permission.REVIEW))
 async def approve(
     lesson_id: str,
     request: Request,
+    actor: Acting,
     body: Annotated[dict[str, Any] | None, Body()] = None,
-    actor: Actor = "api",
 ) -> Any:
     """Record the transferability check: where it applies, exclusions, adaptations, mandate."""
     body = body or {}
@@ -171,22 +176,22 @@ async def approve(
     return _json(result)
 
 
-@router.post("/{lesson_id}/publish")
-async def publish(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+@router.post("/{lesson_id}/publish", openapi_extra=policy(Permission.REVIEW))
+async def publish(lesson_id: str, request: Request, actor: Acting) -> Any:
     """Freeze the approved lesson as a new immutable version."""
     result = await run_in_threadpool(_service(request).publish, lesson_id, actor)
     return _json(result)
 
 
-@router.post("/{lesson_id}/revise")
-async def revise(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+@router.post("/{lesson_id}/revise", openapi_extra=policy(Permission.AUTHOR))
+async def revise(lesson_id: str, request: Request, actor: Acting) -> Any:
     """Open the next version as a draft; the published one stays in force."""
     result = await run_in_threadpool(_service(request).revise, lesson_id, actor)
     return _json(result)
 
 
-@router.post("/{lesson_id}/retire")
-async def retire(lesson_id: str, request: Request, actor: Actor = "api") -> Any:
+@router.post("/{lesson_id}/retire", openapi_extra=policy(Permission.AUTHOR))
+async def retire(lesson_id: str, request: Request, actor: Acting) -> Any:
     """Retire the lesson and withdraw its open placements."""
     result = await run_in_threadpool(_service(request).retire, lesson_id, actor)
     lesson, withdrawn = result

@@ -2,12 +2,14 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from core.access import Permission
 from core.lesson import LessonStatus
 from router.compose import Runtime
+from router.http.guard import Acting, policy
 from router.lessons import file as lessons_file
 from router.lessons import transfer as lessons_transfer
 from router.lessons.file import LessonFileError
@@ -15,6 +17,7 @@ from router.lessons.transfer import ImportConflictError
 
 router = APIRouter()
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
+IMPORT_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml")
 
 
 def _runtime(request: Request) -> Runtime:
@@ -22,13 +25,13 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-@router.get("/schema")
+@router.get("/schema", openapi_extra=policy(Permission.READ))
 async def file_schema() -> dict[str, Any]:
     """The JSON Schema of an export file; each entry is a Lesson."""
     return lessons_file.schema()
 
 
-@router.get("/export")
+@router.get("/export", openapi_extra=policy(Permission.READ))
 async def export(
     request: Request,
     status: LessonStatus | None = None,
@@ -41,11 +44,14 @@ async def export(
     return Response(text, media_type=media)
 
 
-@router.post("/import")
+@router.post("/import", openapi_extra=policy(Permission.IMPORT, accepts=IMPORT_TYPES))
 async def import_file(
     request: Request,
+    actor: Acting,
     dry_run: Annotated[bool, Query(description="Check and report; write nothing.")] = False,
-    actor: Annotated[str, Header(alias="X-Cairn-Actor")] = "api",
+    trust_reviews: Annotated[
+        bool, Query(description="Keep published entries that carry no review record published.")
+    ] = False,
 ) -> Any:
     """Import an export file (JSON, or YAML with a YAML content type): all entries or none."""
     body = await request.body()
@@ -63,6 +69,7 @@ async def import_file(
             actor,
             source="api",
             dry_run=dry_run,
+            trust_reviews=trust_reviews,
         )
     except LessonFileError as exc:
         problems = [str(p) for p in exc.problems]

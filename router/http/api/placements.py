@@ -5,13 +5,15 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from core.access import Permission
 from router.compose import Runtime
+from router.http.guard import policy
 from store import placements
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 
-@router.get("/placements")
+@router.get("/placements", openapi_extra=policy(Permission.READ))
 async def list_placements(
     request: Request,
     work_item: str = Query(description="A work item ref such as github:acme/api#12"),

@@ -4,12 +4,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from core.access import Permission
 from router.compose import Runtime
+from router.http.guard import policy
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
 
 
-@router.get("/rules")
+@router.get("/rules", openapi_extra=policy(Permission.READ))
 async def active_rules(request: Request) -> dict[str, Any]:
     """The rule set in force: version, packs, source files, and the last reload error."""
     runtime: Runtime = request.app.state.runtime

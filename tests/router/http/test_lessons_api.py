@@ -10,21 +10,27 @@ from fastapi.testclient import TestClient
 from connectors.generic.webhook import sign
 from store import audit, placements
 from store.engine import Database
-from tests.router.support import DRAFT, EXAMPLES, PR, PR_REF, drain, serving
+from tests.router.support import DRAFT, EXAMPLES, PR, PR_REF, bearer, drain, serving
+
+# Who acts: dana owns the platform team's lessons, lee reviews; set up with the app.
+PEOPLE: dict[str, dict[str, str]] = {}
 
 
 @pytest.fixture
 def api(database_url: str, webhook_secret: str) -> Iterator[tuple[TestClient, Database]]:
-    with serving(
-        database_url, webhook_secret, rules_path=EXAMPLES, rules_reload_seconds=0.1
-    ) as running:
-        yield running
+    with serving(database_url, webhook_secret, rules_path=EXAMPLES, rules_reload_seconds=0.1) as (
+        client,
+        db,
+    ):
+        PEOPLE["dana"] = bearer(db, "dana", "owner", "platform")
+        PEOPLE["lee"] = bearer(db, "lee", "reviewer")
+        yield client, db
 
 
 def _act(client: TestClient, verb: str, actor: str = "lee", **body: object) -> dict[str, object]:
     response = client.post(
         f"/api/v1/lessons/derive-pool-size/{verb}",
-        headers={"X-Cairn-Actor": actor},
+        headers=PEOPLE[actor],
         **({"json": body} if body else {}),
     )
     assert response.status_code == 200, response.text
@@ -33,15 +39,18 @@ def _act(client: TestClient, verb: str, actor: str = "lee", **body: object) -> d
 
 def test_lifecycle_through_the_api(api: tuple[TestClient, Database], webhook_secret: str) -> None:
     client, db = api
-    created = client.post("/api/v1/lessons", json=DRAFT, headers={"X-Cairn-Actor": "dana"})
+    claimed = {**DRAFT, "provenance": {**DRAFT["provenance"], "captured_by": "someone-else"}}
+    created = client.post("/api/v1/lessons", json=claimed, headers=PEOPLE["dana"])
     assert created.status_code == 201, created.text
     assert (created.json()["status"], created.json()["version"]) == ("draft", 1)
+    # The server says who captured it, whatever the body claimed.
+    assert created.json()["provenance"]["captured_by"] == "token:dana"
 
     assert _act(client, "submit", "dana")["status"] == "in_review"
     approved = _act(
         client, "approve", "lee", notes="Holds for every pooled service", mandate="required"
     )
-    assert approved["review"]["reviewer"] == "lee" and approved["mandate"] == "required"
+    assert approved["review"]["reviewer"] == "token:lee" and approved["mandate"] == "required"
     assert _act(client, "publish")["status"] == "published"
 
     # The published lesson is routed into a matching pull request.
@@ -57,11 +66,12 @@ def test_lifecycle_through_the_api(api: tuple[TestClient, Database], webhook_sec
     )
 
     # Revising opens version 2 as a draft while version 1 stays in force.
-    revised = _act(client, "revise")
+    revised = client.post("/api/v1/lessons/derive-pool-size/revise").json()
     assert (revised["status"], revised["version"], revised["review"]) == ("draft", 2, None)
     edited = client.patch(
         "/api/v1/lessons/derive-pool-size",
         json={"statement": "Size the pool from workers x threads, and alert at 80%."},
+        headers=PEOPLE["dana"],
     )
     assert edited.status_code == 200, edited.text
     _act(client, "submit", "dana")
@@ -78,23 +88,24 @@ def test_lifecycle_through_the_api(api: tuple[TestClient, Database], webhook_sec
     ] == [(PR_REF, 1, 2)]
 
     # Retiring withdraws the open placement and takes the lesson out of routing.
-    retired = _act(client, "retire")
+    retired = _act(client, "retire", "dana")
     assert (retired["status"], retired["withdrawn_placements"]) == ("retired", 1)
     with db.transaction() as session:
         [withdrawn] = placements.for_work_item(session, PR_REF)
-        actions = [e.action for e in audit.entries(session, subject="derive-pool-size")]
+        trail = [(e.action, e.actor) for e in audit.entries(session, subject="derive-pool-size")]
     assert withdrawn.state.value == "withdrawn"
-    assert actions == [
-        "lesson.created",
-        "lesson.submitted",
-        "lesson.approved",
-        "lesson.published",
-        "lesson.revision_started",
-        "lesson.edited",
-        "lesson.submitted",
-        "lesson.approved",
-        "lesson.published",
-        "lesson.retired",
+    # Every mutating call is recorded with the principal the server authenticated.
+    assert trail == [
+        ("lesson.created", "token:dana"),
+        ("lesson.submitted", "token:dana"),
+        ("lesson.approved", "token:lee"),
+        ("lesson.published", "token:lee"),
+        ("lesson.revision_started", "token:tests-admin"),
+        ("lesson.edited", "token:dana"),
+        ("lesson.submitted", "token:dana"),
+        ("lesson.approved", "token:lee"),
+        ("lesson.published", "token:lee"),
+        ("lesson.retired", "token:dana"),
     ]
     listed = client.get("/api/v1/lessons", params={"status": "retired"}).json()
     assert [lesson["id"] for lesson in listed] == ["derive-pool-size"]
@@ -105,11 +116,19 @@ def test_lifecycle_through_the_api(api: tuple[TestClient, Database], webhook_sec
     [
         ((), "publish", "lee", 409, "it is draft, not in_review"),
         (("submit",), "publish", "lee", 409, "has not been approved"),
-        (("submit",), "approve", "dana", 409, "cannot also approve"),
-        ((), "revise", "lee", 409, "it is draft, not published"),
-        (("submit", "approve", "publish", "retire"), "submit", "lee", 409, "it is retired"),
+        (("submit",), "approve", "dana", 403, "needs the role admin or reviewer"),
+        ((), "revise", "dana", 409, "it is draft, not published"),
+        (("submit", "approve", "publish", "retire"), "submit", "dana", 409, "it is retired"),
+        ((), "submit", "lee", 403, "needs the role admin or owner"),
     ],
-    ids=["publish-draft", "publish-unapproved", "self-approval", "revise-draft", "after-retire"],
+    ids=[
+        "publish-draft",
+        "publish-unapproved",
+        "owner-approves",
+        "revise-draft",
+        "after-retire",
+        "reviewer-submits",
+    ],
 )
 def test_illegal_steps_are_refused_with_the_reason(
     api: tuple[TestClient, Database],
@@ -120,11 +139,11 @@ def test_illegal_steps_are_refused_with_the_reason(
     reason: str,
 ) -> None:
     client, _ = api
-    assert client.post("/api/v1/lessons", json=DRAFT).status_code == 201
+    assert client.post("/api/v1/lessons", json=DRAFT, headers=PEOPLE["dana"]).status_code == 201
     for step in steps:
-        _act(client, step, "dana" if step == "submit" else "lee")
+        _act(client, step, "lee" if step in ("approve", "publish") else "dana")
     response = client.post(
-        f"/api/v1/lessons/derive-pool-size/{verb}", headers={"X-Cairn-Actor": actor}, json={}
+        f"/api/v1/lessons/derive-pool-size/{verb}", headers=PEOPLE[actor], json={}
     )
     assert response.status_code == status
     assert reason in response.json()["reason"]

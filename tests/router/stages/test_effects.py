@@ -20,6 +20,7 @@ from core.errors import TransientError
 from core.feedback import ItemMark, ItemObservation
 from core.placement import PlacementState, SignalKind
 from core.work import System, WorkItem
+from router.access.operator import cli_principal
 from router.lessons.service import LessonService
 from store import audit, placements
 from store.engine import Database
@@ -267,7 +268,7 @@ def test_retiring_a_lesson_removes_its_item_from_the_target(
     post(client, webhook_secret, "m1", pr_event())
     drain(db)
     pid = only_placement(db)[0]
-    LessonService(db).retire("derive-pool-size", "owner")
+    LessonService(db).retire("derive-pool-size", cli_principal())
     drain(db)
     assert target.items[PR_REF] == {}
     assert target.writes == 2
