@@ -28,6 +28,8 @@ class Permission(StrEnum):
     """Approve (the transferability check) and publish lessons."""
     OPERATE = "operate"
     """Queue and dead-letter operations, rule checks over the API."""
+    WAIVE = "waive"
+    """Exempt a team (or one work item) from a mandated lesson, until a date."""
     IMPORT = "import"
     """Import lesson files, which may carry published versions and their review records."""
     ADMINISTER = "administer"
@@ -39,7 +41,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PLATFORM: frozenset({Permission.READ, Permission.OPERATE}),
     Role.OWNER: frozenset({Permission.READ, Permission.AUTHOR}),
     Role.REVIEWER: frozenset({Permission.READ, Permission.REVIEW}),
-    Role.COMPLIANCE: frozenset({Permission.READ}),
+    Role.COMPLIANCE: frozenset({Permission.READ, Permission.WAIVE}),
     Role.READER: frozenset({Permission.READ}),
 }
 

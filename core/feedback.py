@@ -69,9 +69,10 @@ MANDATED = frozenset({Mandate.REQUIRED, Mandate.REVIEW_AND_JUSTIFY})
 """Mandates whose items must be ticked or justified before the work item ends."""
 
 _CLOSURE_SIGNAL = {
-    Closure.MERGED: SignalKind.MERGED_UNCHECKED,
-    Closure.RESOLVED: SignalKind.RESOLVED_UNCHECKED,
+    Closure.MERGED: (SignalKind.MERGED_UNCHECKED, SignalKind.MERGED_CLEAN),
+    Closure.RESOLVED: (SignalKind.RESOLVED_UNCHECKED, SignalKind.RESOLVED_CLEAN),
 }
+"""How a finished work item leaves each item: (still open, ticked). A plain close says nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +158,16 @@ def reconcile(placements: Iterable[Placement], observation: Observation) -> list
         if change is not None:
             changes.append(change)
             live[placement.id] = change.placement
-    kind = None if observation.closure is None else _CLOSURE_SIGNAL.get(observation.closure)
-    if kind is not None:
+    kinds = None if observation.closure is None else _CLOSURE_SIGNAL.get(observation.closure)
+    if kinds is not None:
+        unchecked, clean = kinds
         for placement in live.values():
-            open_item = placement.state in (PlacementState.EMBEDDED, PlacementState.OVERDUE)
-            if open_item and placement.mandate in MANDATED:
-                # The placement stays as it is; only the signal records the closure.
-                changes.append(Change(placement, _signal(placement, observation, kind)))
+            if placement.state in (PlacementState.EMBEDDED, PlacementState.OVERDUE):
+                kind = unchecked  # the work ended with the item open: ignored
+            elif placement.state == PlacementState.COMPLETED:
+                kind = clean  # the work ended with the item ticked: verified
+            else:
+                continue
+            # The placement stays as it is; only the signal records the closure.
+            changes.append(Change(placement, _signal(placement, observation, kind)))
     return changes

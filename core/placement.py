@@ -70,6 +70,10 @@ class SignalKind(StrEnum):
     SUBTASK_DONE = "subtask_done"
     MERGED_UNCHECKED = "merged_unchecked"
     RESOLVED_UNCHECKED = "resolved_unchecked"
+    MERGED_CLEAN = "merged_clean"
+    """The work item merged with this item ticked: the lesson was applied (verified)."""
+    RESOLVED_CLEAN = "resolved_clean"
+    """The work item was resolved with this item ticked (verified)."""
     TRAINING_COMPLETED = "training_completed"
 
 

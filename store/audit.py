@@ -1,13 +1,28 @@
-"""Append-only audit log: what Cairn did, to what, on whose behalf."""
+"""Append-only audit log: what Cairn did, to what, on whose behalf; a hash chain shows tampering.
 
+Each entry carries a sequence number, the previous entry's hash and its own hash over a canonical
+encoding of everything it records. An append locks the single head row, so writers on
+PostgreSQL queue behind each other (SQLite serialises writers anyway) and the chain never forks.
+`verify` walks the chain: an altered row, a deleted, inserted or reordered one, or a cut tail is
+named. Whoever can write the database can also rebuild the whole chain, which is why `head`
+exists: anchor its value outside Cairn (a ticket, a signed mail, a timestamping service).
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.tables import AuditRow
+from core.access import Principal
+from store.tables import AuditHeadRow, AuditRow
+
+GENESIS = "0" * 64
+"""The previous hash of the first entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +37,33 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject: str,
+    details: dict[str, Any],
+) -> str:
+    """SHA-256 over the canonical JSON of one entry and the hash before it."""
+    canonical = json.dumps(
+        {
+            "prev": prev_hash,
+            "seq": seq,
+            "at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "details": details,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def record(
     session: Session,
     *,
@@ -31,15 +73,54 @@ def record(
     details: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Append an entry in the caller's transaction."""
-    session.add(AuditRow(at=now, actor=actor, action=action, subject=subject, details=details))
+    """Append an entry in the caller's transaction, linked to the one before it."""
+    head = session.get(AuditHeadRow, 1, with_for_update=True)
+    if head is None:
+        raise RuntimeError("the audit chain has no head row: run `cairn db upgrade`")
+    # The JSON column gives back what JSON can hold; hash exactly that.
+    stored = json.loads(json.dumps(details))
+    seq = head.seq + 1
+    digest = entry_hash(head.hash, seq, now, actor, action, subject, stored)
+    session.add(
+        AuditRow(
+            at=now,
+            actor=actor,
+            action=action,
+            subject=subject,
+            details=stored,
+            seq=seq,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    head.seq, head.hash = seq, digest
+
+
+def record_by(
+    session: Session,
+    actor: Principal,
+    action: str,
+    subject: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    """An entry for a principal, with its `--as` label beside the id when it has one."""
+    label = {} if actor.label is None else {"label": actor.label}
+    record(
+        session,
+        actor=actor.id,
+        action=action,
+        subject=subject,
+        details={**details, **label},
+        now=now,
+    )
 
 
 def entries(
     session: Session, *, action: str | None = None, subject: str | None = None, limit: int = 1000
 ) -> list[AuditEntry]:
     """Entries, oldest first, optionally filtered."""
-    stmt = select(AuditRow).order_by(AuditRow.id).limit(limit)
+    stmt = select(AuditRow).order_by(AuditRow.seq).limit(limit)
     if action is not None:
         stmt = stmt.where(AuditRow.action == action)
     if subject is not None:
@@ -54,3 +135,61 @@ def count_by_action(session: Session) -> dict[str, int]:
     """How many entries of each action."""
     rows = session.execute(select(AuditRow.action, func.count()).group_by(AuditRow.action))
     return {action: int(n) for action, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The chain's newest link."""
+
+    seq: int
+    hash: str
+
+
+def head(session: Session) -> Head:
+    """The current head of the chain (sequence number and hash)."""
+    row = session.get(AuditHeadRow, 1)
+    return Head(0, GENESIS) if row is None else Head(row.seq, row.hash)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What `verify` found: how many entries it checked, and the first problem if any."""
+
+    checked: int
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        """Whether the chain verified end to end."""
+        return self.problem is None
+
+
+def _rows(session: Session, batch: int) -> Iterator[AuditRow]:
+    stmt = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
+    yield from session.scalars(stmt)
+
+
+def verify(session: Session, *, batch: int = 10_000) -> Verdict:
+    """Walk the chain in sequence order; the first altered, missing, extra or moved row wins."""
+    prev, expected, checked = GENESIS, 1, 0
+    for row in _rows(session, batch):
+        where = f"audit row id {row.id} (seq {row.seq})"
+        if row.seq != expected:
+            what = "deleted" if row.seq > expected else "inserted"
+            return Verdict(checked, f"{where}: expected seq {expected}; a row was {what}")
+        if row.prev_hash != prev:
+            return Verdict(
+                checked, f"{where}: does not follow the row before it (moved or inserted)"
+            )
+        digest = entry_hash(
+            row.prev_hash, row.seq, row.at, row.actor, row.action, row.subject, row.details
+        )
+        if digest != row.hash:
+            return Verdict(checked, f"{where}: its content does not match its hash (altered)")
+        prev, expected, checked = row.hash, expected + 1, checked + 1
+    last = head(session)
+    if (last.seq, last.hash) != (checked, prev):
+        return Verdict(
+            checked, f"the chain ends at seq {checked} but its head says {last.seq}: rows removed"
+        )
+    return Verdict(checked)

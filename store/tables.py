@@ -226,6 +226,19 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(60), index=True)
     subject: Mapped[str] = mapped_column(String(320), index=True)
     details: Mapped[dict[str, Any]]
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """The audit chain's newest link: one row, locked by every append so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class CounterRow(Base):
@@ -252,3 +265,18 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class WaiverRow(Base):
+    """An exemption of a team (or one work item) from a mandated lesson, with who approved it."""
+
+    __tablename__ = "waivers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(String(200), index=True)
+    team: Mapped[str] = mapped_column(String(200))
+    work_item_ref: Mapped[str | None] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(Text)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

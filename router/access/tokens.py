@@ -93,21 +93,9 @@ class TokenService:
         )
         with self.db.transaction() as session:
             tokens.add(session, record, _digest(secret))
-            audit.record(
-                session,
-                actor=actor.id,
-                action="token.created",
-                subject=f"token:{name}",
-                details={
-                    "role": role.value,
-                    "teams": list(record.teams),
-                    "expires_at": None
-                    if record.expires_at is None
-                    else record.expires_at.isoformat(),
-                    **_label(actor),
-                },
-                now=now,
-            )
+            expires = None if record.expires_at is None else record.expires_at.isoformat()
+            details = {"role": role.value, "teams": list(record.teams), "expires_at": expires}
+            audit.record_by(session, actor, "token.created", f"token:{name}", details, now)
         return CreatedToken(record, secret)
 
     def list(self) -> list[TokenRecord]:
@@ -120,14 +108,7 @@ class TokenService:
         with self.db.transaction() as session:
             now = utcnow()
             record = tokens.revoke(session, name, now)
-            audit.record(
-                session,
-                actor=actor.id,
-                action="token.revoked",
-                subject=f"token:{name}",
-                details=_label(actor),
-                now=now,
-            )
+            audit.record_by(session, actor, "token.revoked", f"token:{name}", {}, now)
             return record
 
     def authenticate(self, presented: str) -> Principal:
@@ -147,10 +128,6 @@ class TokenService:
             if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY:
                 tokens.touch(session, record.id, now)
         return principal_of(record)
-
-
-def _label(actor: Principal) -> dict[str, str]:
-    return {} if actor.label is None else {"label": actor.label}
 
 
 def expiry_text(record: TokenRecord, now: datetime) -> str:

@@ -4,10 +4,13 @@ import logging
 
 import click
 
+from router.cli.audit import audit_group
 from router.cli.backfill import backfill_group
+from router.cli.compliance import evidence_group, waivers_group
 from router.cli.db import db, queue
 from router.cli.demo import demo
 from router.cli.lessons import lessons_group
+from router.cli.report import placements_group, report_group
 from router.cli.rules import rules_group
 from router.cli.service import serve, worker
 from router.cli.tokens import tokens_group
@@ -21,6 +24,9 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # Alembic narrates every connection ("Context impl SQLiteImpl.") at INFO.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 for command in (
@@ -31,6 +37,11 @@ for command in (
     rules_group,
     lessons_group,
     tokens_group,
+    audit_group,
+    placements_group,
+    report_group,
+    waivers_group,
+    evidence_group,
     backfill_group,
     demo,
 ):

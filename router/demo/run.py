@@ -65,13 +65,50 @@ async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]
 
 
 def run_demo(workdir: str | None) -> int:
-    """Run the demo; returns the process exit code (0 when every step behaved)."""
+    """Run the demo; returns the process exit code (0 when every step behaved).
+
+    The demo's own `[step]` lines go to stdout; the service's log goes to `cairn-demo.log` in
+    the demo's directory, which is kept (with its database) for the next steps it prints.
+    """
+    base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cairn-demo-"))
+    base.mkdir(parents=True, exist_ok=True)
+    log_file = base / "cairn-demo.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    kept = root.handlers[:]
+    root.handlers[:] = [handler]
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="cairn-demo-") as tmp:
-        base = Path(workdir or tmp)
-        base.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(_demo(base))
+    try:
+        code = asyncio.run(_demo(base))
+    finally:
+        root.handlers[:] = kept
+        handler.close()
+    _next_steps(base, log_file)
+    return code
+
+
+def _next_steps(base: Path, log_file: Path) -> None:
+    """Where the demo's data is, and what to try next."""
+    url = f"sqlite:///{base / 'cairn-demo.db'}"
+    _say("kept", f"database {base / 'cairn-demo.db'}, service log {log_file}")
+    _say("next", f"look around: CAIRN_DATABASE_URL={url} cairn lessons list")
+    _say(
+        "next",
+        f"backtest a rule change: CAIRN_DATABASE_URL={url} "
+        "cairn rules backtest --rules rules/examples --since 1d",
+    )
+    _say(
+        "next",
+        "run it for real: cairn db upgrade && cairn tokens create --name me --role admin "
+        "&& cairn serve (README: Running it, Access control)",
+    )
+    _say(
+        "next",
+        "connect a tracker: point a GitHub or Jira webhook at /hooks/github or /hooks/jira "
+        "with its secret (README: GitHub, Jira)",
+    )
 
 
 async def _demo(base: Path) -> int:

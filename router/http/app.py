@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 
 from router.compose import Runtime
 from router.http import health, ingress
-from router.http.api import lessons, me, placements, queue, rules
+from router.http.api import compliance, lessons, me, placements, queue, reports, rules
 from router.http.errors import install_error_answers
 from router.http.guard import Guard
 from router.ruleset.reloader import RulesReloader
@@ -38,5 +38,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(placements.router)
     app.include_router(lessons.router)
     app.include_router(queue.router)
+    app.include_router(reports.router)
+    app.include_router(compliance.router)
     install_error_answers(app)
     return app

@@ -6,7 +6,6 @@ it: who captured, submitted, approved and published a lesson is never taken from
 """
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -36,26 +35,6 @@ def check_reviewer(actor: Principal) -> None:
     """ForbiddenError unless `actor` holds a role that approves and publishes."""
     if not actor.can(Permission.REVIEW):
         raise ForbiddenError(f"{actor.id} may not approve or publish lessons")
-
-
-def record(
-    session: Session,
-    actor: Principal,
-    action: str,
-    subject: str,
-    details: dict[str, Any],
-    now: datetime,
-) -> None:
-    """An audit entry for `actor`, with its `--as` label beside the id when it has one."""
-    label = {} if actor.label is None else {"label": actor.label}
-    audit.record(
-        session,
-        actor=actor.id,
-        action=action,
-        subject=subject,
-        details={**details, **label},
-        now=now,
-    )
 
 
 class LessonService:
@@ -90,7 +69,7 @@ class LessonService:
             if not reviewing:
                 check_author(actor, updated.owner)  # handing a lesson to another team too
             lessons.save(session, updated, now)
-            record(
+            audit.record_by(
                 session,
                 actor,
                 f"lesson.{action}",
@@ -117,7 +96,7 @@ class LessonService:
         )
         with self.db.transaction() as session:
             lessons.add(session, draft, now)
-            record(session, actor, "lesson.created", draft.id, {"version": 1}, now)
+            audit.record_by(session, actor, "lesson.created", draft.id, {"version": 1}, now)
         return draft
 
     def get(self, lesson_id: str) -> tuple[Lesson, list[int]]:
@@ -195,12 +174,12 @@ class LessonService:
             now = utcnow()
             lifecycle.check_publishable(self._load(session, lesson_id))
             published = lessons.publish(session, lesson_id, now)
-            record(
+            audit.record_by(
                 session, actor, "lesson.published", lesson_id, {"version": published.version}, now
             )
             for placement in placements.for_lesson(session, lesson_id):
                 if placement.lesson_version < published.version and placement.state in OPEN:
-                    record(
+                    audit.record_by(
                         session,
                         actor,
                         "placement.outdated",
@@ -242,7 +221,7 @@ class LessonService:
             for ref in sorted(touched):
                 # The embed stage removes the items from their targets, serialised per target.
                 outbox.enqueue(session, topic=EMBED_TOPIC, payload={"ref": ref}, key=ref, now=now)
-            record(
+            audit.record_by(
                 session,
                 actor,
                 "lesson.retired",

@@ -22,8 +22,7 @@ from core.access import Permission, Principal
 from core.base import utcnow
 from core.errors import ConflictError, ForbiddenError
 from core.lesson import Lesson, LessonStatus
-from router.lessons.service import record
-from store import lessons
+from store import audit, lessons
 from store.engine import Database
 
 _POSITION = {s: n for n, s in enumerate(LessonStatus)}
@@ -176,7 +175,7 @@ def import_lessons(
                     "reviewed_by": None if entry.review is None else entry.review.reviewer,
                     "trusted_reviews": trust_reviews,
                 }
-                record(session, actor, "lesson.imported", lesson_id, details, now)
+                audit.record_by(session, actor, "lesson.imported", lesson_id, details, now)
     except _DryRunDone:
         pass
     return report

@@ -20,9 +20,11 @@ def test_grants_follow_the_documented_roles() -> None:
     assert roles_granting(Permission.REVIEW) == (Role.ADMIN, Role.REVIEWER)
     assert roles_granting(Permission.OPERATE) == (Role.ADMIN, Role.PLATFORM)
     assert roles_granting(Permission.IMPORT) == (Role.ADMIN,)
+    assert roles_granting(Permission.WAIVE) == (Role.ADMIN, Role.COMPLIANCE)
     assert roles_granting(Permission.ADMINISTER) == (Role.ADMIN,)
-    # Compliance and readers change nothing.
-    assert GRANTS[Role.COMPLIANCE] == GRANTS[Role.READER] == {Permission.READ}
+    # Compliance grants waivers but changes no lesson or rule; readers only read.
+    assert GRANTS[Role.COMPLIANCE] == {Permission.READ, Permission.WAIVE}
+    assert GRANTS[Role.READER] == {Permission.READ}
 
 
 def test_owners_author_only_for_their_teams() -> None:

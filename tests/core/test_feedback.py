@@ -137,7 +137,7 @@ def test_unknown_and_forged_items_are_ignored() -> None:
     assert reconcile([placement()], observe(mark(ItemMark.TICKED, pid="pl_forged"))) == []
 
 
-def test_a_merge_flags_only_open_mandated_items() -> None:
+def test_a_merge_records_open_items_as_unchecked_and_ticked_ones_as_clean() -> None:
     current = [
         placement("pl_req", mandate=Mandate.REQUIRED),
         placement("pl_just", mandate=Mandate.REVIEW_AND_JUSTIFY),
@@ -148,15 +148,23 @@ def test_a_merge_flags_only_open_mandated_items() -> None:
     ]
     changes = reconcile(current, observe(closure=Closure.MERGED))
     assert sorted((c.placement.id, c.signal.kind) for c in changes) == [
+        ("pl_done", SignalKind.MERGED_CLEAN),
+        ("pl_inv", SignalKind.MERGED_UNCHECKED),
         ("pl_just", SignalKind.MERGED_UNCHECKED),
         ("pl_req", SignalKind.MERGED_UNCHECKED),
     ]
-    assert all(c.placement.state == PlacementState.EMBEDDED for c in changes)
+    # The closure changes no state; dismissed and withdrawn items get no closure signal.
+    assert {c.placement.id: c.placement.state for c in changes} == {
+        "pl_done": PlacementState.COMPLETED,
+        "pl_inv": PlacementState.EMBEDDED,
+        "pl_just": PlacementState.EMBEDDED,
+        "pl_req": PlacementState.EMBEDDED,
+    }
 
 
 def test_a_tick_in_the_closing_event_counts_before_the_closure() -> None:
     changes = reconcile([placement()], observe(mark(ItemMark.TICKED), closure=Closure.RESOLVED))
-    assert [c.signal.kind for c in changes] == [SignalKind.TICKED]
+    assert [c.signal.kind for c in changes] == [SignalKind.TICKED, SignalKind.RESOLVED_CLEAN]
 
 
 def test_resolution_and_plain_close() -> None:

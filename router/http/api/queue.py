@@ -9,8 +9,7 @@ from core.access import Permission
 from core.base import utcnow
 from router.compose import Runtime
 from router.http.guard import Acting, policy
-from router.lessons.service import record
-from store import outbox
+from store import audit, outbox
 
 router = APIRouter(prefix="/api/v1/queue", tags=["operations"])
 
@@ -40,7 +39,9 @@ async def retry_dead(request: Request, actor: Acting) -> dict[str, int]:
         with runtime.db.transaction() as session:
             now = utcnow()
             count = outbox.requeue_dead(session, now)
-            record(session, actor, "queue.dead_requeued", "outbox", {"messages": count}, now)
+            audit.record_by(
+                session, actor, "queue.dead_requeued", "outbox", {"messages": count}, now
+            )
             return count
 
     count = await run_in_threadpool(requeue)

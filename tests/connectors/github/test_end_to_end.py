@@ -159,7 +159,8 @@ def test_merging_with_a_mandated_item_unticked(
     drain(db)
     assert [s.kind for s in signals(db, assets)] == [SignalKind.MERGED_UNCHECKED]
     pool = placed(db, ref)["derive-pool-size"]
-    assert [s.kind for s in signals(db, pool)] == [SignalKind.TICKED]
+    # The ticked item merged with its PR: the lesson was applied (verified).
+    assert [s.kind for s in signals(db, pool)] == [SignalKind.TICKED, SignalKind.MERGED_CLEAN]
 
 
 def test_a_rate_limit_is_waited_out(app: tuple[TestClient, Database], fake: FakeGitHub) -> None:

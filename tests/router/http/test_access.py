@@ -39,6 +39,13 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/api/v1/me"): ANY,
     ("GET", "/api/v1/rules"): READ,
     ("GET", "/api/v1/placements"): READ,
+    ("GET", "/api/v1/placements/{placement_id}"): READ,
+    ("GET", "/api/v1/placements/{placement_id}/signals"): READ,
+    ("GET", "/api/v1/reports/adoption"): READ,
+    ("GET", "/api/v1/reports/compliance"): READ,
+    ("GET", "/api/v1/reports/compliance/evidence"): READ,
+    ("GET", "/api/v1/waivers"): READ,
+    ("POST", "/api/v1/waivers"): frozenset({Role.ADMIN, Role.COMPLIANCE}),
     ("GET", "/api/v1/lessons/schema"): READ,
     ("GET", "/api/v1/lessons/export"): READ,
     ("POST", "/api/v1/lessons/import"): ADMIN,
@@ -57,8 +64,16 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/api/v1/queue/retry-dead"): OPERATE,
 }
 IDENTITIES = ("none", "expired", "revoked", *(role.value for role in Role))
-PATH_VALUES = {"{source}": "generic", "{lesson_id}": "probe", "{version}": "1"}
-QUERIES = {"/api/v1/placements": {"work_item": "github:acme/api#1"}}
+PATH_VALUES = {
+    "{source}": "generic",
+    "{lesson_id}": "probe",
+    "{version}": "1",
+    "{placement_id}": "pl_probe",
+}
+QUERIES = {
+    "/api/v1/placements": {"work_item": "github:acme/api#1"},
+    "/api/v1/reports/compliance/evidence": {"lesson": "probe", "team": "payments"},
+}
 OWNER_TEAM = "payments"
 
 

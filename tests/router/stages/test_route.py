@@ -64,7 +64,8 @@ def test_a_pull_request_gets_its_lesson_once_with_rule_and_version(
     assert planned[0].details["rule_set_version"] == version
 
     listed = client.get("/api/v1/placements", params={"work_item": PR_REF}).json()
-    assert [p["lesson_id"] for p in listed] == ["derive-pool-size"]
+    assert [p["lesson_id"] for p in listed["items"]] == ["derive-pool-size"]
+    assert (listed["total"], listed["items"][0]["tier"]) == (1, "undelivered")
 
 
 def test_rule_edits_are_picked_up_live_and_invalid_edits_are_refused(

@@ -1,0 +1,168 @@
+"""Adoption: how far each placed lesson got, from "received" to "changed", and the report over many.
+
+A placement's tier is derived from its state and its signals, so it is always current:
+`delivered` (in the target) → `acknowledged` (ticked, sub-task done) → `verified` (the work
+item merged or was resolved with the item ticked, or training completed). Beside them:
+`dismissed` (with its reason), `ignored` (the work ended with the item open), `overdue` (its due
+date passed with the item open), `withdrawn`, and `undelivered` (planned or failed: never reached
+the target, so it counts toward no rate).
+"""
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from core.placement import Placement, PlacementState, Signal, SignalKind
+
+
+class Tier(StrEnum):
+    """How far a placed lesson got."""
+
+    UNDELIVERED = "undelivered"
+    DELIVERED = "delivered"
+    ACKNOWLEDGED = "acknowledged"
+    VERIFIED = "verified"
+    DISMISSED = "dismissed"
+    IGNORED = "ignored"
+    OVERDUE = "overdue"
+    WITHDRAWN = "withdrawn"
+
+
+ACKNOWLEDGING = frozenset({SignalKind.TICKED, SignalKind.SUBTASK_DONE})
+VERIFYING = frozenset(
+    {
+        SignalKind.MERGED_CLEAN,
+        SignalKind.RESOLVED_CLEAN,
+        SignalKind.SUBTASK_DONE,
+        SignalKind.TRAINING_COMPLETED,
+    }
+)
+ENDED_OPEN = frozenset({SignalKind.MERGED_UNCHECKED, SignalKind.RESOLVED_UNCHECKED})
+ZERO = timedelta(0)
+REACHED = frozenset(Tier) - {Tier.UNDELIVERED, Tier.WITHDRAWN}
+"""Tiers that count as reach: the item was in the work and is still meant to be."""
+
+
+def tier_of(placement: Placement, signals: Iterable[Signal], now: datetime) -> Tier:
+    """The placement's tier at `now`, from its state and its signals."""
+    state = placement.state
+    if state == PlacementState.WITHDRAWN:
+        return Tier.WITHDRAWN
+    if state in (PlacementState.PLANNED, PlacementState.FAILED):
+        return Tier.UNDELIVERED
+    if state == PlacementState.DISMISSED:
+        return Tier.DISMISSED
+    kinds = {signal.kind for signal in signals}
+    if state == PlacementState.COMPLETED:
+        return Tier.VERIFIED if kinds & VERIFYING else Tier.ACKNOWLEDGED
+    if kinds & ENDED_OPEN:
+        return Tier.IGNORED
+    if state == PlacementState.OVERDUE or (placement.due_at is not None and now > placement.due_at):
+        return Tier.OVERDUE
+    return Tier.DELIVERED
+
+
+def _first(signals: Iterable[Signal], kinds: frozenset[SignalKind]) -> datetime | None:
+    found = [s.at for s in signals if s.kind in kinds]
+    return min(found) if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """One placement as the reports see it: its tier and how long each step took."""
+
+    placement: Placement
+    tier: Tier
+    acknowledged_after: timedelta | None
+    verified_after: timedelta | None
+    dismissal_reason: str | None
+
+
+def assess(placement: Placement, signals: list[Signal], now: datetime) -> Adoption:
+    """The placement's tier and its times to acknowledge and to verify (from placement)."""
+    tier = tier_of(placement, signals, now)
+    acknowledged = _first(signals, ACKNOWLEDGING)
+    verified = _first(signals, VERIFYING) if tier == Tier.VERIFIED else None
+    start = placement.created_at
+    # A target's clock (or its whole-second timestamps) can put a mark just before placement.
+    return Adoption(
+        placement=placement,
+        tier=tier,
+        acknowledged_after=None if acknowledged is None else max(ZERO, acknowledged - start),
+        verified_after=None if verified is None else max(ZERO, verified - start),
+        dismissal_reason=(placement.reason or "(no reason given)")
+        if tier == Tier.DISMISSED
+        else None,
+    )
+
+
+def _median_hours(values: list[timedelta]) -> float | None:
+    if not values:
+        return None
+    return round(statistics.median(v.total_seconds() for v in values) / 3600, 2)
+
+
+def week_of(moment: datetime) -> str:
+    """The ISO week a moment falls in, as `2026-W49`."""
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass
+class AdoptionRow:
+    """The adoption of one group (a lesson, team, rule or repository)."""
+
+    group: str
+    reach: int = 0
+    tiers: Counter[str] = field(default_factory=Counter)
+    dismissals: Counter[str] = field(default_factory=Counter)
+    acknowledge_times: list[timedelta] = field(default_factory=list)
+    verify_times: list[timedelta] = field(default_factory=list)
+    weeks: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def add(self, adoption: Adoption) -> None:
+        """Count one placement in this group."""
+        self.tiers[adoption.tier.value] += 1
+        week = self.weeks[week_of(adoption.placement.created_at)]
+        week["placed"] += 1
+        if adoption.tier in REACHED:
+            self.reach += 1
+        if adoption.tier in (Tier.ACKNOWLEDGED, Tier.VERIFIED):
+            week["acknowledged"] += 1
+        if adoption.tier == Tier.VERIFIED:
+            week["verified"] += 1
+        if adoption.dismissal_reason is not None:
+            self.dismissals[adoption.dismissal_reason] += 1
+        if adoption.acknowledged_after is not None:
+            self.acknowledge_times.append(adoption.acknowledged_after)
+        if adoption.verified_after is not None:
+            self.verify_times.append(adoption.verified_after)
+
+    def as_dict(self) -> dict[str, object]:
+        """The row as plain data: counts, rates over reach, medians in hours, weekly trend."""
+        rates = {
+            tier.value: round(self.tiers[tier.value] / self.reach, 4) if self.reach else None
+            for tier in Tier
+            if tier in REACHED
+        }
+        return {
+            "group": self.group,
+            "reach": self.reach,
+            "counts": {tier.value: self.tiers[tier.value] for tier in Tier},
+            "rates": rates,
+            "dismissals": dict(self.dismissals.most_common()),
+            "median_hours_to_acknowledge": _median_hours(self.acknowledge_times),
+            "median_hours_to_verify": _median_hours(self.verify_times),
+            "weeks": {week: dict(counts) for week, counts in sorted(self.weeks.items())},
+        }
+
+
+def report(grouped: Iterable[tuple[str, Adoption]]) -> list[AdoptionRow]:
+    """Adoption rows per group, from (group, adoption) pairs; groups in name order."""
+    rows: dict[str, AdoptionRow] = {}
+    for group, adoption in grouped:
+        rows.setdefault(group, AdoptionRow(group)).add(adoption)
+    return [rows[name] for name in sorted(rows)]

@@ -1,0 +1,209 @@
+"""`cairn placements list|show` and `cairn report adoption`: the ledger and adoption, offline."""
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from core.adoption import REACHED, AdoptionRow, Tier
+from core.errors import NotFoundError
+from core.placement import PlacementState
+from router.cli.support import database, load_settings, require_schema
+from router.reports.adoption import Filters, GroupBy, ReportService
+from router.reports.period import period
+
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, CSV for spreadsheets, JSON for programs.",
+)
+
+
+def filters_of(options: dict[str, Any]) -> Filters:
+    start, end = options.get("start"), options.get("end")
+    try:
+        since, until = period(start.date() if start else None, end.date() if end else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from exc
+    return Filters(
+        lessons=options.get("lessons", ()),
+        teams=options.get("teams", ()),
+        projects=options.get("repositories", ()),
+        states=[PlacementState(s) for s in options.get("states", ())],
+        tiers=[Tier(t) for t in options.get("tiers", ())],
+        since=since,
+        until=until,
+        work_items=options.get("work_items", ()),
+    )
+
+
+@contextmanager
+def _service() -> Iterator[ReportService]:
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        yield ReportService(db)
+
+
+def scope_options(command: Any) -> Any:
+    """The filters every ledger and report command takes."""
+    day = click.DateTime(formats=["%Y-%m-%d"])
+    for option in reversed(
+        [
+            click.option("--lesson", "lessons", multiple=True, help="A lesson id (repeat)."),
+            click.option("--team", "teams", multiple=True, help="A team (repeat)."),
+            click.option(
+                "--repository", "repositories", multiple=True, help="owner/repo or Jira project."
+            ),
+            click.option("--from", "start", type=day, default=None, help="First day, UTC."),
+            click.option("--to", "end", type=day, default=None, help="Last day, included."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def write_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(list(rows), indent=2, default=str))
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+        return
+    widths = {c: max([len(c), *(len(_cell(r.get(c))) for r in rows)]) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        click.echo("  ".join(_cell(row.get(c)).ljust(widths[c]) for c in columns).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+@click.group("placements")
+def placements_group() -> None:
+    """The ledger: every lesson placed in a work item, its tier and what came back."""
+
+
+@placements_group.command("list")
+@scope_options
+@click.option("--work-item", "work_items", multiple=True, help="A work item ref (repeat).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.value for s in PlacementState]),
+    help="A placement state (repeat).",
+)
+@click.option(
+    "--tier",
+    "tiers",
+    multiple=True,
+    type=click.Choice([t.value for t in Tier]),
+    help="An adoption tier (repeat).",
+)
+@FORMAT
+def list_placements(fmt: str, **options: Any) -> None:
+    """Placements oldest first, with tier, team and project."""
+    with _service() as service:
+        found = [a.as_dict() for a in service.assessed(filters_of(options))]
+    columns = [
+        "id",
+        "lesson_id",
+        "lesson_version",
+        "work_item_ref",
+        "team",
+        "rule_id",
+        "mandate",
+        "state",
+        "tier",
+        "created_at",
+    ]
+    write_rows(found, columns, fmt)
+
+
+@placements_group.command("show")
+@click.argument("placement_id")
+def show(placement_id: str) -> None:
+    """PLACEMENT_ID's record, tier and every signal, as JSON."""
+    try:
+        with _service() as service:
+            found = service.placement(placement_id)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    signals = [s.model_dump(mode="json") for s in found.entry.signals]
+    click.echo(json.dumps({**found.as_dict(), "signals": signals}, indent=2))
+
+
+@click.group("report")
+def report_group() -> None:
+    """Reports over what was placed and what came back."""
+
+
+def _flat(row: AdoptionRow) -> dict[str, Any]:
+    data = row.as_dict()
+    counts: dict[str, int] = data["counts"]  # type: ignore[assignment]
+    rates: dict[str, float | None] = data["rates"]  # type: ignore[assignment]
+    flat: dict[str, Any] = {"group": row.group, "reach": row.reach, **counts}
+    flat.update({f"{tier}_rate": rate for tier, rate in rates.items()})
+    flat["dismissal_reasons"] = "; ".join(f"{r} ×{n}" for r, n in row.dismissals.most_common())
+    flat["median_hours_to_acknowledge"] = data["median_hours_to_acknowledge"]
+    flat["median_hours_to_verify"] = data["median_hours_to_verify"]
+    return flat
+
+
+@report_group.command("adoption")
+@click.option(
+    "--by",
+    type=click.Choice([g.value for g in GroupBy]),
+    default="lesson",
+    show_default=True,
+    help="Group placements by lesson, team, rule or repository.",
+)
+@scope_options
+@FORMAT
+def adoption(by: str, fmt: str, **options: Any) -> None:
+    """Reach, tiers and their rates, dismissals by reason, median hours to acknowledge and verify.
+
+    JSON adds placed / acknowledged / verified per week for every group.
+    """
+    with _service() as service:
+        rows, total = service.adoption(GroupBy(by), filters_of(options))
+    if fmt == "json":
+        doc = {"by": by, "rows": [r.as_dict() for r in rows], "total": total.as_dict()}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    flat = [_flat(r) for r in [*rows, total]]
+    tiers = [t.value for t in Tier if t in REACHED]
+    columns = [
+        "group",
+        "reach",
+        *tiers,
+        "verified_rate",
+        "median_hours_to_acknowledge",
+        "median_hours_to_verify",
+    ]
+    if fmt == "csv":
+        columns = [
+            *columns,
+            *(f"{t}_rate" for t in tiers if t != "verified"),
+            "undelivered",
+            "withdrawn",
+            "dismissal_reasons",
+        ]
+    write_rows(flat, columns, fmt)

@@ -1,0 +1,110 @@
+"""`/api/v1/reports/compliance`, `/api/v1/waivers`: the matrix, its evidence, exemptions."""
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from core.access import Permission
+from router.access.tokens import parse_expiry
+from router.compose import Runtime
+from router.http.api.placements import Values, filters_from
+from router.http.errors import problem
+from router.http.guard import Acting, policy
+from router.reports.adoption import ReportService
+from router.reports.compliance import ComplianceService
+from router.reports.evidence import EvidenceService
+
+router = APIRouter(prefix="/api/v1", tags=["compliance"])
+Day = Annotated[date | None, Query(description="A day (UTC); `to` is included.")]
+
+
+def _db(request: Request) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    return runtime.db
+
+
+@router.get("/reports/compliance", openapi_extra=policy(Permission.READ))
+async def matrix(
+    request: Request,
+    lesson: Values = None,
+    team: Values = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Any:
+    """Mandated lessons × teams: each cell verified, acknowledged, open, overdue, dismissed,
+    waived or not reached, with the placements behind it."""
+    try:
+        wanted = filters_from(lesson, team, None, start, end)
+    except ValueError as exc:
+        return problem(422, str(exc))
+    found = await run_in_threadpool(ComplianceService(_db(request)).matrix, wanted)
+    return found.as_dict()
+
+
+@router.get("/reports/compliance/evidence", openapi_extra=policy(Permission.READ))
+async def evidence(
+    request: Request,
+    lesson: Annotated[str, Query(description="The cell's lesson.")],
+    team: Annotated[str, Query(description="The cell's team.")],
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Any:
+    """One cell's evidence chain: lesson content hash → rule → placement → signals → audit."""
+    try:
+        wanted = filters_from([lesson], [team], None, start, end)
+    except ValueError as exc:
+        return problem(422, str(exc))
+
+    def read() -> dict[str, Any]:
+        db = _db(request)
+        matrix = ComplianceService(db).matrix(wanted)
+        cell = matrix.cells.get((lesson, team))
+        if cell is None:
+            return {"cell": None, "chains": []}
+        counted = set(cell.placements)
+        assessed = [
+            a for a in ReportService(db).assessed(wanted) if a.entry.placement.id in counted
+        ]
+        chains, _ = EvidenceService(db).chains(assessed)
+        return {"cell": cell.as_dict(), "chains": chains}
+
+    return await run_in_threadpool(read)
+
+
+@router.get("/waivers", openapi_extra=policy(Permission.READ))
+async def list_waivers(request: Request) -> Any:
+    """Every waiver, active or expired, oldest first."""
+    found = await run_in_threadpool(ComplianceService(_db(request)).waivers)
+    return [w.model_dump(mode="json") for w in found]
+
+
+@router.post("/waivers", status_code=201, openapi_extra=policy(Permission.WAIVE))
+async def grant(
+    request: Request,
+    actor: Acting,
+    body: Annotated[dict[str, Any], Body()],
+) -> Any:
+    """Exempt a team (or one `work_item`) from a mandated lesson: `lesson`, `team`, `reason`,
+    `expires` (`90d`, `12h`; at most a year). Approved by the caller."""
+    try:
+        lasts = parse_expiry(str(body.get("expires", "90d")))
+        fields = {k: body[k] for k in ("lesson", "team", "reason")}
+    except KeyError as exc:
+        return problem(422, f"{exc.args[0]}: required")
+    except ValueError as exc:
+        return problem(422, f"expires: {exc}")
+    if lasts is None:
+        lasts = timedelta(days=367)  # refused below: a waiver always ends
+    waiver = await run_in_threadpool(
+        ComplianceService(_db(request)).waive,
+        actor,
+        str(fields["lesson"]),
+        str(fields["team"]),
+        str(fields["reason"]),
+        lasts,
+        body.get("work_item"),
+    )
+    return JSONResponse(waiver.model_dump(mode="json"), 201)

@@ -1,0 +1,43 @@
+"""`/api/v1/reports/…`: adoption, computed from the placements and signals recorded."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from core.access import Permission
+from router.compose import Runtime
+from router.http.api.placements import Values, filters_from
+from router.http.errors import problem
+from router.http.guard import policy
+from router.reports.adoption import GroupBy, ReportService
+
+router = APIRouter(prefix="/api/v1/reports", tags=["adoption"])
+
+
+@router.get("/adoption", openapi_extra=policy(Permission.READ))
+async def adoption(
+    request: Request,
+    by: GroupBy = GroupBy.LESSON,
+    lesson: Values = None,
+    team: Values = None,
+    repository: Values = None,
+    start: Annotated[date | None, Query(alias="from", description="First day (UTC).")] = None,
+    end: Annotated[date | None, Query(alias="to", description="Last day, included.")] = None,
+) -> Any:
+    """Reach, each tier's count and rate, dismissals by reason, median hours to acknowledge and
+    to verify, and placed / acknowledged / verified per week, for each group and in total."""
+    try:
+        wanted = filters_from(lesson, team, repository, start, end)
+    except ValueError as exc:
+        return problem(422, str(exc))
+    runtime: Runtime = request.app.state.runtime
+    rows, total = await run_in_threadpool(ReportService(runtime.db).adoption, by, wanted)
+    return {
+        "by": by.value,
+        "from": None if start is None else start.isoformat(),
+        "to": None if end is None else end.isoformat(),
+        "rows": [row.as_dict() for row in rows],
+        "total": total.as_dict(),
+    }

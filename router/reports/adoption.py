@@ -1,0 +1,116 @@
+"""The placement ledger with each placement's adoption tier, and the adoption report."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from core.adoption import Adoption, AdoptionRow, Tier, assess, report
+from core.base import utcnow
+from core.errors import NotFoundError
+from core.placement import PlacementState
+from store import ledger
+from store.engine import Database
+from store.ledger import Entry
+
+
+class GroupBy(StrEnum):
+    """What the adoption report is grouped by."""
+
+    LESSON = "lesson"
+    TEAM = "team"
+    RULE = "rule"
+    REPOSITORY = "repository"
+
+
+_GROUPS: dict[GroupBy, Callable[[Entry], str]] = {
+    GroupBy.LESSON: lambda e: e.placement.lesson_id,
+    GroupBy.TEAM: lambda e: e.team,
+    GroupBy.RULE: lambda e: e.placement.rule_id,
+    GroupBy.REPOSITORY: lambda e: e.project,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which placements a ledger page or a report covers; empty means any."""
+
+    lessons: Sequence[str] = ()
+    teams: Sequence[str] = ()
+    projects: Sequence[str] = ()
+    states: Sequence[PlacementState] = ()
+    tiers: Sequence[Tier] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    work_items: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """A ledger entry with its adoption."""
+
+    entry: Entry
+    adoption: Adoption
+
+    def as_dict(self) -> dict[str, Any]:
+        """The placement with its tier, team, project and the times its steps took."""
+        adoption = self.adoption
+        return {
+            **self.entry.placement.model_dump(mode="json"),
+            "tier": adoption.tier.value,
+            "team": self.entry.team,
+            "project": self.entry.project,
+            "hours_to_acknowledge": _hours(adoption.acknowledged_after),
+            "hours_to_verify": _hours(adoption.verified_after),
+        }
+
+
+def _hours(value: Any) -> float | None:
+    return None if value is None else round(value.total_seconds() / 3600, 2)
+
+
+class ReportService:
+    """Read-only queries over placements and signals."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def assessed(self, filters: Filters, now: datetime | None = None) -> list[Assessed]:
+        """Every placement the filters select, with its tier at `now`, oldest first."""
+        now = now or utcnow()
+        with self.db.transaction() as session:
+            found = ledger.entries(
+                session,
+                lessons=filters.lessons,
+                teams=filters.teams,
+                projects=filters.projects,
+                states=filters.states,
+                since=filters.since,
+                until=filters.until,
+            )
+            result = [Assessed(e, assess(e.placement, list(e.signals), now)) for e in found]
+        if filters.work_items:
+            result = [a for a in result if a.entry.placement.work_item_ref in filters.work_items]
+        if filters.tiers:
+            result = [a for a in result if a.adoption.tier in filters.tiers]
+        return result
+
+    def placement(self, placement_id: str) -> Assessed:
+        """One placement with its signals; NotFoundError when there is none."""
+        with self.db.transaction() as session:
+            found = list(ledger.entries(session, placement_ids=[placement_id]))
+        if not found:
+            raise NotFoundError(f"placement {placement_id!r} does not exist")
+        entry = found[0]
+        return Assessed(entry, assess(entry.placement, list(entry.signals), utcnow()))
+
+    def adoption(
+        self, by: GroupBy, filters: Filters, now: datetime | None = None
+    ) -> tuple[list[AdoptionRow], AdoptionRow]:
+        """Adoption rows per group and the total over all of them."""
+        assessed = self.assessed(filters, now)
+        group = _GROUPS[by]
+        rows = report((group(a.entry), a.adoption) for a in assessed)
+        total = report(("(all)", a.adoption) for a in assessed)
+        return rows, total[0] if total else AdoptionRow("(all)")

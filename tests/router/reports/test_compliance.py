@@ -1,0 +1,182 @@
+"""The compliance matrix, waivers and evidence bundles over the seeded ledger, both backends."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from core.access import Principal, Role
+from core.compliance import Cell
+from core.errors import ForbiddenError
+from core.lesson import LessonStatus, Mandate
+from router.cli import main
+from router.compose import build_runtime
+from router.http.app import create_app
+from router.reports.adoption import Filters
+from router.reports.compliance import ComplianceService
+from router.reports.evidence import EvidenceService, verify_bundle
+from router.settings import Settings
+from store import lessons, migrate
+from store.engine import Database
+from tests.router.reports.test_adoption import NOW, T0, seed
+from tests.router.support import DRAFT, bearer
+
+AUDITOR = Principal("token:auditor", frozenset({Role.COMPLIANCE}))
+
+
+def publish(db: Database, lesson_id: str, mandate: Mandate) -> None:
+    from core.lesson import Lesson
+
+    lesson = Lesson.model_validate(
+        {**DRAFT, "id": lesson_id, "mandate": mandate.value, "version": 1}, strict=False
+    )
+    with db.transaction() as session:
+        lessons.add(session, lesson.model_copy(update={"status": LessonStatus.DRAFT}), T0)
+        lessons.publish(session, lesson_id, T0)
+
+
+def seeded(db: Database) -> None:
+    seed(db)  # every seeded placement is required
+    publish(db, "pool", Mandate.REQUIRED)
+    publish(db, "retries", Mandate.INVITED)  # mandated through its placements only
+
+
+def test_the_matrix_worked_out_by_hand(db: Database) -> None:
+    seeded(db)
+    matrix = ComplianceService(db).matrix(Filters(), NOW)
+    assert (matrix.lessons, matrix.teams) == (["pool", "retries"], ["ledger", "payments"])
+    cells = {key: cell.cell for key, cell in matrix.cells.items()}
+    assert cells == {
+        ("pool", "ledger"): Cell.DISMISSED,  # p3
+        ("pool", "payments"): Cell.OVERDUE,  # p1 verified, p5 overdue: the worst decides
+        ("retries", "ledger"): Cell.OPEN,  # p4 ignored (merged with the item open)
+        ("retries", "payments"): Cell.OPEN,  # p2 acknowledged, p6 delivered, p7 verified
+    }
+    assert matrix.cells[("pool", "payments")].placements == ["p1", "p5"]
+    asked = ComplianceService(db).matrix(Filters(teams=["payments", "security"]), NOW)
+    assert asked.cells[("pool", "security")].cell == Cell.NOT_REACHED
+
+
+def test_waivers_count_until_they_expire_and_only_where_they_apply(db: Database) -> None:
+    seeded(db)
+    service = ComplianceService(db)
+    service.waive(AUDITOR, "pool", "ledger", "ledger has no connection pool", timedelta(days=30))
+    service.waive(
+        AUDITOR, "pool", "payments", "the issue is a spike", timedelta(days=30), "jira:PAY-9"
+    )
+    matrix = service.matrix(Filters())
+    assert matrix.cells[("pool", "ledger")].cell == Cell.WAIVED
+    payments = matrix.cells[("pool", "payments")]
+    # Waiving the overdue item's work item leaves the verified one to decide the cell.
+    assert (payments.cell, payments.waived_placements) == (Cell.VERIFIED, ["p5"])
+    assert payments.tiers["withdrawn"] == 1  # p8 is shown but counts for nothing
+    # 31 days on, both waivers have expired and stop counting.
+    later = service.matrix(Filters(), T0 + timedelta(days=400))
+    assert later.cells[("pool", "ledger")].cell == Cell.DISMISSED
+    with pytest.raises(ForbiddenError):
+        reader = Principal("token:r", frozenset({Role.READER}))
+        service.waive(reader, "pool", "ledger", "no", timedelta(days=1))
+
+
+def test_an_evidence_bundle_verifies_offline_and_shows_tampering(
+    db: Database, tmp_path: Path
+) -> None:
+    seeded(db)
+    from store import audit
+
+    with db.transaction() as session:  # the placements' audit trail, as the stages write it
+        for pid, ref in (("p1", "github:acme/payments-api#7"), ("p5", "jira:PAY-9")):
+            audit.record(
+                session,
+                actor="cairn:route",
+                action="placement.planned",
+                subject=ref,
+                details={"placement": pid},
+                now=T0,
+            )
+    bundle = EvidenceService(db).bundle(Filters(lessons=["pool"]), NOW)
+    assert verify_bundle(bundle) == []
+    chain = next(c for c in bundle["placements"] if c["placement"]["id"] == "p1")
+    assert (chain["rule"], chain["rule_set_version"], chain["lesson"]) == (
+        "org/pool",
+        "v1",
+        "pool@1",
+    )
+    assert [s["delivery_id"] for s in chain["signals"]] == ["d0-0", "d0-1"]
+    assert len(chain["audit_seqs"]) == 1
+    # Alter a lesson, an audit entry, or drop one: each is named.
+    for tamper, found in (
+        (lambda b: b["lessons"]["pool@1"]["lesson"].update(title="x"), "pool@1: its content"),
+        (lambda b: b["audit"][0].update(actor="mallory"), "its content does not match"),
+        (lambda b: b["audit"].pop(0), "are not in the bundle"),
+    ):
+        copy = json.loads(json.dumps(bundle))
+        tamper(copy)
+        assert any(found in p for p in verify_bundle(copy)), found
+    # Through the CLI: export and verify (exit 0); alter the log, export again: exit 1.
+    url = db.engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+    out = tmp_path / "bundle.json"
+    env = {"CAIRN_DATABASE_URL": url}
+    exported = runner.invoke(main, ["evidence", "export", "--out", str(out)], env=env)
+    assert exported.exit_code == 0, exported.output
+    verified = runner.invoke(main, ["evidence", "verify", str(out)])
+    assert verified.exit_code == 0 and "verified:" in verified.output
+    with db.transaction() as session:
+        session.execute(text("UPDATE audit_log SET actor = 'x' WHERE action = 'placement.planned'"))
+    runner.invoke(main, ["evidence", "export", "--out", str(out)], env=env)
+    altered = runner.invoke(main, ["evidence", "verify", str(out)])
+    assert altered.exit_code == 1 and "its content does not match its hash" in altered.output
+
+
+def test_compliance_over_http(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    migrate.upgrade(db)
+    seeded(db)
+    settings = Settings(database_url=SecretStr(sqlite_url), poll_interval=0.05)
+    auditor, reader = bearer(db, "auditor", "compliance"), bearer(db, "reader", "reader")
+    with TestClient(create_app(build_runtime(settings))) as client:
+        matrix = client.get("/api/v1/reports/compliance", headers=reader).json()
+        assert {(c["lesson"], c["team"]): c["cell"] for c in matrix["cells"]}[
+            ("pool", "payments")
+        ] == "overdue"
+        refused = client.post(
+            "/api/v1/waivers",
+            json={"lesson": "pool", "team": "ledger", "reason": "n/a", "expires": "30d"},
+            headers=reader,
+        )
+        assert refused.status_code == 403
+        granted = client.post(
+            "/api/v1/waivers",
+            json={"lesson": "pool", "team": "ledger", "reason": "no pool", "expires": "30d"},
+            headers=auditor,
+        )
+        assert granted.status_code == 201, granted.text
+        assert granted.json()["approved_by"] == "token:auditor"
+        forever = client.post(
+            "/api/v1/waivers",
+            json={"lesson": "pool", "team": "ledger", "reason": "x", "expires": "never"},
+            headers=auditor,
+        )
+        assert forever.status_code == 409
+        assert client.get("/api/v1/waivers", headers=reader).json()[0]["team"] == "ledger"
+        evidence = client.get(
+            "/api/v1/reports/compliance/evidence",
+            params={"lesson": "pool", "team": "payments"},
+            headers=reader,
+        ).json()
+        assert evidence["cell"]["cell"] == "overdue"
+        assert [c["placement"]["id"] for c in evidence["chains"]] == ["p1", "p5"]
+    runner = CliRunner()
+    table = runner.invoke(main, ["report", "compliance"], env={"CAIRN_DATABASE_URL": sqlite_url})
+    assert table.output.splitlines() == [
+        "lesson   ledger  payments",
+        "pool     waived  OVERDUE",
+        "retries  OPEN    OPEN",
+    ]
+    db.dispose()

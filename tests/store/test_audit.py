@@ -1,0 +1,126 @@
+"""The audit log's hash chain: appends link up, and any tampering is named by `verify`."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from store import audit, migrate
+from store.engine import Database
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def _append(db: Database, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        with db.transaction() as session:
+            audit.record(
+                session,
+                actor=f"token:user-{i % 3}",
+                action="lesson.edited",
+                subject=f"lesson-{i}",
+                details={"version": i, "label": "ä ü", "nested": {"b": [1, 2.5], "a": None}},
+                now=T0 + timedelta(seconds=i, microseconds=i),
+            )
+
+
+def _exec(db: Database, sql: str, **params: object) -> None:
+    with db.transaction() as session:
+        session.execute(text(sql), params)
+
+
+def test_appends_form_an_intact_chain_with_a_head(db: Database) -> None:
+    with db.transaction() as session:
+        assert audit.verify(session).intact
+        assert audit.head(session) == audit.Head(0, audit.GENESIS)
+    _append(db, 5)
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+        head = audit.head(session)
+    assert (verdict.intact, verdict.checked) == (True, 5)
+    assert head.seq == 5 and len(head.hash) == 64
+
+
+@pytest.mark.parametrize(
+    ("tamper", "found"),
+    [
+        ("UPDATE audit_log SET actor = 'token:mallory' WHERE seq = 3", "seq 3): its content"),
+        ("UPDATE audit_log SET details = '{\"version\": 99}' WHERE seq = 2", "seq 2): its content"),
+        ("UPDATE audit_log SET at = at WHERE seq = 2", None),  # a no-op write changes nothing
+        ("DELETE FROM audit_log WHERE seq = 3", "expected seq 3; a row was deleted"),
+        ("DELETE FROM audit_log WHERE seq = 5", "head says 5: rows removed"),
+    ],
+    ids=["actor", "details", "no-op", "delete-middle", "delete-last"],
+)
+def test_tampering_is_named(db: Database, tamper: str, found: str | None) -> None:
+    _append(db, 5)
+    _exec(db, tamper)
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+    if found is None:
+        assert verdict.intact
+    else:
+        assert verdict.problem is not None and found in verdict.problem, verdict.problem
+
+
+def test_swapping_two_rows_is_detected(db: Database) -> None:
+    _append(db, 4)
+    # Swap the sequence numbers of rows 2 and 3 (a reordering), through a free value.
+    _exec(db, "UPDATE audit_log SET seq = 1000 WHERE seq = 2")
+    _exec(db, "UPDATE audit_log SET seq = 2 WHERE seq = 3")
+    _exec(db, "UPDATE audit_log SET seq = 3 WHERE seq = 1000")
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+    assert verdict.problem is not None and "(seq 2): does not follow" in verdict.problem
+
+
+def test_an_inserted_row_is_detected(db: Database) -> None:
+    _append(db, 3)
+    with db.transaction() as session:
+        [row] = session.execute(text("SELECT prev_hash, hash FROM audit_log WHERE seq = 3")).all()
+    # A forged entry appended with a plausible link but no matching head.
+    _exec(
+        db,
+        "INSERT INTO audit_log (at, actor, action, subject, details, seq, prev_hash, hash) "
+        "VALUES (:at, 'token:mallory', 'lesson.approved', 'x', '{}', 4, :prev, :hash)",
+        at=T0.replace(tzinfo=None),
+        prev=row.hash,
+        hash="f" * 64,
+    )
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+    assert verdict.problem is not None and "(seq 4): its content" in verdict.problem
+
+
+@pytest.mark.postgres
+def test_concurrent_writers_never_fork_the_chain(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    migrate.upgrade(db)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda k: _append(db, 25, start=k * 25), range(8)))
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+    assert (verdict.intact, verdict.checked) == (True, 200), verdict.problem
+    db.dispose()
+
+
+def test_upgrading_an_existing_log_chains_its_rows_in_id_order(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    migrate.upgrade(db, "0002")
+    for i in range(3):
+        _exec(
+            db,
+            "INSERT INTO audit_log (at, actor, action, subject, details) "
+            "VALUES (:at, 'cli:ops', 'lesson.created', :subject, '{\"version\": 1}')",
+            at=(T0 + timedelta(minutes=i)).replace(tzinfo=None),
+            subject=f"old-{i}",
+        )
+    migrate.upgrade(db)
+    _append(db, 2)
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+        subjects = [e.subject for e in audit.entries(session)]
+    assert (verdict.intact, verdict.checked) == (True, 5), verdict.problem
+    assert subjects[:3] == ["old-0", "old-1", "old-2"]
+    db.dispose()
