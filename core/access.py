@@ -64,6 +64,16 @@ def check_token_name(name: str) -> str:
     return name
 
 
+MAX_PERSON = 190
+"""So that `user:<name>` fits the 200 characters a recorded name may have."""
+_BLANK_LOOKING = frozenset(
+    {0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x2800, 0x3164, 0xFFA0}
+    | set(range(0x180B, 0x1810))
+    | set(range(0xFE00, 0xFE10))
+)
+"""Code points that print as nothing (or as blank) without being format characters."""
+
+
 def normalise_person(raw: str) -> str:
     """A person's stable id from a name an identity proxy sends, or ValueError.
 
@@ -72,9 +82,12 @@ def normalise_person(raw: str) -> str:
     name carrying them was not produced by an honest proxy.
     """
     folded = unicodedata.normalize("NFKC", raw).casefold().strip()
-    if not folded or len(folded) > 200:
-        raise ValueError("the user name is empty or longer than 200 characters")
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in folded):
+    if not folded or len(folded) > MAX_PERSON:
+        raise ValueError(f"the user name is empty or longer than {MAX_PERSON} characters")
+    if any(
+        unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} or ord(ch) in _BLANK_LOOKING
+        for ch in folded
+    ):
         raise ValueError("the user name holds control or invisible characters")
     return folded
 

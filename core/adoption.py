@@ -10,7 +10,7 @@ the target, so it counts toward no rate).
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -79,6 +79,48 @@ class Adoption:
     acknowledged_after: timedelta | None
     verified_after: timedelta | None
     dismissal_reason: str | None
+    theatre: frozenset[str] = frozenset()
+    """Signs that a tick was a formality (see `theatre_flags`); the tier is not changed."""
+
+
+QUICK_TICK = timedelta(seconds=30)
+"""A tick this soon after the item was placed was hardly read."""
+BULK_WINDOW = timedelta(seconds=5)
+BULK_ITEMS = 3
+"""This many items of one work item ticked within the window (or in one edit) is a sweep."""
+
+
+def theatre_flags(items: Iterable[tuple[Placement, Sequence[Signal]]]) -> dict[str, frozenset[str]]:
+    """Checkbox theatre per placement id: `quick_tick`, `bulk_tick`, `unticked_after_merge`."""
+    flags: dict[str, set[str]] = defaultdict(set)
+    ticks_by_item: dict[str, list[tuple[datetime, str | None, str]]] = defaultdict(list)
+    for placement, signals in items:
+        ended = None
+        for signal in signals:
+            if signal.kind == SignalKind.TICKED:
+                if signal.at - placement.created_at < QUICK_TICK:
+                    flags[placement.id].add("quick_tick")
+                ticks_by_item[placement.work_item_ref].append(
+                    (signal.at, signal.delivery_id, placement.id)
+                )
+            elif signal.kind in (SignalKind.MERGED_CLEAN, SignalKind.RESOLVED_CLEAN):
+                ended = signal.at
+            elif signal.kind == SignalKind.UNTICKED and ended is not None and signal.at >= ended:
+                flags[placement.id].add("unticked_after_merge")
+    for ticks in ticks_by_item.values():
+        ticks.sort(key=lambda t: t[0])
+        by_delivery: dict[str, set[str]] = defaultdict(set)
+        for _at, delivery, pid in ticks:
+            if delivery is not None:
+                by_delivery[delivery].add(pid)
+        swept = {pid for pids in by_delivery.values() if len(pids) >= BULK_ITEMS for pid in pids}
+        for start, (at, _d, _p) in enumerate(ticks):
+            window = {pid for t, _dd, pid in ticks[start:] if t - at <= BULK_WINDOW}
+            if len(window) >= BULK_ITEMS:
+                swept |= window
+        for pid in swept:
+            flags[pid].add("bulk_tick")
+    return {pid: frozenset(found) for pid, found in flags.items()}
 
 
 def assess(placement: Placement, signals: list[Signal], now: datetime) -> Adoption:
@@ -122,6 +164,7 @@ class AdoptionRow:
     acknowledge_times: list[timedelta] = field(default_factory=list)
     verify_times: list[timedelta] = field(default_factory=list)
     weeks: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    theatre: Counter[str] = field(default_factory=Counter)
 
     def add(self, adoption: Adoption) -> None:
         """Count one placement in this group."""
@@ -136,6 +179,9 @@ class AdoptionRow:
             week["verified"] += 1
         if adoption.dismissal_reason is not None:
             self.dismissals[adoption.dismissal_reason] += 1
+        if adoption.theatre and adoption.tier in (Tier.ACKNOWLEDGED, Tier.VERIFIED):
+            self.theatre["placements"] += 1
+            self.theatre.update(adoption.theatre)
         if adoption.acknowledged_after is not None:
             self.acknowledge_times.append(adoption.acknowledged_after)
         if adoption.verified_after is not None:
@@ -143,6 +189,7 @@ class AdoptionRow:
 
     def as_dict(self) -> dict[str, object]:
         """The row as plain data: counts, rates over reach, medians in hours, weekly trend."""
+        done = self.tiers[Tier.ACKNOWLEDGED.value] + self.tiers[Tier.VERIFIED.value]
         rates = {
             tier.value: round(self.tiers[tier.value] / self.reach, 4) if self.reach else None
             for tier in Tier
@@ -157,6 +204,11 @@ class AdoptionRow:
             "median_hours_to_acknowledge": _median_hours(self.acknowledge_times),
             "median_hours_to_verify": _median_hours(self.verify_times),
             "weeks": {week: dict(counts) for week, counts in sorted(self.weeks.items())},
+            # Ticks that look like formalities: counted above as they came, and shown here.
+            "theatre": {
+                "share": round(self.theatre["placements"] / done, 4) if done else None,
+                **{flag: n for flag, n in sorted(self.theatre.items()) if flag != "placements"},
+            },
         }
 
 

@@ -120,6 +120,11 @@ class Lesson(CoreModel):
     owner: Name
     review_by: date | None = None
     review: Review | None = Field(default=None, description="Set when a reviewer approves.")
+    authors: tuple[Name, ...] = Field(
+        default=(),
+        description="Who wrote this version: captured it, opened the revision, or edited it. "
+        "None of them may approve it.",
+    )
     status: LessonStatus = LessonStatus.DRAFT
     superseded_by: Name | None = None
     severity_rank: int | None = Field(

@@ -36,7 +36,13 @@ CAPTURE_RECORD = ("captured_by", "captured_at")
 """Provenance fields no edit changes: who captured the lesson, and when."""
 
 
-def edit(lesson: Lesson, changes: dict[str, Any]) -> Lesson:
+def _with_author(lesson: Lesson, author: str | None) -> dict[str, Any]:
+    if author is None or author in lesson.authors:
+        return {}
+    return {"authors": (*lesson.authors, author)}
+
+
+def edit(lesson: Lesson, changes: dict[str, Any], author: str | None = None) -> Lesson:
     """Change a draft or a lesson in review; an edit in review withdraws its approval.
 
     Provenance stays editable (incidents, evidence) but keeps its capture record.
@@ -49,7 +55,7 @@ def edit(lesson: Lesson, changes: dict[str, Any]) -> Lesson:
     if isinstance(changes.get("provenance"), dict):
         kept = {name: current["provenance"][name] for name in CAPTURE_RECORD}
         changes = {**changes, "provenance": {**changes["provenance"], **kept}}
-    merged = {**current, **changes, "review": None}
+    merged = {**current, **changes, "review": None, **_with_author(lesson, author)}
     return Lesson.model_validate(merged, strict=False)
 
 
@@ -72,6 +78,13 @@ def approve(
     _require(lesson, LessonStatus.IN_REVIEW, action="approve")
     if reviewer == lesson.provenance.captured_by:
         raise ConflictError("the person who captured a lesson cannot also approve it")
+    if reviewer in lesson.authors:
+        raise ConflictError("a person who wrote this version cannot also approve it")
+    if lesson.review is not None:
+        raise ConflictError(
+            f"lesson {lesson.id!r} was already approved by {lesson.review.reviewer}; "
+            "an edit withdraws an approval"
+        )
     update: dict[str, Any] = {"review": Review(reviewer=reviewer, reviewed_at=at, notes=notes)}
     if applicability is not None:
         update["applicability"] = applicability
@@ -87,12 +100,16 @@ def check_publishable(lesson: Lesson) -> None:
         raise ConflictError(f"lesson {lesson.id!r} has not been approved")
 
 
-def revise(lesson: Lesson) -> Lesson:
+def revise(lesson: Lesson, author: str | None = None) -> Lesson:
     """Open the next version as a draft; the published one stays in force meanwhile."""
     _require(lesson, LessonStatus.PUBLISHED, action="revise")
-    return lesson.model_copy(
-        update={"status": LessonStatus.DRAFT, "version": lesson.version + 1, "review": None}
-    )
+    update: dict[str, Any] = {
+        "status": LessonStatus.DRAFT,
+        "version": lesson.version + 1,
+        "review": None,
+        "authors": () if author is None else (author,),
+    }
+    return lesson.model_copy(update=update)
 
 
 def retire(lesson: Lesson) -> Lesson:

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_api_body_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1024,
+        description="Any request body over this is refused (413) before a route reads it.",
+    )
     concurrency: int = Field(default=4, ge=1, le=256, description="Handlers run at once.")
     poll_interval: float = Field(default=0.5, gt=0, description="Idle worker wake-up, seconds.")
     lease_seconds: float = Field(

@@ -14,23 +14,32 @@ from rules.model import Budget, Level, Pack
 
 @dataclass(frozen=True, slots=True)
 class RuleError:
-    """One problem in one rule file."""
+    """One problem in one rule file, at a line and column when there is a position to point at
+    (there is none for a missing path, say)."""
 
     file: str
-    line: int
-    column: int
+    line: int | None
+    column: int | None
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        where = "".join(f":{n}" for n in (self.line, self.column) if n is not None)
+        return f"{self.file}{where}: {self.message}"
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        """Sort key: file, then line and column (a problem without a position comes first)."""
+        return (self.file, self.line or 0, self.column or 0)
 
 
 class RuleSetError(Exception):
-    """The rule files do not form a valid rule set; `errors` lists every problem found."""
+    """The rule files do not form a valid rule set; `errors` lists every problem found, in file
+    and line order."""
 
     def __init__(self, errors: Sequence[RuleError]) -> None:
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = tuple(errors)
+        ordered = sorted(errors, key=lambda e: e.position)
+        super().__init__("\n".join(str(e) for e in ordered))
+        self.errors = tuple(ordered)
 
 
 @dataclass(frozen=True)
@@ -110,9 +119,12 @@ def _inside(inner: Sequence[int | str], outer: Sequence[int | str]) -> bool:
     return len(inner) > len(outer) and tuple(inner[: len(outer)]) == tuple(outer)
 
 
+_VALUE_ERROR = "Value error, "  # pydantic's prefix to the message of a validator's ValueError
+
+
 def _describe(error: Any) -> str:
     where = ".".join(str(p) for p in error["loc"])
-    expected = error["msg"]
+    expected = error["msg"].removeprefix(_VALUE_ERROR)
     if error["type"] == "extra_forbidden":
         expected = f"unknown key {error['loc'][-1]!r}"
     elif error["type"] == "missing":

@@ -10,7 +10,6 @@ exists: anchor its value outside Cairn (a ticket, a signed mail, a timestamping 
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -164,29 +163,36 @@ class Verdict:
         return self.problem is None
 
 
-def _rows(session: Session, batch: int) -> Iterator[AuditRow]:
-    stmt = select(AuditRow).order_by(AuditRow.seq).execution_options(yield_per=batch)
-    yield from session.scalars(stmt)
-
-
 def verify(session: Session, *, batch: int = 10_000) -> Verdict:
     """Walk the chain in sequence order; the first altered, missing, extra or moved row wins."""
     prev, expected, checked = GENESIS, 1, 0
-    for row in _rows(session, batch):
-        where = f"audit row id {row.id} (seq {row.seq})"
-        if row.seq != expected:
-            what = "deleted" if row.seq > expected else "inserted"
+    columns = (
+        AuditRow.id,
+        AuditRow.seq,
+        AuditRow.at,
+        AuditRow.actor,
+        AuditRow.action,
+        AuditRow.subject,
+        AuditRow.details,
+        AuditRow.prev_hash,
+        AuditRow.hash,
+    )
+    # Plain rows, not ORM objects: the walk is bound by hashing, not by building entities.
+    stmt = select(*columns).order_by(AuditRow.seq).execution_options(yield_per=batch)
+    for row_id, seq, at, actor, action, subject, details, prev_hash, digest in session.execute(
+        stmt
+    ):
+        where = f"audit row id {row_id} (seq {seq})"
+        if seq != expected:
+            what = "deleted" if seq > expected else "inserted"
             return Verdict(checked, f"{where}: expected seq {expected}; a row was {what}")
-        if row.prev_hash != prev:
+        if prev_hash != prev:
             return Verdict(
                 checked, f"{where}: does not follow the row before it (moved or inserted)"
             )
-        digest = entry_hash(
-            row.prev_hash, row.seq, row.at, row.actor, row.action, row.subject, row.details
-        )
-        if digest != row.hash:
+        if entry_hash(prev_hash, seq, at, actor, action, subject, details) != digest:
             return Verdict(checked, f"{where}: its content does not match its hash (altered)")
-        prev, expected, checked = row.hash, expected + 1, checked + 1
+        prev, expected, checked = digest, expected + 1, checked + 1
     last = head(session)
     if (last.seq, last.hash) != (checked, prev):
         return Verdict(

@@ -133,7 +133,13 @@ def _total(target: JiraTarget, jql: str) -> int | None:
 @click.option(
     "--state", "state_file", default=None, help="Checkpoint file (default: derived from the query)."
 )
-@click.option("--page-size", type=click.IntRange(1, 100), default=50, show_default=True)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 100),
+    default=50,
+    show_default=True,
+    help="Issues per Jira search page; each page is recorded and checkpointed at once.",
+)
 @click.option(
     "--restart", is_flag=True, help="Ignore the checkpoint and start from the first page."
 )

@@ -18,7 +18,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply every pending migration."""
     settings = load_settings()
-    with database(settings) as opened:
+    with database(settings, create=True) as opened:
         revision = migrate.upgrade(opened)
     click.echo(f"{settings.redacted_database_url()} is at schema revision {revision}")
 

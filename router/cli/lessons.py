@@ -77,7 +77,12 @@ def lessons_group() -> None:
 
 
 @lessons_group.command("list")
-@click.option("--status", type=click.Choice([s.value for s in LessonStatus]), default=None)
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in LessonStatus]),
+    default=None,
+    help="Only lessons in this status (default: every status).",
+)
 def list_lessons(status: str | None) -> None:
     """One line per lesson: id@version, status, mandate, owner, title."""
     found = _run(lambda s: s.list(LessonStatus(status) if status else None))
@@ -87,9 +92,14 @@ def list_lessons(status: str | None) -> None:
 
 @lessons_group.command("show")
 @click.argument("lesson_id")
-@click.option("--version", type=int, default=None, help="A published version.")
+@click.option(
+    "--version", type=int, default=None, help="A published version (default: the working copy)."
+)
 def show(lesson_id: str, version: int | None) -> None:
-    """The working copy (or one published version) as JSON, and a recurrence line on stderr."""
+    """The working copy (or one published version) as JSON, and a recurrence line on stderr.
+
+    LESSON_ID is the lesson's id (without @version).
+    """
     if version is None:
         lesson, _ = _run(lambda s: s.get(lesson_id))
     else:
@@ -104,13 +114,34 @@ STATUS_CHOICE = click.Choice([s.value for s in LessonStatus])
 
 @lessons_group.command("search")
 @click.argument("query", required=False, default="")
-@click.option("--status", "statuses", multiple=True, type=STATUS_CHOICE)
-@click.option("--tag", "tags", multiple=True)
-@click.option("--service", "services", multiple=True)
-@click.option("--mandate", "mandates", multiple=True, type=click.Choice([m.value for m in Mandate]))
-@click.option("--owner", "owners", multiple=True)
-@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
-@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option(
+    "--status", "statuses", multiple=True, type=STATUS_CHOICE, help="Only this status (repeat)."
+)
+@click.option("--tag", "tags", multiple=True, help="Only lessons with this tag (repeat).")
+@click.option(
+    "--service", "services", multiple=True, help="Only lessons for this service (repeat)."
+)
+@click.option(
+    "--mandate",
+    "mandates",
+    multiple=True,
+    type=click.Choice([m.value for m in Mandate]),
+    help="Only lessons with this mandate (repeat).",
+)
+@click.option("--owner", "owners", multiple=True, help="Only lessons this owner owns (repeat).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100),
+    default=20,
+    show_default=True,
+    help="Lessons per page.",
+)
+@click.option(
+    "--offset",
+    type=click.IntRange(0),
+    default=0,
+    help="Lessons to skip: the next page's offset is printed on stderr.",
+)
 @click.option("--facets", is_flag=True, help="Also print counts by status, tag, service, ...")
 def search(
     query: str,
@@ -123,7 +154,11 @@ def search(
     offset: int,
     facets: bool,
 ) -> None:
-    """Full-text search: words (all must occur), "a phrase", `or`, -excluded; best first."""
+    """Full-text search: words (all must occur), "a phrase", `or`, -excluded; best first.
+
+    QUERY is the search text (default: list every lesson). A filter given more than once
+    matches any of its values; different filters must all match.
+    """
     wanted = SearchRequest(
         text=query,
         filters={
@@ -153,8 +188,17 @@ def schema() -> None:
 
 
 @lessons_group.command("export")
-@click.option("--status", type=STATUS_CHOICE, default=None)
-@click.option("--format", "kind", type=click.Choice(["yaml", "json"]), default="yaml")
+@click.option(
+    "--status", type=STATUS_CHOICE, default=None, help="Only this status (default: every status)."
+)
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+    help="Output format.",
+)
 def export(status: str | None, kind: lessons_file.Kind) -> None:
     """Write lessons (published versions and working copies) to stdout as YAML or JSON."""
     chosen = LessonStatus(status) if status else None
@@ -172,7 +216,10 @@ def export(status: str | None, kind: lessons_file.Kind) -> None:
 )
 @actor_option
 def import_(file: Path, dry_run: bool, trust_reviews: bool, actor: Principal) -> None:
-    """Import an export file: every entry valid and none conflicting, or nothing is imported."""
+    """Import an export file: every entry valid and none conflicting, or nothing is imported.
+
+    FILE is a YAML or JSON file as written by `cairn lessons export`.
+    """
     text = file.read_text(encoding="utf-8")
     try:
         entries = lessons_file.load(text, str(file), lessons_file.kind_of(file.name, text))
@@ -190,7 +237,10 @@ def import_(file: Path, dry_run: bool, trust_reviews: bool, actor: Principal) ->
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @actor_option
 def create(file: Path, actor: Principal) -> None:
-    """Capture a draft from a JSON file (the Lesson schema, without version or status)."""
+    """Capture a draft from a JSON file (the Lesson schema, without version or status).
+
+    FILE is the JSON file holding the lesson.
+    """
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
         lesson = Lesson.model_validate({**data, "version": 1, "status": "draft"}, strict=False)
@@ -204,7 +254,10 @@ def create(file: Path, actor: Principal) -> None:
 @click.option("--set", "pairs", multiple=True, help="field=JSON value, e.g. title='\"New\"'.")
 @actor_option
 def edit(lesson_id: str, pairs: tuple[str, ...], actor: Principal) -> None:
-    """Change fields of a draft or a lesson in review."""
+    """Change fields of a draft or a lesson in review.
+
+    LESSON_ID is the lesson's id.
+    """
     changes: dict[str, Any] = {}
     for pair in pairs:
         field, _, raw = pair.partition("=")
@@ -216,7 +269,7 @@ def edit(lesson_id: str, pairs: tuple[str, ...], actor: Principal) -> None:
 
 
 def _step(name: str, help_text: str) -> None:
-    @lessons_group.command(name, help=help_text)
+    @lessons_group.command(name, help=f"{help_text}\n\nLESSON_ID is the lesson's id.")
     @click.argument("lesson_id")
     @actor_option
     def command(lesson_id: str, actor: Principal) -> None:
@@ -240,16 +293,30 @@ for _name, _help in (
 @lessons_group.command("approve")
 @click.argument("lesson_id")
 @click.option("--notes", default="", help="The transferability check, in words.")
-@click.option("--mandate", type=click.Choice([m.value for m in Mandate]), default=None)
+@click.option(
+    "--mandate",
+    type=click.Choice([m.value for m in Mandate]),
+    default=None,
+    help="Set how binding the lesson is when placed (default: keep the proposed mandate).",
+)
 @actor_option
 def approve(lesson_id: str, notes: str, mandate: str | None, actor: Principal) -> None:
-    """Record the reviewer's transferability check (not by the lesson's capturer)."""
+    """Record the reviewer's transferability check (not by the lesson's capturer).
+
+    LESSON_ID is the id of a lesson in review.
+    """
     chosen = Mandate(mandate) if mandate else None
     click.echo(_line(_run(lambda s: s.approve(lesson_id, actor, notes=notes, mandate=chosen))))
 
 
 @lessons_group.command("due")
-@click.option("--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), default=None)
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Check as of this day, YYYY-MM-DD (default: today).",
+)
 def due(on: Any) -> None:
     """Published lessons whose review-by date has come (today, or --on DATE)."""
     day = on.date() if on is not None else date.today()

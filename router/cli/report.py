@@ -14,6 +14,7 @@ from core.errors import NotFoundError
 from core.placement import PlacementState
 from router.cli.support import database, load_settings, require_schema
 from router.reports.adoption import Filters, GroupBy, ReportService
+from router.reports.feedback import FeedbackService
 from router.reports.period import period
 
 FORMAT = click.option(
@@ -207,3 +208,37 @@ def adoption(by: str, fmt: str, **options: Any) -> None:
             "dismissal_reasons",
         ]
     write_rows(flat, columns, fmt)
+
+
+@click.group("feedback")
+def feedback_group() -> None:
+    """What engineers said about placed lessons."""
+
+
+@feedback_group.command("list")
+@click.option("--owner", default=None, help="Only lessons this team owns.")
+@scope_options
+@FORMAT
+def feedback_list(owner: str | None, fmt: str, **options: Any) -> None:
+    """Dismissals as not applicable, per lesson and reason, with where they came from."""
+    options.pop("repositories", None)
+    options.pop("lessons", None)
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        found = FeedbackService(db).dismissals(owner, filters_of(options))
+    if fmt == "json":
+        click.echo(json.dumps(found, indent=2))
+        return
+    rows = [
+        {
+            "lesson": f["lesson"],
+            "owner": f["owner"],
+            "count": r["count"],
+            "reason": r["reason"],
+            "where": " ".join(w["work_item"] for w in r["where"]),
+        }
+        for f in found
+        for r in f["reasons"]
+    ]
+    write_rows(rows, ["lesson", "owner", "count", "reason", "where"], fmt)

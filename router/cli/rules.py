@@ -21,6 +21,7 @@ from rules.model import Pack, format_duration, parse_duration
 from store import lessons, work_items
 
 _LESSONS: TypeAdapter[Lesson | list[Lesson]] = TypeAdapter(Lesson | list[Lesson])
+_NO_TEAM = "(no team)"
 
 
 def _load(path: Path) -> RuleSet:
@@ -78,15 +79,30 @@ def schema() -> None:
 @rules_group.command("validate")
 @click.argument("path", type=click.Path(path_type=Path))
 def validate(path: Path) -> None:
-    """Check a rule file or directory; every problem is reported as file:line:column."""
+    """Check a rule file or directory; every problem is reported as file:line:column.
+
+    PATH is a rule file, or a directory whose *.yaml / *.yml files are read.
+    """
     rule_set = _load(path)
     count = sum(len(pack.rules) for pack in rule_set.packs)
     click.echo(f"ok: {len(rule_set.packs)} packs, {count} rules, version {rule_set.version}")
 
 
 @rules_group.command("test")
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path), required=True)
-@click.option("--work-item", "work_item_path", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Rule file or directory to explain.",
+)
+@click.option(
+    "--work-item",
+    "work_item_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Work item JSON file (a WorkItem, or a work_item event as the connectors record it).",
+)
 @click.option(
     "--lesson",
     "lesson_paths",
@@ -95,7 +111,14 @@ def validate(path: Path) -> None:
     help="Lesson JSON file(s); default: the published lessons in CAIRN_DATABASE_URL.",
 )
 @click.option("--placed", multiple=True, help="Lesson ids already placed in the work item.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 def test(
     rules_path: Path,
     work_item_path: Path,
@@ -145,12 +168,18 @@ def _replay(
         already = placed.setdefault(item.ref, set())
         for decision in engine.route(item, already_placed=already).placements:
             already.add(decision.lesson_id)
-            result[(item.team or "(no team)", item.ref, decision.lesson_id)] += 1
+            result[(item.team or _NO_TEAM, item.ref, decision.lesson_id)] += 1
     return result
 
 
 @rules_group.command("backtest")
-@click.option("--rules", "rules_path", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Draft rule file or directory to replay.",
+)
 @click.option("--since", default="30d", show_default=True, help="Window such as 30d or 2w.")
 @click.option(
     "--against",
@@ -188,6 +217,7 @@ def backtest(rules_path: Path, since: str, against: Path | None) -> None:
     removed = sorted(set(active_placed) - set(draft_placed))
     for label, rows in (("+", added), ("-", removed)):
         for team, ref, lesson_id in rows[:50]:
-            click.echo(f"  {label} {lesson_id} in {ref} ({team})")
+            where = team if team == _NO_TEAM else f"({team})"
+            click.echo(f"  {label} {lesson_id} in {ref} {where}")
         if len(rows) > 50:
             click.echo(f"  {label} … and {len(rows) - 50} more")

@@ -2,8 +2,10 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from router.settings import Settings
 from store import migrate
@@ -19,9 +21,21 @@ def load_settings() -> Settings:
 
 
 @contextmanager
-def database(settings: Settings | None = None) -> Iterator[Database]:
-    """The configured database, disposed of when the command is done with it."""
-    db = Database((settings or load_settings()).database_url.get_secret_value())
+def database(settings: Settings | None = None, *, create: bool = False) -> Iterator[Database]:
+    """The configured database, disposed of when the command is done with it.
+
+    A SQLite file that does not exist is created only when `create` (`cairn db upgrade`, the
+    demo); any other command stops with the fix instead of leaving an empty file behind.
+    """
+    settings = settings or load_settings()
+    url = make_url(settings.database_url.get_secret_value())
+    path = url.database if url.get_backend_name() == "sqlite" else None
+    if not create and path and path != ":memory:" and not Path(path).exists():
+        raise click.ClickException(
+            f"no database at {path}: run `cairn db upgrade` to create it "
+            "(or point CAIRN_DATABASE_URL at an existing one)"
+        )
+    db = Database(settings.database_url.get_secret_value())
     try:
         yield db
     finally:

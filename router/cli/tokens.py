@@ -17,7 +17,12 @@ def tokens_group() -> None:
 
 @tokens_group.command("create")
 @click.option("--name", required=True, help="A unique name: the token acts as token:NAME.")
-@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    required=True,
+    help="What the token may do; an owner token needs --team.",
+)
 @click.option("--team", "teams", multiple=True, help="A team an owner token acts for (repeat).")
 @click.option("--expires", default="90d", show_default=True, help="90d, 12h, 30m or never.")
 @click.option("--as", "label", default=None, help="A label recorded beside the operator.")
@@ -69,7 +74,10 @@ def list_tokens() -> None:
 @click.argument("name")
 @click.option("--as", "label", default=None, help="A label recorded beside the operator.")
 def revoke(name: str, label: str | None) -> None:
-    """Revoke a token at once; its name is never reused."""
+    """Revoke a token at once; its name is never reused.
+
+    NAME is the token's name, without the `token:` prefix.
+    """
     settings = load_settings()
     require_schema(settings)
     with database(settings) as db:

@@ -32,6 +32,8 @@ from router.demo.github import github_demo_target, run_github_demo
 from router.demo.jira import run_jira_demo
 from router.demo.review import DemoApi, publish_examples, show_refusals
 from router.http.app import create_app
+from router.reports.adoption import Filters, GroupBy, ReportService
+from router.reports.compliance import ComplianceService
 from router.settings import Settings
 from store import audit, inbox, incidents, lessons, migrate, outbox, placements
 from store.engine import Database
@@ -159,6 +161,7 @@ async def _demo(base: Path) -> int:
             _say("pipeline", f"{counts['processed']} of {counts['accepted']} deliveries processed")
             failures += counts["processed"] != counts["accepted"] or counts["dead"] > 0
             _report(db)
+            _adoption_and_compliance(db)
         finally:
             server.should_exit = True
             await serving
@@ -244,6 +247,20 @@ async def _capture(api: DemoApi, db: Database, secret: str) -> int:
     return failures
 
 
+def _adoption_and_compliance(db: Database) -> None:
+    """The adoption report by lesson and the compliance matrix of the demo's own data."""
+    rows, total = ReportService(db).adoption(GroupBy.LESSON, Filters())
+    for row in [*rows, total]:
+        tiers = ", ".join(f"{tier} {n}" for tier, n in sorted(row.tiers.items()) if n)
+        _say("adoption", f"{row.group}: reach {row.reach}; {tiers}")
+    matrix = ComplianceService(db).matrix(Filters())
+    for lesson in matrix.lessons:
+        cells = ", ".join(
+            f"{team}: {matrix.cells[(lesson, team)].cell.value}" for team in matrix.teams
+        )
+        _say("matrix", f"{lesson} (mandated) -> {cells}")
+
+
 def _report(db: Database) -> None:
     """What a compliance reviewer sees: every placement, its state and the signals behind it."""
     with db.transaction() as session:
@@ -257,5 +274,9 @@ def _report(db: Database) -> None:
                     f"{placement.state.value}{' ' + str(kinds) if kinds else ''}",
                 )
         actions = audit.count_by_action(session)
+        chain = audit.verify(session)
         _say("audit", ", ".join(f"{action} ×{n}" for action, n in sorted(actions.items())))
+        _say(
+            "audit", f"hash chain {'intact' if chain.intact else 'BROKEN'}: {chain.checked} entries"
+        )
         _say("queue", f"inbox {inbox.counts(session)}, outbox {outbox.counts(session)}")

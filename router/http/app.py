@@ -7,9 +7,19 @@ from fastapi import Depends, FastAPI
 
 from router.compose import Runtime
 from router.http import health, ingress
-from router.http.api import compliance, lessons, me, placements, queue, reports, rules
+from router.http.api import (
+    compliance,
+    feedback,
+    lessons,
+    me,
+    placements,
+    queue,
+    reports,
+    rules,
+)
 from router.http.errors import install_error_answers
 from router.http.guard import Guard
+from router.http.limits import BodyLimit
 from router.ruleset.reloader import RulesReloader
 
 
@@ -40,5 +50,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(queue.router)
     app.include_router(reports.router)
     app.include_router(compliance.router)
+    app.include_router(feedback.router)
     install_error_answers(app)
+    settings = runtime.settings
+    app.add_middleware(BodyLimit, limit=max(settings.max_api_body_bytes, settings.max_body_bytes))
     return app

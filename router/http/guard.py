@@ -96,6 +96,12 @@ class FailureLimiter:
         while len(self._windows) > self._clients:
             self._windows.popitem(last=False)
 
+    def refund(self, client: str) -> None:
+        """Take back one count (a login counted in advance that succeeded)."""
+        if client in self._windows:
+            start, count = self._windows[client]
+            self._windows[client] = (start, max(0, count - 1))
+
 
 def _unauthenticated(reason: str) -> Refusal:
     return Refusal(401, reason, {"WWW-Authenticate": _REALM})
@@ -120,6 +126,10 @@ def _proxied(headers: Headers, settings: Settings) -> Principal | None:
     user_header = settings.trusted_user_header
     if not user_header or settings.trusted_proxy_secret is None:
         return None
+    identity = (user_header, settings.trusted_groups_header, settings.trusted_proxy_secret_header)
+    if any(len(headers.getlist(name)) > 1 for name in identity):
+        # A proxy that appends rather than replaces would pass the client's copy along too.
+        raise _unauthenticated("identity headers must appear once each")
     user = headers.get(user_header)
     proof = headers.get(settings.trusted_proxy_secret_header)
     if user is None and proof is None:
@@ -156,13 +166,16 @@ async def authenticate(headers: Headers, runtime: Runtime) -> Principal:
         raise _unauthenticated(str(exc)) from None
 
 
-def _check_body_type(method: str, headers: Headers, route: APIRoute) -> None:
+def _check_body_type(
+    method: str, headers: Headers, route: APIRoute, *, require: bool = False
+) -> None:
     if method not in _BODY_METHODS:
         return
     accepts = (route.openapi_extra or {}).get(ACCEPTS_KEY, JSON_TYPES)
     media = headers.get("content-type")
     if media is None:
-        if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        no_body = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+        if no_body and not require:
             return  # no body at all
         raise Refusal(415, f"send the body as {' or '.join(accepts)}")
     if media.split(";", 1)[0].strip().lower() not in accepts:
@@ -200,16 +213,21 @@ class Guard:
         if declared == Access.METRICS:
             self._check_scrape_token(headers, runtime.settings, client)
             return None
-        try:
-            principal = await authenticate(headers, runtime)
-        except Refusal:
-            if _presented(headers, runtime.settings):
-                self.limiter.failed(client)
-            raise
+        # Credentials are counted as a failure before they are checked and refunded when they
+        # hold, so requests racing each other cannot all slip under the limit.
+        presented = _presented(headers, runtime.settings)
+        if presented:
+            self.limiter.failed(client)
+        principal = await authenticate(headers, runtime)
+        if presented:
+            self.limiter.refund(client)
         if isinstance(declared, Permission) and not principal.can(declared):
             needed = " or ".join(role.value for role in roles_granting(declared))
             raise Refusal(403, f"this needs the role {needed}")
-        _check_body_type(request.method, headers, route)
+        # A browser sends the proxy's session cookie along with any cross-site request; a JSON
+        # content type cannot be set without a preflight, so every change made as a proxied
+        # person must carry one, with or without a body.
+        _check_body_type(request.method, headers, route, require=principal.id.startswith("user:"))
         return principal
 
     def _check_scrape_token(self, headers: Headers, settings: Settings, client: str) -> None:

@@ -87,6 +87,14 @@ def kind_of(name: str, text: str) -> Kind:
 
 
 def _parse(text: str, file: str, kind: Kind) -> tuple[Any, yaml.Node | None]:
+    try:
+        return _parse_text(text, file, kind)
+    except RecursionError as exc:
+        problem = FileProblem(file, None, "nested too deeply to be a lessons file")
+        raise LessonFileError([problem]) from exc
+
+
+def _parse_text(text: str, file: str, kind: Kind) -> tuple[Any, yaml.Node | None]:
     if kind == "json":
         try:
             return json.loads(text), None

@@ -92,6 +92,7 @@ class LessonService:
                 "version": 1,
                 "review": None,
                 "provenance": provenance,
+                "authors": (actor.id,),
             }
         )
         with self.db.transaction() as session:
@@ -131,7 +132,7 @@ class LessonService:
     def edit(self, lesson_id: str, changes: dict[str, Any], actor: Principal) -> Lesson:
         """Change a draft or a lesson in review (withdraws any approval)."""
         return self._step(
-            lesson_id, actor, "edited", lambda current: lifecycle.edit(current, changes)
+            lesson_id, actor, "edited", lambda current: lifecycle.edit(current, changes, actor.id)
         )
 
     def submit(self, lesson_id: str, actor: Principal) -> Lesson:
@@ -196,7 +197,12 @@ class LessonService:
 
     def revise(self, lesson_id: str, actor: Principal) -> Lesson:
         """Open the next version as a draft; the published version stays in force."""
-        return self._step(lesson_id, actor, "revision_started", lifecycle.revise)
+        return self._step(
+            lesson_id,
+            actor,
+            "revision_started",
+            lambda current: lifecycle.revise(current, actor.id),
+        )
 
     def retire(self, lesson_id: str, actor: Principal) -> tuple[Lesson, int]:
         """Retire the lesson and withdraw its open placements; returns how many were withdrawn."""

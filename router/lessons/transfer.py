@@ -134,9 +134,12 @@ def _apply(
 
 
 def _unreviewed_as_draft(entry: Lesson) -> Lesson:
-    """A published entry without a review record, as the draft it really is."""
+    """A published entry without a review record, as the draft it really is; an entry in
+    review comes without the approval the file claims, to be approved here."""
     if entry.status == LessonStatus.PUBLISHED and entry.review is None:
         return entry.model_copy(update={"status": LessonStatus.DRAFT})
+    if entry.status == LessonStatus.IN_REVIEW and entry.review is not None:
+        return entry.model_copy(update={"review": None})
     return entry
 
 

@@ -1,12 +1,12 @@
 """The placement ledger with each placement's adoption tier, and the adoption report."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from core.adoption import Adoption, AdoptionRow, Tier, assess, report
+from core.adoption import Adoption, AdoptionRow, Tier, assess, report, theatre_flags
 from core.base import utcnow
 from core.errors import NotFoundError
 from core.placement import PlacementState
@@ -63,6 +63,7 @@ class Assessed:
             "project": self.entry.project,
             "hours_to_acknowledge": _hours(adoption.acknowledged_after),
             "hours_to_verify": _hours(adoption.verified_after),
+            "theatre": sorted(adoption.theatre),
         }
 
 
@@ -89,7 +90,18 @@ class ReportService:
                 since=filters.since,
                 until=filters.until,
             )
-            result = [Assessed(e, assess(e.placement, list(e.signals), now)) for e in found]
+            entries = list(found)
+        flags = theatre_flags((e.placement, e.signals) for e in entries)
+        result = [
+            Assessed(
+                e,
+                replace(
+                    assess(e.placement, list(e.signals), now),
+                    theatre=flags.get(e.placement.id, frozenset()),
+                ),
+            )
+            for e in entries
+        ]
         if filters.work_items:
             result = [a for a in result if a.entry.placement.work_item_ref in filters.work_items]
         if filters.tiers:

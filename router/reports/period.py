@@ -8,5 +8,6 @@ def period(start: date | None, end: date | None) -> tuple[datetime | None, datet
     if start is not None and end is not None and end < start:
         raise ValueError(f"the period ends ({end}) before it starts ({start})")
     since = None if start is None else datetime.combine(start, time(), tzinfo=UTC)
-    until = None if end is None else datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-    return since, until
+    if end is None or end == date.max:  # the last day there is: no end at all
+        return since, None
+    return since, datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)

@@ -11,12 +11,14 @@ def read_rule_files(path: Path) -> list[tuple[str, str, str]]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
         if not files:
-            raise RuleSetError([RuleError(str(path), 1, 1, "no *.yaml rule files in directory")])
+            raise RuleSetError(
+                [RuleError(str(path), None, None, "no *.yaml rule files in directory")]
+            )
         return [
             (str(f), f.read_text(encoding="utf-8"), f.relative_to(path).as_posix()) for f in files
         ]
     if not path.exists():
-        raise RuleSetError([RuleError(str(path), 1, 1, "no such file or directory")])
+        raise RuleSetError([RuleError(str(path), None, None, "no such file or directory")])
     return [(str(path), path.read_text(encoding="utf-8"), path.name)]
 
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -127,7 +127,9 @@ async def list_recurrences(lesson_id: str, request: Request) -> Any:
 
 
 @router.get("/{lesson_id}/versions/{version}", openapi_extra=policy(Permission.READ))
-async def show_version(lesson_id: str, version: int, request: Request) -> Any:
+async def show_version(
+    lesson_id: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
+) -> Any:
     """One published version, exactly as it was published."""
     result = await run_in_threadpool(_service(request).version, lesson_id, version)
     return _json(result)

@@ -43,6 +43,8 @@ def test_serve_refuses_an_unmigrated_database_and_upgrade_fixes_it(sqlite_url: s
     refused = runner.invoke(main, ["serve"], env=env)
     assert refused.exit_code == 1
     assert "run `cairn db upgrade`" in refused.output
+    path = sqlite_url.removeprefix("sqlite:///")
+    assert not Path(path).exists()  # a refused command leaves no empty database behind
 
     upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
     assert upgraded.exit_code == 0, upgraded.output

@@ -46,6 +46,37 @@ def test_validate_reports_every_problem_with_file_line_column(tmp_path: Path) ->
     assert code == 1 and "no such file or directory" in output
 
 
+def test_validate_a_missing_path_names_it_without_a_position() -> None:
+    code, output = run("rules", "validate", "/no/such/path")
+    assert code == 1
+    assert "/no/such/path: no such file or directory" in output
+    assert ":1:1" not in output
+
+
+def test_validate_a_directory_without_rule_files_names_it_without_a_position(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a rule file")
+    code, output = run("rules", "validate", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path}: no *.yaml rule files in directory" in output
+    assert ":1:1" not in output
+
+
+def test_validate_lists_errors_in_line_order_without_pydantic_prefixes(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "pack: org\nrules:\n"
+        "  - id: a\n    then: {suppress: true, due: soon}\n"
+        "  - id: a\n    then: {suppress: true}\n"
+    )
+    code, output = run("rules", "validate", str(bad))
+    assert code == 1
+    problems = [line for line in output.splitlines() if line.startswith(str(bad))]
+    assert [line.split(":")[1] for line in problems] == ["4", "5"], output
+    assert "Value error" not in output
+
+
 def test_explains_every_lesson_for_a_work_item() -> None:
     args = ["rules", "test", "--rules", str(EXAMPLES), "--lesson", str(EXAMPLES / "lessons.json")]
     code, output = run(*args, "--work-item", str(FIXTURES / "work_item_pull_request.json"))
@@ -124,6 +155,29 @@ def test_backtest_compares_draft_rules_with_the_active_ones(history: str, tmp_pa
     assert rows["payments"] == ["2", "2", "+0"]
     assert rows["checkout"] == ["0", "1", "-1"]
     assert "  - derive-pool-size in github:acme/payments-api#3 (checkout)" in output
+    assert "((" not in output
+
+
+def test_backtest_names_work_items_without_a_team_once(history: str, tmp_path: Path) -> None:
+    db = Database(history)
+    base = json.loads((FIXTURES / "work_item_pull_request.json").read_text())["work_item"]
+    item = WorkItem.model_validate(
+        {**base, "ref": "github:acme/payments-api#4", "team": None}, strict=False
+    )
+    with db.transaction() as session:
+        work_items.record(session, item, utcnow())
+    db.dispose()
+    draft = tmp_path / "draft"
+    shutil.copytree(EXAMPLES, draft, ignore=shutil.ignore_patterns("*.json"))
+    org = draft / "organisation.yaml"
+    text = org.read_text().replace('paths: ["src/**/db/**", "deploy/**"]', 'paths: ["docs/**"]')
+    org.write_text(text.replace("base_branches: [main]", "base_branches: [release]"))
+    env = {"CAIRN_DATABASE_URL": history, "CAIRN_RULES_PATH": str(EXAMPLES)}
+    code, output = run("rules", "backtest", "--rules", str(draft), "--since", "1d", env=env)
+    assert code == 0, output
+    assert any(line.startswith("(no team) ") for line in output.splitlines()), output
+    assert "  - derive-pool-size in github:acme/payments-api#4 (no team)" in output
+    assert "((no team))" not in output
 
 
 def test_backtest_writes_nothing(history: str, tmp_path: Path) -> None:

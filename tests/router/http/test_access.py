@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/api/v1/reports/compliance"): READ,
     ("GET", "/api/v1/reports/compliance/evidence"): READ,
     ("GET", "/api/v1/waivers"): READ,
+    ("GET", "/api/v1/feedback"): READ,
     ("POST", "/api/v1/waivers"): frozenset({Role.ADMIN, Role.COMPLIANCE}),
     ("GET", "/api/v1/lessons/schema"): READ,
     ("GET", "/api/v1/lessons/export"): READ,
@@ -486,3 +487,131 @@ def test_token_values_never_reach_logs_or_reprs(
 def test_openapi_and_docs_stay_readable(probe: Probe) -> None:
     assert probe.client.get("/openapi.json").status_code == 200
     assert probe.client.get("/docs").status_code == 200
+
+
+# --- regressions found by trying to break it ------------------------------------------------
+
+
+def test_nobody_approves_a_version_they_wrote_by_revising_or_editing(
+    app: tuple[TestClient, Database, dict[str, dict[str, str]]],
+) -> None:
+    client, _, people = app
+    assert client.post("/api/v1/lessons", json=DRAFT, headers=people["dana"]).status_code == 201
+    for step, who in (("submit", "dana"), ("approve", "lee"), ("publish", "lee")):
+        done = client.post(f"/api/v1/lessons/derive-pool-size/{step}", headers=people[who])
+        assert done.status_code == 200, done.text
+    # root (admin: both owner and reviewer rights) opens version 2, rewrites it, submits it.
+    root = people["root"]
+    client.post("/api/v1/lessons/derive-pool-size/revise", headers=root)
+    client.patch("/api/v1/lessons/derive-pool-size", json={"statement": "Mine."}, headers=root)
+    client.post("/api/v1/lessons/derive-pool-size/submit", headers=root)
+    own = client.post("/api/v1/lessons/derive-pool-size/approve", headers=root)
+    assert own.status_code == 409 and "wrote this version" in own.json()["reason"]
+    # Dana's edit in review withdraws nothing yet (no approval) but makes her an author too.
+    client.patch("/api/v1/lessons/derive-pool-size", json={"title": "T2"}, headers=people["dana"])
+    lee = client.post("/api/v1/lessons/derive-pool-size/approve", headers=people["lee"])
+    assert lee.status_code == 200 and lee.json()["authors"] == ["token:root", "token:dana"]
+    again = client.post("/api/v1/lessons/derive-pool-size/approve", headers=people["root"])
+    assert again.status_code == 409  # root wrote it; and it is already approved
+
+
+def test_bodies_over_the_ceiling_are_refused_before_anything_reads_them(sqlite_url: str) -> None:
+    client, db = _client(sqlite_url, max_api_body_bytes=4096, max_body_bytes=1024)
+    with client:
+        big = b"[" + b"1," * 5000 + b"1]"
+        declared = client.post(
+            "/api/v1/lessons", content=big, headers={"Content-Type": "application/json"}
+        )
+        assert declared.status_code == 413 and "4096 bytes" in declared.json()["reason"]
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(10):
+                yield b" " * 1000
+
+        streamed = client.post(
+            "/api/v1/lessons", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        assert client.get("/healthz").status_code == 200
+    db.dispose()
+
+
+def test_racing_bad_credentials_cannot_slip_under_the_limit(sqlite_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, db = _client(sqlite_url, auth_failures_per_minute=5)
+    bad = {"Authorization": "Bearer cairn_0000000000000000_" + "A" * 43}
+    with client, ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(
+            pool.map(lambda _: client.get("/api/v1/me", headers=bad).status_code, range(64))
+        )
+    assert answers.count(401) <= 5 and answers.count(429) >= 59
+    db.dispose()
+
+
+def test_odd_numbers_and_dates_are_answered_without_a_server_error(probe: Probe) -> None:
+    reader = probe.headers["reader"]
+    huge = probe.client.get("/api/v1/lessons/probe/versions/9223372036854775808", headers=reader)
+    assert huge.status_code == 422
+    for path in ("/api/v1/placements", "/api/v1/reports/adoption", "/api/v1/reports/compliance"):
+        assert (
+            probe.client.get(path, params={"to": "9999-12-31"}, headers=reader).status_code == 200
+        )
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = probe.client.post(
+        "/api/v1/lessons/import",
+        content=deep,
+        headers={**probe.headers["admin"], "Content-Type": "application/json"},
+    )
+    assert nested.status_code == 422 and "nested too deeply" in nested.json()["reason"]
+
+
+def test_proxy_identity_cannot_be_doubled_hidden_or_used_cross_site(sqlite_url: str) -> None:
+    client, db = _client(sqlite_url, **PROXY)
+    with client:
+        doubled = client.get(
+            "/api/v1/me",
+            headers=[
+                ("X-Forwarded-User", "mallory"),
+                ("X-Forwarded-User", "alice"),
+                ("X-Cairn-Proxy-Secret", PROXY_SECRET),
+            ],
+        )
+        assert doubled.status_code == 401 and "once" in doubled.json()["reason"]
+        for blank in ("alice\u3164", "alice\u2800", "ali\u034fce"):
+            assert client.get("/api/v1/me", headers=_as(blank, "audit")).status_code == 401
+        # A bodiless POST as a proxied person needs a JSON content type (no cross-site form).
+        bare = client.post("/api/v1/queue/retry-dead", headers=_as("carol", "sre-leads"))
+        assert bare.status_code in (403, 415)
+        owner = _as("bob", "pay-devs")
+        client.post(
+            "/api/v1/lessons",
+            json={**DRAFT, "owner": "payments"},
+            headers=owner,
+        )
+        submit = client.post("/api/v1/lessons/derive-pool-size/submit", headers=owner)
+        assert submit.status_code == 415
+        typed = client.post(
+            "/api/v1/lessons/derive-pool-size/submit",
+            headers={**owner, "Content-Type": b"application/json"},
+        )
+        assert typed.status_code == 200, typed.text
+    db.dispose()
+
+
+def test_an_imported_approval_is_not_trusted_unless_the_admin_says_so(
+    app: tuple[TestClient, Database, dict[str, dict[str, str]]],
+) -> None:
+    client, _, people = app
+    review = {"reviewer": "rita", "reviewed_at": "2026-11-01T00:00:00Z", "notes": ""}
+    body = _export_file("in_review", review)
+    done = client.post(
+        "/api/v1/lessons/import",
+        content=body,
+        headers={**people["root"], "Content-Type": "application/json"},
+    )
+    assert done.status_code == 200, done.text
+    shown = client.get("/api/v1/lessons/imported", headers=people["lee"]).json()
+    assert (shown["status"], shown["review"]) == ("in_review", None)
+    publish = client.post("/api/v1/lessons/imported/publish", headers=people["lee"])
+    assert publish.status_code == 409 and "not been approved" in publish.json()["reason"]

@@ -9,18 +9,19 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from core.adoption import Tier
-from core.lesson import Mandate
+from core.adoption import Tier, theatre_flags, tier_of
+from core.lesson import Lesson, LessonStatus, Mandate
 from core.placement import EmbeddingForm, Placement, PlacementState, Signal, SignalKind
 from core.work import System, WorkItem
 from router.cli import main
 from router.compose import build_runtime
 from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
+from router.reports.feedback import FeedbackService
 from router.settings import Settings
-from store import migrate, placements, work_items
+from store import lessons, migrate, placements, work_items
 from store.engine import Database
-from tests.router.support import bearer
+from tests.router.support import DRAFT, bearer
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday: ISO week 2026-W45
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -273,8 +274,6 @@ def test_ledger_and_report_over_http_and_cli(sqlite_url: str) -> None:
 def test_tier_table(
     state: PlacementState, kinds: list[SignalKind], due_in: int | None, tier: Tier
 ) -> None:
-    from core.adoption import tier_of
-
     placement = Placement(
         id="p",
         lesson_id="l",
@@ -294,3 +293,85 @@ def test_tier_table(
         for n, kind in enumerate(kinds)
     ]
     assert tier_of(placement, signals, NOW) == tier
+
+
+def _tick(
+    pid: str, seconds: float, delivery: str | None = None, kind: SignalKind = SignalKind.TICKED
+) -> Signal:
+    return Signal(
+        id=f"{pid}-{kind}-{seconds}",
+        placement_id=pid,
+        kind=kind,
+        at=T0 + timedelta(seconds=seconds),
+        delivery_id=delivery,
+    )
+
+
+def _placed(pid: str, ref: str = PAY_PR) -> Placement:
+    return Placement(
+        id=pid,
+        lesson_id=pid,
+        lesson_version=1,
+        work_item_ref=ref,
+        rule_id="r",
+        rule_set_version="v",
+        form=EmbeddingForm.GITHUB_PR_CHECKLIST,
+        mandate=Mandate.REQUIRED,
+        state=PlacementState.COMPLETED,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def test_checkbox_theatre_is_flagged_not_dropped() -> None:
+    flags = theatre_flags(
+        [
+            (_placed("quick"), [_tick("quick", 10)]),  # ticked 10 s after placement
+            # Three items of one PR ticked in one edit, an hour in.
+            (_placed("a", LEDGER_PR), [_tick("a", 3600, "edit-1")]),
+            (_placed("b", LEDGER_PR), [_tick("b", 3600, "edit-1")]),
+            (_placed("c", LEDGER_PR), [_tick("c", 3600, "edit-1")]),
+            # Three ticks of another work item within 5 s, in separate edits.
+            (_placed("x", PAY_ISSUE), [_tick("x", 7200, "e1")]),
+            (_placed("y", PAY_ISSUE), [_tick("y", 7202, "e2")]),
+            (_placed("z", PAY_ISSUE), [_tick("z", 7204, "e3")]),
+            (
+                _placed("late"),
+                [
+                    _tick("late", 600),
+                    _tick("late", 900, kind=SignalKind.MERGED_CLEAN),
+                    _tick("late", 950, kind=SignalKind.UNTICKED),
+                ],
+            ),
+            (_placed("honest"), [_tick("honest", 5400)]),
+        ]
+    )
+    assert flags == {
+        "quick": {"quick_tick"},
+        "a": {"bulk_tick"},
+        "b": {"bulk_tick"},
+        "c": {"bulk_tick"},
+        "x": {"bulk_tick"},
+        "y": {"bulk_tick"},
+        "z": {"bulk_tick"},
+        "late": {"unticked_after_merge"},
+    }
+
+
+def test_theatre_share_and_feedback_to_owners(db: Database) -> None:
+    seed(db)
+    publish_owned = [("pool", "platform"), ("retries", "payments")]
+    with db.transaction() as session:
+        for lesson_id, owner in publish_owned:
+            lesson = Lesson.model_validate(
+                {**DRAFT, "id": lesson_id, "owner": owner, "version": 1}, strict=False
+            )
+            lessons.add(session, lesson.model_copy(update={"status": LessonStatus.DRAFT}), T0)
+    _, total = ReportService(db).adoption(GroupBy.TEAM, Filters(), NOW)
+    # No tick in the seed came within 30 s or in a sweep: the share is measured, and nothing.
+    assert total.as_dict()["theatre"] == {"share": 0.0}
+    feedback = FeedbackService(db).dismissals("platform", Filters(), NOW)
+    assert [(f["lesson"], f["dismissed"]) for f in feedback] == [("pool", 1)]
+    assert feedback[0]["reasons"][0]["reason"] == "no pool here"
+    assert feedback[0]["reasons"][0]["where"][0]["work_item"] == LEDGER_PR
+    assert FeedbackService(db).dismissals("payments", Filters(), NOW) == []
