@@ -65,6 +65,34 @@ def tier_of(placement: Placement, signals: Iterable[Signal], now: datetime) -> T
     return Tier.DELIVERED
 
 
+_STATE_AFTER = {
+    SignalKind.TICKED: PlacementState.COMPLETED,
+    SignalKind.SUBTASK_DONE: PlacementState.COMPLETED,
+    SignalKind.TRAINING_COMPLETED: PlacementState.COMPLETED,
+    SignalKind.UNTICKED: PlacementState.EMBEDDED,
+    SignalKind.DISMISSED: PlacementState.DISMISSED,
+}
+
+
+def tier_at(placement: Placement, signals: Iterable[Signal], at: datetime) -> Tier | None:
+    """The tier the placement had at `at`, replayed from the signals before it (None: it had
+    not been placed yet). A withdrawal leaves no signal, so it is taken as it stands now."""
+    if placement.created_at > at:
+        return None
+    if placement.state == PlacementState.WITHDRAWN and placement.updated_at <= at:
+        return Tier.WITHDRAWN
+    before = [s for s in signals if s.at <= at]
+    state = PlacementState.EMBEDDED
+    for signal in sorted(before, key=lambda s: s.at):
+        state = _STATE_AFTER.get(signal.kind, state)
+    then = placement.model_copy(update={"state": state})
+    return tier_of(then, before, at)
+
+
+HONOURED = frozenset({Tier.ACKNOWLEDGED, Tier.VERIFIED})
+"""A placement whose lesson was acted on before the incident."""
+
+
 def _first(signals: Iterable[Signal], kinds: frozenset[SignalKind]) -> datetime | None:
     found = [s.at for s in signals if s.kind in kinds]
     return min(found) if found else None

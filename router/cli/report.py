@@ -184,12 +184,20 @@ def adoption(by: str, fmt: str, **options: Any) -> None:
     JSON adds placed / acknowledged / verified per week for every group.
     """
     with _service() as service:
-        rows, total = service.adoption(GroupBy(by), filters_of(options))
+        wanted = filters_of(options)
+        rows, total = service.adoption(GroupBy(by), wanted)
+        counts, flagged = service.recurrences(GroupBy(by), wanted)
+    none = {"recurrences": 0, "placed_before": 0, "placed_not_honoured": 0}
     if fmt == "json":
-        doc = {"by": by, "rows": [r.as_dict() for r in rows], "total": total.as_dict()}
+        doc = {
+            "by": by,
+            "rows": [{**r.as_dict(), "recurrence": counts.get(r.group, none)} for r in rows],
+            "total": {**total.as_dict(), "recurrence": counts["(all)"]},
+            "placed_but_not_honoured": flagged,
+        }
         click.echo(json.dumps(doc, indent=2))
         return
-    flat = [_flat(r) for r in [*rows, total]]
+    flat = [{**_flat(r), **counts.get(r.group, none)} for r in [*rows, total]]
     tiers = [t.value for t in Tier if t in REACHED]
     columns = [
         "group",
@@ -198,6 +206,8 @@ def adoption(by: str, fmt: str, **options: Any) -> None:
         "verified_rate",
         "median_hours_to_acknowledge",
         "median_hours_to_verify",
+        "recurrences",
+        "placed_not_honoured",
     ]
     if fmt == "csv":
         columns = [

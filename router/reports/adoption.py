@@ -1,5 +1,6 @@
 """The placement ledger with each placement's adoption tier, and the adoption report."""
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -10,6 +11,9 @@ from core.adoption import Adoption, AdoptionRow, Tier, assess, report, theatre_f
 from core.base import utcnow
 from core.errors import NotFoundError
 from core.placement import PlacementState
+from router.reports.recurrence import RecurrenceView
+from router.reports.recurrence import summary as recurrence_summary
+from router.reports.recurrence import views as recurrence_views
 from store import ledger
 from store.engine import Database
 from store.ledger import Entry
@@ -126,3 +130,27 @@ class ReportService:
         rows = report((group(a.entry), a.adoption) for a in assessed)
         total = report(("(all)", a.adoption) for a in assessed)
         return rows, total[0] if total else AdoptionRow("(all)")
+
+    def recurrences(
+        self, by: GroupBy, filters: Filters
+    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """Per group (lesson, or the team of the placements), the recurrence counts (`(all)` too),
+        and every recurrence whose lesson was placed but not honoured before it.
+
+        Grouped by rule or repository, only the total is given: a recurrence belongs to a lesson
+        and to the teams it was placed with, not to one rule or repository.
+        """
+        lesson_ids = sorted({a.entry.placement.lesson_id for a in self.assessed(filters)})
+        lesson_ids = sorted(set(lesson_ids) | set(filters.lessons))
+        found = recurrence_views(self.db, lesson_ids)
+        grouped: dict[str, list[RecurrenceView]] = defaultdict(list)
+        for view in found:
+            if by == GroupBy.LESSON:
+                grouped[view.recurrence.lesson_id].append(view)
+            elif by == GroupBy.TEAM:
+                for team in sorted(set(view.teams.values())):
+                    grouped[team].append(view)
+        result = {name: recurrence_summary(views) for name, views in grouped.items()}
+        result["(all)"] = recurrence_summary(found)
+        flagged = [view.as_dict() for view in found if view.not_honoured]
+        return result, flagged

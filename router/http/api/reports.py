@@ -27,17 +27,23 @@ async def adoption(
     end: Annotated[date | None, Query(alias="to", description="Last day, included.")] = None,
 ) -> Any:
     """Reach, each tier's count and rate, dismissals by reason, median hours to acknowledge and
-    to verify, and placed / acknowledged / verified per week, for each group and in total."""
+    to verify, placed / acknowledged / verified per week, checkbox theatre, and recurrences
+    (placed before? honoured?), for each group and in total; then each recurrence whose lesson
+    was placed but not honoured before the incident."""
     try:
         wanted = filters_from(lesson, team, repository, start, end)
     except ValueError as exc:
         return problem(422, str(exc))
     runtime: Runtime = request.app.state.runtime
-    rows, total = await run_in_threadpool(ReportService(runtime.db).adoption, by, wanted)
+    service = ReportService(runtime.db)
+    rows, total = await run_in_threadpool(service.adoption, by, wanted)
+    counts, flagged = await run_in_threadpool(service.recurrences, by, wanted)
+    none = {"recurrences": 0, "placed_before": 0, "placed_not_honoured": 0}
     return {
         "by": by.value,
         "from": None if start is None else start.isoformat(),
         "to": None if end is None else end.isoformat(),
-        "rows": [row.as_dict() for row in rows],
-        "total": total.as_dict(),
+        "rows": [{**row.as_dict(), "recurrence": counts.get(row.group, none)} for row in rows],
+        "total": {**total.as_dict(), "recurrence": counts["(all)"]},
+        "placed_but_not_honoured": flagged,
     }

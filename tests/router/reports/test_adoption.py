@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from core.adoption import Tier, theatre_flags, tier_of
 from core.lesson import Lesson, LessonStatus, Mandate
 from core.placement import EmbeddingForm, Placement, PlacementState, Signal, SignalKind
+from core.recurrence import MatchedOn, PlacementOutcome, Recurrence
 from core.work import System, WorkItem
 from router.cli import main
 from router.compose import build_runtime
@@ -19,7 +20,7 @@ from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.feedback import FeedbackService
 from router.settings import Settings
-from store import lessons, migrate, placements, work_items
+from store import lessons, migrate, placements, recurrences, work_items
 from store.engine import Database
 from tests.router.support import DRAFT, bearer
 
@@ -375,3 +376,46 @@ def test_theatre_share_and_feedback_to_owners(db: Database) -> None:
     assert feedback[0]["reasons"][0]["reason"] == "no pool here"
     assert feedback[0]["reasons"][0]["where"][0]["work_item"] == LEDGER_PR
     assert FeedbackService(db).dismissals("payments", Filters(), NOW) == []
+
+
+def _recurrence(incident: str, lesson: str, started: datetime, *pids: str) -> Recurrence:
+    outcomes = tuple(
+        PlacementOutcome(
+            placement_id=pid,
+            work_item_ref=PAY_ISSUE if pid == "p5" else PAY_PR,
+            lesson_version=1,
+            state=PlacementState.EMBEDDED,
+            related_by=("team:payments",),
+            placed_at=T0,
+        )
+        for pid in pids
+    )
+    return Recurrence(
+        incident_ref=incident,
+        lesson_id=lesson,
+        lesson_version=1,
+        matched_on=MatchedOn(services=("payments-api",)),
+        placements=outcomes,
+        incident_started_at=started,
+        detected_at=started + timedelta(minutes=5),
+    )
+
+
+def test_recurrences_replay_each_placement_to_the_incident_start(db: Database) -> None:
+    seed(db)
+    with db.transaction() as session:
+        # p1 was ticked 2 h in: an incident 1 h in found it placed but not yet acted on; one
+        # 5 h in found it acknowledged. p5 was never acted on. "retries" recurred unplaced.
+        recurrences.add(session, _recurrence("pd:1", "pool", T0 + timedelta(hours=1), "p1"))
+        recurrences.add(session, _recurrence("pd:2", "pool", T0 + timedelta(hours=5), "p1", "p5"))
+        recurrences.add(session, _recurrence("pd:3", "retries", T0 - timedelta(days=1)))
+    counts, flagged = ReportService(db).recurrences(GroupBy.LESSON, Filters())
+    assert counts["pool"] == {"recurrences": 2, "placed_before": 2, "placed_not_honoured": 2}
+    assert counts["retries"] == {"recurrences": 1, "placed_before": 0, "placed_not_honoured": 0}
+    assert counts["(all)"]["recurrences"] == 3
+    assert [(f["incident"], f["placements"], f["placed_not_honoured"]) for f in flagged] == [
+        ("pd:1", {"p1": "delivered"}, ["p1"]),
+        ("pd:2", {"p1": "acknowledged", "p5": "delivered"}, ["p5"]),
+    ]
+    by_team, _ = ReportService(db).recurrences(GroupBy.TEAM, Filters())
+    assert by_team["payments"]["placed_not_honoured"] == 2
