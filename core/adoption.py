@@ -169,6 +169,12 @@ def assess(placement: Placement, signals: list[Signal], now: datetime) -> Adopti
     )
 
 
+def precision(verified: int, dismissed: int, ignored: int) -> float | None:
+    """How often a placement was worth it: verified ÷ (verified + dismissed + ignored)."""
+    decided = verified + dismissed + ignored
+    return round(verified / decided, 4) if decided else None
+
+
 def _median_hours(values: list[timedelta]) -> float | None:
     if not values:
         return None
@@ -215,6 +221,18 @@ class AdoptionRow:
         if adoption.verified_after is not None:
             self.verify_times.append(adoption.verified_after)
 
+    def precision(self) -> dict[str, object]:
+        """Verified ÷ (verified + dismissed + ignored), with the three counts."""
+        verified, dismissed, ignored = (
+            self.tiers[t.value] for t in (Tier.VERIFIED, Tier.DISMISSED, Tier.IGNORED)
+        )
+        return {
+            "value": precision(verified, dismissed, ignored),
+            "verified": verified,
+            "dismissed": dismissed,
+            "ignored": ignored,
+        }
+
     def as_dict(self) -> dict[str, object]:
         """The row as plain data: counts, rates over reach, medians in hours, weekly trend."""
         done = self.tiers[Tier.ACKNOWLEDGED.value] + self.tiers[Tier.VERIFIED.value]
@@ -226,6 +244,7 @@ class AdoptionRow:
         return {
             "group": self.group,
             "reach": self.reach,
+            "precision": self.precision(),
             "counts": {tier.value: self.tiers[tier.value] for tier in Tier},
             "rates": rates,
             "dismissals": dict(self.dismissals.most_common()),

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     )
     delivery_limit: int = Field(default=5, ge=1, description="RabbitMQ x-delivery-limit.")
 
+    flag_precision_below: float = Field(
+        default=0.3, ge=0, le=1, description="Flag a rule or lesson whose precision falls below."
+    )
+    flag_min_outcomes: int = Field(
+        default=10, ge=1, description="…once it has at least this many decided placements."
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="A bearer token `/metrics` asks scrapers for; unset: open."
     )

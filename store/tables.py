@@ -280,3 +280,16 @@ class WaiverRow(Base):
     approved_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class FlagRow(Base):
+    """A rule or lesson flagged for revision because its placements are rarely worth it."""
+
+    __tablename__ = "revision_flags"
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    flagged_at: Mapped[datetime]
+    doc: Mapped[dict[str, Any]]
+    cleared_at: Mapped[datetime | None]
+    cleared_by: Mapped[str | None] = mapped_column(String(200))

@@ -10,7 +10,7 @@ from router.cli.compliance import evidence_group, waivers_group
 from router.cli.db import db, queue
 from router.cli.demo import demo
 from router.cli.lessons import lessons_group
-from router.cli.report import feedback_group, placements_group, report_group
+from router.cli.report import feedback_group, flags_group, placements_group, report_group
 from router.cli.rules import rules_group
 from router.cli.service import serve, worker
 from router.cli.tokens import tokens_group
@@ -41,6 +41,7 @@ for command in (
     placements_group,
     report_group,
     feedback_group,
+    flags_group,
     waivers_group,
     evidence_group,
     backfill_group,

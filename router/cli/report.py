@@ -12,10 +12,14 @@ import click
 from core.adoption import REACHED, AdoptionRow, Tier
 from core.errors import NotFoundError
 from core.placement import PlacementState
+from router.access.operator import cli_principal
 from router.cli.support import database, load_settings, require_schema
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.feedback import FeedbackService
+from router.reports.flags import FlagService, Thresholds
 from router.reports.period import period
+from router.settings import Settings
+from store.engine import Database
 
 FORMAT = click.option(
     "--format",
@@ -252,3 +256,61 @@ def feedback_list(owner: str | None, fmt: str, **options: Any) -> None:
         for r in f["reasons"]
     ]
     write_rows(rows, ["lesson", "owner", "count", "reason", "where"], fmt)
+
+
+@click.group("flags")
+def flags_group() -> None:
+    """Rules and lessons flagged for revision because their placements are rarely worth it."""
+
+
+def _flag_service(db: Database, settings: Settings) -> FlagService:
+    return FlagService(db, Thresholds(settings.flag_precision_below, settings.flag_min_outcomes))
+
+
+@flags_group.command("evaluate")
+@click.option("--as", "label", default=None, help="A label recorded beside the operator.")
+def flags_evaluate(label: str | None) -> None:
+    """Measure every rule and lesson now and raise the flags the thresholds call for."""
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        raised = _flag_service(db, settings).evaluate(cli_principal(label))
+    for flag in raised:
+        click.echo(
+            f"flagged {flag['kind']} {flag['subject']}: precision {flag['value']} "
+            f"({flag['verified']} verified, {flag['dismissed']} dismissed, "
+            f"{flag['ignored']} ignored)"
+        )
+    click.echo(f"{len(raised)} new flags", err=True)
+
+
+@flags_group.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only flags nobody has cleared.")
+def flags_list(open_only: bool) -> None:
+    """One line per flag: kind, subject, when, precision, and who cleared it."""
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        found = _flag_service(db, settings).listed(open_only=open_only)
+    for flag in found:
+        state = "open" if flag.open else f"cleared by {flag.cleared_by}"
+        click.echo(
+            f"{flag.kind}\t{flag.subject}\t{flag.flagged_at:%Y-%m-%d %H:%M}\t"
+            f"precision {flag.measured.get('value')}\t{state}"
+        )
+
+
+@flags_group.command("clear")
+@click.argument("kind", type=click.Choice(["rule", "lesson"]))
+@click.argument("subject")
+@click.option("--as", "label", default=None, help="A label recorded beside the operator.")
+def flags_clear(kind: str, subject: str, label: str | None) -> None:
+    """Clear the open flag on KIND (rule or lesson) SUBJECT (its id), once it was revised."""
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        try:
+            _flag_service(db, settings).clear(cli_principal(label), kind, subject)
+        except NotFoundError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"cleared {kind} {subject}")

@@ -10,6 +10,7 @@ from router.http import health, ingress
 from router.http.api import (
     compliance,
     feedback,
+    flags,
     lessons,
     me,
     placements,
@@ -51,6 +52,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(compliance.router)
     app.include_router(feedback.router)
+    app.include_router(flags.router)
     install_error_answers(app)
     settings = runtime.settings
     app.add_middleware(BodyLimit, limit=max(settings.max_api_body_bytes, settings.max_body_bytes))

@@ -46,6 +46,9 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/api/v1/reports/compliance/evidence"): READ,
     ("GET", "/api/v1/waivers"): READ,
     ("GET", "/api/v1/feedback"): READ,
+    ("GET", "/api/v1/flags"): READ,
+    ("POST", "/api/v1/flags/evaluate"): OPERATE,
+    ("POST", "/api/v1/flags/{kind}/{subject}/clear"): OPERATE,
     ("POST", "/api/v1/waivers"): frozenset({Role.ADMIN, Role.COMPLIANCE}),
     ("GET", "/api/v1/lessons/schema"): READ,
     ("GET", "/api/v1/lessons/export"): READ,
@@ -70,6 +73,8 @@ PATH_VALUES = {
     "{lesson_id}": "probe",
     "{version}": "1",
     "{placement_id}": "pl_probe",
+    "{kind}": "rule",
+    "{subject}": "org/probe",
 }
 QUERIES = {
     "/api/v1/placements": {"work_item": "github:acme/api#1"},

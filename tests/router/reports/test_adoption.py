@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from core.access import Principal, Role
 from core.adoption import Tier, theatre_flags, tier_of
+from core.errors import ForbiddenError
 from core.lesson import Lesson, LessonStatus, Mandate
 from core.placement import EmbeddingForm, Placement, PlacementState, Signal, SignalKind
 from core.recurrence import MatchedOn, PlacementOutcome, Recurrence
@@ -19,8 +21,9 @@ from router.compose import build_runtime
 from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.feedback import FeedbackService
+from router.reports.flags import FlagService, Thresholds
 from router.settings import Settings
-from store import lessons, migrate, placements, recurrences, work_items
+from store import audit, lessons, migrate, placements, recurrences, work_items
 from store.engine import Database
 from tests.router.support import DRAFT, bearer
 
@@ -419,3 +422,33 @@ def test_recurrences_replay_each_placement_to_the_incident_start(db: Database) -
     ]
     by_team, _ = ReportService(db).recurrences(GroupBy.TEAM, Filters())
     assert by_team["payments"]["placed_not_honoured"] == 2
+
+
+def test_rules_and_lessons_are_flagged_for_revision_and_cleared(db: Database) -> None:
+    seed(db)
+    operator = Principal("cli:ops", frozenset({Role.ADMIN}))
+    # Precision over the seed: org/pool and the lesson pool 1 verified of 2 decided (p3
+    # dismissed); org/retries and retries 1 verified (p7) of 2 (p4 ignored): 0.5 each.
+    strict = FlagService(db, Thresholds(threshold=0.6, min_outcomes=2))
+    raised = strict.evaluate(operator)
+    assert sorted((f["kind"], f["subject"], f["value"]) for f in raised) == [
+        ("lesson", "pool", 0.5),
+        ("lesson", "retries", 0.5),
+        ("rule", "org/pool", 0.5),
+        ("rule", "org/retries", 0.5),
+    ]
+    assert strict.evaluate(operator) == []  # still open: not raised twice
+    assert FlagService(db, Thresholds(threshold=0.6, min_outcomes=3)).evaluate(operator) == []
+    strict.clear(operator, "rule", "org/pool")
+    assert {(f.subject, f.open) for f in strict.listed() if f.kind == "rule"} == {
+        ("org/pool", False),
+        ("org/retries", True),
+    }
+    again = strict.evaluate(operator)  # nothing improved: raised again
+    assert [(f["kind"], f["subject"]) for f in again] == [("rule", "org/pool")]
+    with db.transaction() as session:
+        actions = [e.action for e in audit.entries(session) if e.action.startswith("flag.")]
+    assert actions.count("flag.raised") == 5 and actions.count("flag.cleared") == 1
+    reader = Principal("token:r", frozenset({Role.READER}))
+    with pytest.raises(ForbiddenError):
+        strict.evaluate(reader)
