@@ -41,6 +41,8 @@ class Runtime:
     rules: ActiveRules
     verifiers: dict[str, Verifier] = field(default_factory=dict)
     targets: dict[System, Target] = field(default_factory=dict)
+    consumes: bool = True
+    """Whether this process runs the workers (and so the background sweeps)."""
 
 
 def build_verifiers(settings: Settings) -> dict[str, Verifier]:
@@ -136,7 +138,8 @@ def build_runtime(
         )
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
-    return Runtime(settings, db, dispatcher, transport, rules, build_verifiers(settings), targets)
+    verifiers = build_verifiers(settings)
+    return Runtime(settings, db, dispatcher, transport, rules, verifiers, targets, consume)
 
 
 def build_github_target(settings: Settings) -> GitHubTarget | None:

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     )
     delivery_limit: int = Field(default=5, ge=1, description="RabbitMQ x-delivery-limit.")
 
+    overdue_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often mandated placements past due are marked."
+    )
     flag_precision_below: float = Field(
         default=0.3, ge=0, le=1, description="Flag a rule or lesson whose precision falls below."
     )

@@ -40,13 +40,13 @@ def signals_for(session: Session, placement_ids: Sequence[str]) -> dict[str, lis
     found: dict[str, list[Signal]] = defaultdict(list)
     for start in range(0, len(placement_ids), _BATCH):
         chunk = placement_ids[start : start + _BATCH]
-        rows = session.scalars(
-            select(SignalRow)
+        rows = session.execute(
+            select(SignalRow.placement_id, SignalRow.doc)
             .where(SignalRow.placement_id.in_(chunk))
             .order_by(SignalRow.at, SignalRow.id)
         )
-        for row in rows:
-            found[row.placement_id].append(from_doc(Signal, row.doc))
+        for placement_id, doc in rows:
+            found[placement_id].append(from_doc(Signal, doc))
     return found
 
 
@@ -62,8 +62,9 @@ def entries(
     placement_ids: Sequence[str] = (),
 ) -> Iterator[Entry]:
     """Placements made in [since, until), filtered, oldest first, with work item and signals."""
+    # Plain columns, not ORM entities: reports read many rows and change none.
     stmt = (
-        select(PlacementRow, WorkItemRow)
+        select(PlacementRow.id, PlacementRow.doc, WorkItemRow.doc)
         .join(WorkItemRow, WorkItemRow.ref == PlacementRow.work_item_ref, isouter=True)
         .order_by(PlacementRow.created_at, PlacementRow.id)
     )
@@ -80,13 +81,17 @@ def entries(
     if placement_ids:
         stmt = stmt.where(PlacementRow.id.in_(placement_ids))
     rows = session.execute(stmt).all()
-    by_id = signals_for(session, [placement.id for placement, _ in rows])
+    by_id = signals_for(session, [placement_id for placement_id, _, _ in rows])
     wanted_teams = set(teams)
-    for placement_row, item_row in rows:
-        item = None if item_row is None else from_doc(WorkItem, item_row.doc)
-        entry = Entry(
-            from_doc(Placement, placement_row.doc), item, tuple(by_id.get(placement_row.id, ()))
-        )
+    items: dict[str, WorkItem] = {}  # many placements share a work item: parse it once
+    for placement_id, placement_doc, item_doc in rows:
+        placement = from_doc(Placement, placement_doc)
+        item = None
+        if item_doc is not None:
+            item = items.get(placement.work_item_ref)
+            if item is None:
+                item = items[placement.work_item_ref] = from_doc(WorkItem, item_doc)
+        entry = Entry(placement, item, tuple(by_id.get(placement_id, ())))
         if wanted_teams and entry.team not in wanted_teams:
             continue
         yield entry

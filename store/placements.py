@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
-from core.placement import Placement, Signal
+from core.placement import Placement, PlacementState, Signal
 from store.documents import from_doc, to_doc
 from store.tables import PlacementRow, SignalRow
 
@@ -67,6 +67,16 @@ def for_lesson(session: Session, lesson_id: str) -> list[Placement]:
         .order_by(PlacementRow.created_at, PlacementRow.id)
     )
     return [from_doc(Placement, row.doc) for row in rows]
+
+
+def in_state(session: Session, state: PlacementState) -> list[Placement]:
+    """Every placement in one state, oldest first."""
+    rows = session.scalars(
+        select(PlacementRow.doc)
+        .where(PlacementRow.state == state.value)
+        .order_by(PlacementRow.created_at, PlacementRow.id)
+    )
+    return [from_doc(Placement, doc) for doc in rows]
 
 
 def add_signal(session: Session, signal: Signal) -> bool:

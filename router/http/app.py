@@ -21,6 +21,7 @@ from router.http.api import (
 from router.http.errors import install_error_answers
 from router.http.guard import Guard
 from router.http.limits import BodyLimit
+from router.overdue import OverdueSweeper
 from router.ruleset.reloader import RulesReloader
 
 
@@ -30,11 +31,15 @@ def create_app(runtime: Runtime) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         reloader = RulesReloader(runtime.rules, runtime.settings.rules_reload_seconds, runtime.db)
+        sweeper = OverdueSweeper(runtime.db, runtime.settings.overdue_sweep_seconds)
         await runtime.transport.start()
         await reloader.start()
+        if runtime.consumes:
+            await sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
             await reloader.stop()
             await runtime.transport.stop()
             runtime.db.dispose()

@@ -49,6 +49,10 @@ class Filters:
     until: datetime | None = None
     work_items: Sequence[str] = ()
 
+    def of_lessons(self, lessons: Sequence[str]) -> "Filters":
+        """These lessons, in the same period and teams, with no other filter."""
+        return Filters(lessons=lessons, teams=self.teams, since=self.since, until=self.until)
+
 
 @dataclass(frozen=True, slots=True)
 class Assessed:

@@ -92,15 +92,7 @@ class ComplianceService:
         """
         now = now or utcnow()
         at = min(now, filters.until) if filters.until else now
-        assessed = ReportService(self.db).assessed(
-            Filters(
-                lessons=filters.lessons,
-                teams=filters.teams,
-                since=filters.since,
-                until=filters.until,
-            ),
-            now,
-        )
+        assessed = ReportService(self.db).assessed(filters.of_lessons(filters.lessons), now)
         placed_mandated = {
             a.entry.placement.lesson_id for a in assessed if a.entry.placement.mandate in MANDATED
         }

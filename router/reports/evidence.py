@@ -105,17 +105,8 @@ class EvidenceService:
         """Everything an auditor needs for the period, in one JSON document."""
         now = now or utcnow()
         matrix = ComplianceService(self.db).matrix(filters, now)
-        cited_ids = {pid for cell in matrix.cells.values() for pid in cell.placements}
         assessed = (
-            ReportService(self.db).assessed(
-                Filters(
-                    lessons=matrix.lessons,
-                    teams=filters.teams,
-                    since=filters.since,
-                    until=filters.until,
-                ),
-                now,
-            )
+            ReportService(self.db).assessed(filters.of_lessons(matrix.lessons), now)
             if matrix.lessons
             else []
         )
