@@ -1,9 +1,11 @@
 """What every inbound connector provides: verify a delivery, then parse it into core events."""
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from core.errors import PayloadError
 from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
 from core.incident import Incident
 
@@ -39,3 +41,14 @@ class Enricher(Protocol):
     def enrich(self, incident: Incident) -> Incident:
         """The incident with the tracker's extra detail merged in; reads only."""
         ...
+
+
+def load_json(body: bytes) -> Any:
+    """A webhook body's JSON, or PayloadError: not JSON (or not UTF-8), nested too deeply, or a
+    number longer than Python reads (its digit limit) — never an exception the sender caused."""
+    try:
+        return json.loads(body)
+    except RecursionError as exc:
+        raise PayloadError("the body is nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
+        raise PayloadError("the body is not JSON") from exc

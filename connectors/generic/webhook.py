@@ -4,7 +4,6 @@ A body that is not a canonical event (no `type` of incident, work_item or feedba
 with the YAML file named by `CAIRN_GENERIC_MAPPING` when one is configured (see `mapping`).
 """
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, load_json
 from connectors.generic import mapping
 from connectors.standard_webhooks import StandardWebhooksVerifier, sign
 from core.errors import ConfigurationError, PayloadError, describe_validation_error
@@ -64,8 +63,8 @@ def active_mapping() -> mapping.FieldMapping | None:
 def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     """One canonical event per delivery, or what the configured mapping makes of the body."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = load_json(body)
+    except PayloadError:
         data = None
     if isinstance(data, dict) and data.get("type") not in CANONICAL_TYPES:
         try:

@@ -8,14 +8,13 @@ and `ready_for_review` only re-checks them (writing nothing when nothing changed
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from pydantic import ValidationError
 
-from connectors.base import InboundEvent, VerifiedDelivery
+from connectors.base import InboundEvent, VerifiedDelivery, load_json
 from connectors.github import section
 from connectors.github.models import PullRequestEvent
 from core.errors import AuthenticationError, ConfigurationError, PayloadError
@@ -112,10 +111,7 @@ class GitHubVerifier:
 def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     """Zero or one core event per delivery (zero: an event Cairn acknowledges and ignores)."""
     event = header(headers, "X-GitHub-Event") or ""
-    try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError("body is not JSON") from exc
+    raw = load_json(body)
     if not isinstance(raw, dict):
         raise PayloadError("body is not a JSON object")
     action = raw.get("action")

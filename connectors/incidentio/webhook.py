@@ -8,13 +8,12 @@ the follow-ups as action items. Everything else, private incidents included, is 
 and ignored.
 """
 
-import json
 from collections.abc import Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from connectors.base import InboundEvent
+from connectors.base import InboundEvent, load_json
 from connectors.incidentio.mapping import postmortem_done, to_incident
 from connectors.incidentio.models import FollowUp, IoIncident, PostmortemChange, StatusChange
 from connectors.standard_webhooks import StandardWebhooksVerifier, sign
@@ -39,10 +38,7 @@ class IncidentIoVerifier(StandardWebhooksVerifier):
 
 
 def _envelope(body: bytes) -> tuple[str, object]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError("body is not JSON") from exc
+    data = load_json(body)
     event_type = data.get("event_type") if isinstance(data, dict) else None
     if not isinstance(event_type, str):
         raise PayloadError("event_type: missing")

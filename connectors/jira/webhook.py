@@ -13,14 +13,13 @@ Team: a pure parser cannot read a custom field id setting, so the team comes fro
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from connectors.base import InboundEvent, VerifiedDelivery
+from connectors.base import InboundEvent, VerifiedDelivery, load_json
 from connectors.jira.adf import clean
 from connectors.jira.models import IssueEvent, IssueFields
 from core.errors import (
@@ -155,10 +154,7 @@ def _resolved(event: IssueEvent) -> bool:
 
 def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     """A work item per issue event, plus feedback when the items may have changed."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError("the body is not JSON") from exc
+    data = load_json(body)
     if not isinstance(data, dict) or not isinstance(data.get("webhookEvent"), str):
         raise PayloadError("not a Jira webhook: no webhookEvent")
     if data["webhookEvent"] not in ISSUE_EVENTS:

@@ -7,13 +7,12 @@ the header `X-Cairn-Token: <CAIRN_OPSGENIE_WEBHOOK_TOKEN>` there. Actions `Creat
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from connectors import fields
-from connectors.base import InboundEvent, VerifiedDelivery
+from connectors.base import InboundEvent, VerifiedDelivery, load_json
 from core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -93,10 +92,10 @@ class OpsgenieVerifier:
 def delivery_key(body: bytes) -> str:
     """`alertId:action:updatedAt` (the same on a resend); a body hash when those are missing."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
         alert = data["alert"]
         parts = [alert["alertId"], data["action"], alert["updatedAt"]]
-    except (ValueError, KeyError, TypeError):
+    except (PayloadError, KeyError, TypeError):
         parts = []
     key = ":".join(str(p) for p in parts)
     usable = parts and all(isinstance(p, str | int) for p in parts)

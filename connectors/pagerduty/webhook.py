@@ -2,13 +2,12 @@
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 
 from pydantic import ValidationError
 
 from connectors import fields
-from connectors.base import InboundEvent, VerifiedDelivery
+from connectors.base import InboundEvent, VerifiedDelivery, load_json
 from connectors.pagerduty import enrich
 from connectors.pagerduty.models import Envelope, PdIncident, PdNote
 from core.errors import (
@@ -88,8 +87,8 @@ class PagerDutyVerifier:
 def delivery_key(body: bytes) -> str:
     """`event.id` (signed, and the same on every retry); a body hash if the body has none."""
     try:
-        event_id = json.loads(body)["event"]["id"]
-    except (ValueError, KeyError, TypeError):
+        event_id = load_json(body)["event"]["id"]
+    except (PayloadError, KeyError, TypeError):
         event_id = None
     if isinstance(event_id, str) and 0 < len(event_id) <= fields.ID_MAX and event_id.isprintable():
         return event_id

@@ -107,6 +107,9 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
     except AuthenticationError as exc:
         log.info("rejected %s delivery: %s", source, exc)
         return _problem(source, 401, f"signature verification failed: {exc}")
+    except (RecursionError, ValueError) as exc:  # a connector's slip; the body is to blame
+        log.warning("unreadable %s delivery: %s", source, type(exc).__name__)
+        return _problem(source, 400, "invalid payload: the body could not be read")
     key = delivery.delivery_key
     if not 0 < len(key) <= MAX_DELIVERY_KEY or not key.isprintable():
         return _problem(
@@ -116,6 +119,9 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
         spec.parse(request.headers, body)
     except PayloadError as exc:
         return _problem(source, 400, f"invalid payload: {exc}")
+    except (RecursionError, ValueError) as exc:  # a connector's slip; the body is to blame
+        log.warning("unreadable %s delivery: %s", source, type(exc).__name__)
+        return _problem(source, 400, "invalid payload: the body could not be read")
     try:
         inbox_id = await run_in_threadpool(
             _accept, runtime, source, key, storable_headers(request.headers), body
