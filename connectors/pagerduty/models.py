@@ -12,11 +12,18 @@ class Vendor(BaseModel):
 
 
 class Reference(Vendor):
-    """A `*_reference` object: service, team, priority, user, incident."""
+    """A `*_reference` object: service, team, priority, user. Cairn reads the summary; the id
+    may be missing without harm (PagerDuty has sent priorities without one)."""
 
-    id: str
+    id: str | None = None
     summary: str | None = None
     html_url: str | None = None
+
+
+class IncidentReference(Reference):
+    """The incident a note belongs to: its id is what Cairn keys on, so it is required."""
+
+    id: str
 
 
 class PdIncident(Vendor):
@@ -38,7 +45,7 @@ class PdIncident(Vendor):
 class PdNote(Vendor):
     """An `incident_note` (webhook data of `incident.annotated`)."""
 
-    incident: Reference
+    incident: IncidentReference
     content: str = ""
 
 

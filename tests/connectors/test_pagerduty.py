@@ -112,6 +112,18 @@ def test_long_titles_and_control_characters_are_cleaned_not_rejected() -> None:
     assert len(incident["title"]) == 200
 
 
+@pytest.mark.parametrize("part", ["priority", "service", "teams"])
+def test_references_without_an_id_are_tolerated(part: str) -> None:
+    # PagerDuty has sent priority objects without `id`; Cairn reads only their summaries.
+    data = json.loads((FIXTURES / "incident_resolved.json").read_bytes())
+    without_id = {"summary": "P1", "type": f"{part}_reference"}
+    data["event"]["data"][part] = [without_id] if part == "teams" else without_id
+    [incident] = incidents_of(pd.parse({}, json.dumps(data).encode()))
+    assert incident["external_id"] == data["event"]["data"]["id"]
+    if part == "priority":
+        assert incident["severity"] == "critical"
+
+
 # --- signatures ---------------------------------------------------------------------------------
 
 BODY = (FIXTURES / "incident_resolved.json").read_bytes()
