@@ -46,11 +46,13 @@ _NA_TEXT = re.compile(r"\b(n)(?=\s*/\s*a\s*:)", re.IGNORECASE)
 _MARKDOWN = re.compile(r"([\\`*_\[\]|~])")
 _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BIDI = re.compile(r"[\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]")
+"""Bidirectional controls: placed text must read in the order it is stored."""
 
 
 def escape(text: str) -> str:
     """One line of inert Markdown: no HTML, mentions, closing keywords, markers or N/A marks."""
-    text = _SPACE.sub(" ", text).strip()
+    text = _SPACE.sub(" ", _BIDI.sub("", text)).strip()
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKDOWN.sub(r"\\\1", text)
     text = _MENTION.sub("@" + _ZWJ, text)

@@ -22,7 +22,11 @@ from core.lesson import Mandate
 HEADING = "Lessons learned"
 ID_PREFIX = "cairn-"
 LIST_ID = "cairn-lessons"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Controls, line separators and bidirectional overrides (U+202A-U+202E, U+2066-U+2069, marks):
+# the last can make a placed item read differently from what it says.
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]+"
+)
 _DISMISSAL = re.compile(r"\bN/A\s*:\s*(?P<reason>\S.*)$", re.IGNORECASE | re.DOTALL)
 _MANDATE = {
     Mandate.REQUIRED: "Required",
@@ -88,7 +92,9 @@ def render(item: Item) -> list[Node]:
     parts.append(f"why: rule {clean(item.rule_id, 200)}")
     if item.due_at is not None:
         parts.append(f"due {item.due_at.date().isoformat()}")
-    nodes = [_text(" — ".join(parts))]
+    # Neutralised once more as a whole: a title ending in "N/A" joined to its text by ": "
+    # would otherwise read back as the engineer's dismissal.
+    nodes = [_text(_neutral(" — ".join(parts)))]
     if item.url is not None and item.url.startswith(("https://", "http://")):
         nodes += [_text(" — "), _text("lesson", clean(item.url, 2_000))]
     return nodes

@@ -228,3 +228,29 @@ def test_text_written_between_heading_and_list_stays_and_the_list_is_still_found
     assert len(grown["content"][-1]["content"]) == 2
     emptied = adf.apply(doc, [])
     assert emptied["content"] == [*HUMAN["content"], para("between")]
+
+
+# Fragments a lesson's author (or a template) could use to make an item read as dismissed.
+_HOSTILE = st.lists(
+    st.sampled_from(
+        ["N/A", "n/a", "N / A", ":", ": ", " reason", "Title", "\u202e", "\u2066", "\u200f", "x"]
+    ),
+    min_size=1,
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=_HOSTILE, text=_HOSTILE)
+def test_no_lesson_text_reads_back_as_anything_but_open(title: str, text: str) -> None:
+    item = adf.Item("pl_x", title or "t", text, Mandate.REQUIRED, "org/rule")
+    node = adf.task_item(item)
+    assert adf.read_mark(node).mark == ItemMark.OPEN, adf.plain_text(node)
+    assert not any(ch in adf.plain_text(node) for ch in "\u202e\u2066\u200f")
+
+
+def test_a_title_ending_in_na_does_not_dismiss_its_own_item() -> None:
+    node = adf.task_item(
+        adf.Item("pl_x", "Retry budgets N/A", "give every client one", Mandate.REQUIRED, "r")
+    )
+    assert adf.read_mark(node).mark == ItemMark.OPEN
