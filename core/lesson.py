@@ -1,5 +1,7 @@
 """Lesson: a versioned, transferable statement learned from experience, with its evidence."""
 
+import hashlib
+import json
 from datetime import date
 from enum import StrEnum
 
@@ -130,3 +132,10 @@ class Lesson(CoreModel):
     severity_rank: int | None = Field(
         default=None, ge=1, le=5, description="Worst severity rank among the source incidents."
     )
+
+
+def content_hash(document: dict[str, object]) -> str:
+    """SHA-256 of a lesson version's canonical JSON (`model_dump(mode="json")`), as recorded in
+    the audit log when it is published and checked again in evidence bundles."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()

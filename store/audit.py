@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.access import Principal
@@ -163,6 +163,22 @@ class Verdict:
         return self.problem is None
 
 
+def _first_unreadable(session: Session, after: int) -> str:
+    """Which row after seq `after` holds a value its column can no longer decode."""
+    stmt = (
+        select(AuditRow.id, AuditRow.seq, cast(AuditRow.at, Text), cast(AuditRow.details, Text))
+        .where(AuditRow.seq > after)
+        .order_by(AuditRow.seq)
+    )
+    for row_id, seq, at, details in session.execute(stmt):
+        try:
+            json.loads(details)
+            datetime.fromisoformat(str(at))
+        except ValueError:
+            return f"audit row id {row_id} (seq {seq})"
+    return f"the audit row after seq {after}"
+
+
 def verify(session: Session, *, batch: int = 10_000) -> Verdict:
     """Walk the chain in sequence order; the first altered, missing, extra or moved row wins."""
     prev, expected, checked = GENESIS, 1, 0
@@ -179,9 +195,16 @@ def verify(session: Session, *, batch: int = 10_000) -> Verdict:
     )
     # Plain rows, not ORM objects: the walk is bound by hashing, not by building entities.
     stmt = select(*columns).order_by(AuditRow.seq).execution_options(yield_per=batch)
-    for row_id, seq, at, actor, action, subject, details, prev_hash, digest in session.execute(
-        stmt
-    ):
+    rows = iter(session.execute(stmt))
+    while True:
+        try:
+            row = next(rows, None)
+        except (ValueError, TypeError) as exc:  # a stored value no longer decodes
+            where = _first_unreadable(session, expected - 1)
+            return Verdict(checked, f"{where}: cannot be read ({type(exc).__name__}; altered)")
+        if row is None:
+            break
+        row_id, seq, at, actor, action, subject, details, prev_hash, digest = row
         where = f"audit row id {row_id} (seq {seq})"
         if seq != expected:
             what = "deleted" if seq > expected else "inserted"
@@ -190,12 +213,22 @@ def verify(session: Session, *, batch: int = 10_000) -> Verdict:
             return Verdict(
                 checked, f"{where}: does not follow the row before it (moved or inserted)"
             )
-        if entry_hash(prev_hash, seq, at, actor, action, subject, details) != digest:
+        try:
+            found = entry_hash(prev_hash, seq, at, actor, action, subject, details)
+        except (ValueError, TypeError, AttributeError) as exc:
+            return Verdict(checked, f"{where}: cannot be read ({type(exc).__name__}; altered)")
+        if found != digest:
             return Verdict(checked, f"{where}: its content does not match its hash (altered)")
         prev, expected, checked = digest, expected + 1, checked + 1
     last = head(session)
-    if (last.seq, last.hash) != (checked, prev):
+    if last.seq > checked:
         return Verdict(
             checked, f"the chain ends at seq {checked} but its head says {last.seq}: rows removed"
+        )
+    if (last.seq, last.hash) != (checked, prev):
+        return Verdict(
+            checked,
+            f"the chain ends at seq {checked} but its head says {last.seq}: rows were added "
+            "after the head, or the head was altered",
         )
     return Verdict(checked)

@@ -14,6 +14,8 @@ from store.documents import from_doc
 from store.tables import PlacementRow, SignalRow, WorkItemRow
 
 _BATCH = 500
+NO_TEAM = "(no team)"
+"""The group of work items whose team is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +29,7 @@ class Entry:
     @property
     def team(self) -> str:
         """The work item's team, or `(no team)`."""
-        return (self.work_item.team if self.work_item else None) or "(no team)"
+        return (self.work_item.team if self.work_item else None) or NO_TEAM
 
     @property
     def project(self) -> str:

@@ -16,4 +16,6 @@ def cli_principal(label: str | None = None) -> Principal:
         user = getpass.getuser()
     except (OSError, KeyError):  # no login name in the environment or the password database
         user = f"uid{os.getuid()}"
-    return Principal(id=f"cli:{user}", roles=frozenset({Role.ADMIN}), label=label or None)
+    # A label is free text from the command line: one printable line, at most 200 characters.
+    clean = "".join(ch if ch.isprintable() else " " for ch in label or "").strip()[:200]
+    return Principal(id=f"cli:{user}", roles=frozenset({Role.ADMIN}), label=clean or None)

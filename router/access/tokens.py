@@ -16,7 +16,7 @@ from store.tokens import TokenRecord
 
 PREFIX = "cairn_"
 _SHAPE = re.compile(r"^cairn_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-_DURATION = re.compile(r"^(\d{1,5})([dhm])$")
+_DURATION = re.compile(r"^([0-9]{1,5})([dhm])$")  # ASCII digits only
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 TOUCH_EVERY = timedelta(seconds=60)
 """A token's last-used time is written at most this often (a read-mostly API stays read-only)."""

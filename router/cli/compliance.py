@@ -5,9 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from core.compliance import Cell
-from core.errors import ConflictError, NotFoundError
+from core.errors import ConflictError, NotFoundError, describe_validation_error
 from router.access.operator import cli_principal
 from router.access.tokens import parse_expiry
 from router.cli.report import FORMAT, filters_of, report_group, scope_options, write_rows
@@ -82,6 +83,8 @@ def grant(
             waiver = ComplianceService(db).waive(
                 cli_principal(label), lesson, team, reason, lasts, work_item
             )
+        except ValidationError as exc:
+            raise click.ClickException(describe_validation_error(exc)) from exc
         except (ConflictError, NotFoundError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"{waiver.id}\t{lesson}\t{team}\tuntil {waiver.expires_at:%Y-%m-%d %H:%M} UTC")
@@ -134,20 +137,24 @@ def verify(file: Path) -> None:
     """Check FILE without any database: lesson hashes, the audit entries' chain, citations."""
     try:
         bundle = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise click.ClickException(f"{file}: not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise click.ClickException(f"{file}: not JSON ({type(exc).__name__})") from exc
     if not isinstance(bundle, dict):
         raise click.ClickException(f"{file}: not an evidence bundle")
     try:
         problems = verify_bundle(bundle)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise click.ClickException(f"{file}: malformed bundle ({exc!r})") from exc
+        summary = (
+            f"{len(bundle['lessons'])} lesson versions, {len(bundle['placements'])} placements, "
+            f"{len(bundle['audit'])} audit entries ending at head {bundle['head']['seq']} "
+            f"{bundle['head']['hash']}"
+        )
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ValidationError) as exc:
+        # Whatever shape the file has, a broken one is named, never a traceback.
+        raise click.ClickException(
+            f"{file}: malformed bundle ({type(exc).__name__}: {exc})"
+        ) from exc
     if problems:
         for problem in problems:
             click.echo(f"{file}: {problem}")
         raise SystemExit(1)
-    click.echo(
-        f"{file}: verified: {len(bundle['lessons'])} lesson versions, "
-        f"{len(bundle['placements'])} placements, {len(bundle['audit'])} audit entries "
-        f"ending at head {bundle['head']['seq']} {bundle['head']['hash']}"
-    )
+    click.echo(f"{file}: verified: {summary}")

@@ -14,7 +14,7 @@ from core import lifecycle
 from core.access import Permission, Principal
 from core.base import utcnow
 from core.errors import ForbiddenError, NotFoundError
-from core.lesson import Applicability, Lesson, LessonStatus, Mandate
+from core.lesson import Applicability, Lesson, LessonStatus, Mandate, content_hash
 from core.placement import PlacementState
 from core.recurrence import Recurrence
 from router.stages.embed import TOPIC as EMBED_TOPIC
@@ -175,9 +175,9 @@ class LessonService:
             now = utcnow()
             lifecycle.check_publishable(self._load(session, lesson_id))
             published = lessons.publish(session, lesson_id, now)
-            audit.record_by(
-                session, actor, "lesson.published", lesson_id, {"version": published.version}, now
-            )
+            digest = content_hash(published.model_dump(mode="json"))
+            details = {"version": published.version, "content_hash": digest}
+            audit.record_by(session, actor, "lesson.published", lesson_id, details, now)
             for placement in placements.for_lesson(session, lesson_id):
                 if placement.lesson_version < published.version and placement.state in OPEN:
                     audit.record_by(

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.access import Permission, Principal
 from core.base import utcnow
 from core.errors import ConflictError, ForbiddenError
-from core.lesson import Lesson, LessonStatus
+from core.lesson import Lesson, LessonStatus, content_hash
 from store import audit, lessons
 from store.engine import Database
 
@@ -178,6 +178,8 @@ def import_lessons(
                     "reviewed_by": None if entry.review is None else entry.review.reviewer,
                     "trusted_reviews": trust_reviews,
                 }
+                if entry.status == LessonStatus.PUBLISHED:
+                    details["content_hash"] = content_hash(entry.model_dump(mode="json"))
                 audit.record_by(session, actor, "lesson.imported", lesson_id, details, now)
     except _DryRunDone:
         pass

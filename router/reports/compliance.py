@@ -10,13 +10,14 @@ from core.access import Permission, Principal
 from core.adoption import REACHED, Tier
 from core.base import utcnow
 from core.compliance import Cell, cell_of
-from core.errors import ConflictError, ForbiddenError, NotFoundError
+from core.errors import ForbiddenError, NotFoundError
 from core.feedback import MANDATED
 from core.lesson import LessonStatus
 from core.waiver import Waiver
 from router.reports.adoption import Assessed, Filters, ReportService
 from store import audit, lessons, waivers
 from store.engine import Database
+from store.ledger import NO_TEAM
 
 
 @dataclass
@@ -124,7 +125,9 @@ class ComplianceService:
         if not actor.can(Permission.WAIVE):
             raise ForbiddenError(f"{actor.id} may not grant waivers")
         if lasts <= timedelta(0) or lasts > timedelta(days=366):
-            raise ConflictError("a waiver lasts more than nothing and at most a year")
+            raise ValueError("expires: a waiver lasts more than nothing and at most 366 days")
+        if team == NO_TEAM:
+            raise ValueError(f"team: {NO_TEAM!r} gathers every work item without a team")
         now = utcnow()
         waiver = Waiver(
             id="wv_" + secrets.token_hex(8),

@@ -7,16 +7,18 @@ chains of a period, the compliance matrix, and the contiguous run of audit entri
 first one it cites to the chain's head, so `verify` can recompute every hash without Cairn.
 """
 
-import hashlib
-import json
+import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from core.adoption import Tier, tier_at
 from core.base import utcnow
-from core.lesson import Lesson
+from core.compliance import Cell, cell_of
+from core.lesson import Lesson, content_hash
+from core.placement import Placement, Signal
 from router.reports.adoption import Assessed, Filters, ReportService
 from router.reports.compliance import ComplianceService
 from store import audit, lessons
@@ -24,12 +26,6 @@ from store.engine import Database
 from store.tables import AuditRow
 
 FORMAT = "cairn.evidence/1"
-
-
-def content_hash(lesson: dict[str, Any]) -> str:
-    """SHA-256 of a lesson version's canonical JSON."""
-    canonical = json.dumps(lesson, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _audit_row(row: AuditRow) -> dict[str, Any]:
@@ -45,9 +41,26 @@ def _audit_row(row: AuditRow) -> dict[str, Any]:
     }
 
 
+_ANCHORS = ("lesson.published", "lesson.imported")
+"""Audit actions that record a lesson version's content hash."""
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _names(action: str, details: Any, placement_id: str) -> bool:
+    """Whether an audit entry is about this placement."""
+    if not isinstance(details, dict):
+        return False
+    if details.get("placement") == placement_id:
+        return True
+    if action == "placement.embedded":
+        return any(
+            placement_id in (details.get(key) or ()) for key in ("embedded", "removed", "failed")
+        )
+    return action in _ANCHORS
+
+
 def _cites(row: AuditRow, placement_id: str) -> bool:
-    details = row.details if isinstance(row.details, dict) else {}
-    return details.get("placement") == placement_id or row.action == "placement.embedded"
+    return _names(row.action, row.details, placement_id)
 
 
 class EvidenceService:
@@ -73,11 +86,24 @@ class EvidenceService:
                         "content_hash": None if doc is None else content_hash(doc),
                         "lesson": doc,
                     }
-                rows = session.scalars(
-                    select(AuditRow)
-                    .where(AuditRow.subject == placement.work_item_ref)
-                    .order_by(AuditRow.seq)
+                rows = list(
+                    session.scalars(
+                        select(AuditRow)
+                        .where(AuditRow.subject == placement.work_item_ref)
+                        .order_by(AuditRow.seq)
+                    )
                 )
+                rows += [
+                    row
+                    for row in session.scalars(
+                        select(AuditRow)
+                        .where(AuditRow.subject == placement.lesson_id)
+                        .where(AuditRow.action.in_(_ANCHORS))
+                        .order_by(AuditRow.seq)
+                    )
+                    if isinstance(row.details, dict)
+                    and row.details.get("version") == placement.lesson_version
+                ]
                 found.append(
                     {
                         "lesson": key,
@@ -142,23 +168,40 @@ class EvidenceService:
 
 
 def verify_bundle(bundle: dict[str, Any]) -> list[str]:
-    """Every problem found in a bundle (empty when it verifies), without any database."""
-    problems: list[str] = []
+    """Every problem found in a bundle (empty when it verifies), without any database.
+
+    Checked: each lesson version's content against the hash its publication recorded in the
+    audit log; the audit entries' own hashes, their sequence and the head they end at; that each
+    placement chain cites entries that name it (its planning at least) and that every signal it
+    shows was recorded there with the same kind and delivery id; each tier, recomputed from the
+    signals; each matrix cell, recomputed from its placements' tiers.
+    """
     if bundle.get("format") != FORMAT:
         return [f"not an evidence bundle (format {bundle.get('format')!r}, expected {FORMAT!r})"]
-    for key, cited in bundle.get("lessons", {}).items():
-        doc = cited.get("lesson")
-        if doc is None:
-            problems.append(f"lesson {key}: no published content in the bundle")
-        elif content_hash(doc) != cited.get("content_hash"):
-            problems.append(f"lesson {key}: its content does not match its hash")
-        else:
-            try:
-                Lesson.model_validate(doc, strict=False)
-            except ValidationError as exc:
-                problems.append(f"lesson {key}: not a lesson ({exc.error_count()} errors)")
-    rows = bundle.get("audit", [])
-    seqs = {row["seq"] for row in rows}
+    problems: list[str] = []
+    rows = bundle["audit"]
+    by_seq = {row["seq"]: row for row in rows}
+    problems += _audit_problems(rows, bundle["head"])
+    anchors = {
+        (row["subject"], row["details"].get("version")): row["details"].get("content_hash")
+        for row in rows
+        if row["action"] in _ANCHORS and isinstance(row["details"], dict)
+    }
+    for key, cited in bundle["lessons"].items():
+        problems += _lesson_problems(key, cited, anchors)
+    tiers: dict[str, str] = {}
+    for chain in bundle["placements"]:
+        problems += _chain_problems(chain, bundle, by_seq)
+        tiers[chain["placement"]["id"]] = chain["placement"]["tier"]
+    for cell in bundle["matrix"]["cells"]:
+        problems += _cell_problems(cell, tiers)
+    return problems
+
+
+def _audit_problems(rows: list[dict[str, Any]], head: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(head.get("seq"), int) or not _HEX64.match(str(head.get("hash"))):
+        problems.append("the bundle's head is not a sequence number and a SHA-256")
     prev: dict[str, Any] | None = None
     for row in rows:
         at = datetime.fromisoformat(row["at"])
@@ -176,16 +219,90 @@ def verify_bundle(bundle: dict[str, Any]) -> list[str]:
         if prev is not None and (row["seq"] != prev["seq"] + 1 or row["prev_hash"] != prev["hash"]):
             problems.append(f"audit seq {row['seq']}: does not follow seq {prev['seq']}")
         prev = row
-    head = bundle.get("head", {})
     if prev is not None and (prev["seq"], prev["hash"]) != (head.get("seq"), head.get("hash")):
         problems.append("the audit entries do not end at the bundle's head")
-    for chain in bundle.get("placements", []):
-        pid = chain["placement"]["id"]
-        if chain["lesson"] not in bundle.get("lessons", {}):
-            problems.append(f"placement {pid}: cites lesson {chain['lesson']} not in the bundle")
-        elif chain["content_hash"] != bundle["lessons"][chain["lesson"]]["content_hash"]:
-            problems.append(f"placement {pid}: lesson hash differs from the bundle's lesson")
-        missing = [seq for seq in chain["audit_seqs"] if seq not in seqs]
-        if missing:
-            problems.append(f"placement {pid}: audit entries {missing} are not in the bundle")
     return problems
+
+
+def _lesson_problems(
+    key: str, cited: dict[str, Any], anchors: dict[tuple[str, Any], Any]
+) -> list[str]:
+    doc = cited.get("lesson")
+    if not isinstance(doc, dict):
+        return [f"lesson {key}: no published content in the bundle"]
+    try:
+        lesson = Lesson.model_validate(doc, strict=False)
+    except ValidationError as exc:
+        return [f"lesson {key}: not a lesson ({exc.error_count()} errors)"]
+    if key != f"{lesson.id}@{lesson.version}":
+        return [f"lesson {key}: the content is {lesson.id}@{lesson.version}"]
+    found = content_hash(doc)
+    if found != cited.get("content_hash"):
+        return [f"lesson {key}: its content does not match its hash"]
+    recorded = anchors.get((lesson.id, lesson.version))
+    if recorded is None:
+        return [f"lesson {key}: no publication in the audit entries records its content hash"]
+    if recorded != found:
+        return [f"lesson {key}: its content differs from what was published (audit log)"]
+    return []
+
+
+def _chain_problems(
+    chain: dict[str, Any], bundle: dict[str, Any], by_seq: dict[int, dict[str, Any]]
+) -> list[str]:
+    record = chain["placement"]
+    pid = record["id"]
+    where = f"placement {pid}"
+    problems: list[str] = []
+    if chain["lesson"] not in bundle["lessons"]:
+        problems.append(f"{where}: cites lesson {chain['lesson']} not in the bundle")
+    elif chain["content_hash"] != bundle["lessons"][chain["lesson"]]["content_hash"]:
+        problems.append(f"{where}: lesson hash differs from the bundle's lesson")
+    missing = [seq for seq in chain["audit_seqs"] if seq not in by_seq]
+    if missing:
+        problems.append(f"{where}: audit entries {missing} are not in the bundle")
+    cited = [by_seq[seq] for seq in chain["audit_seqs"] if seq in by_seq]
+    if not any(
+        r["action"] == "placement.planned" and _names(r["action"], r["details"], pid) for r in cited
+    ):
+        problems.append(f"{where}: cites no audit entry recording its planning")
+    strangers = [r["seq"] for r in cited if not _names(r["action"], r["details"], pid)]
+    if strangers:
+        problems.append(f"{where}: cites audit entries {strangers} that do not name it")
+    recorded = {
+        (r["action"].removeprefix("signal."), r["details"].get("delivery"))
+        for r in cited
+        if r["action"].startswith("signal.") and isinstance(r["details"], dict)
+    }
+    for signal in chain["signals"]:
+        if (signal["kind"], signal["delivery_id"]) not in recorded:
+            problems.append(
+                f"{where}: signal {signal['kind']} ({signal['delivery_id']}) "
+                "is not in the audit log"
+            )
+    fields = set(Placement.model_fields)
+    placement = Placement.model_validate(
+        {k: v for k, v in record.items() if k in fields}, strict=False
+    )
+    signals = [
+        Signal.model_validate({**s, "id": f"s{n}", "placement_id": pid}, strict=False)
+        for n, s in enumerate(chain["signals"])
+    ]
+    generated = datetime.fromisoformat(bundle["generated_at"])
+    tier = tier_at(placement, signals, generated)
+    if tier is None or tier.value != record["tier"]:
+        problems.append(f"{where}: its signals make it {tier}, not {record['tier']}")
+    return problems
+
+
+def _cell_problems(cell: dict[str, Any], tiers: dict[str, str]) -> list[str]:
+    where = f"cell {cell['lesson']} x {cell['team']}"
+    missing = [pid for pid in cell["placements"] if pid not in tiers]
+    if missing:
+        return [f"{where}: placements {missing} have no chain in the bundle"]
+    if cell["cell"] == Cell.WAIVED.value:
+        return []
+    expected = cell_of([Tier(tiers[pid]) for pid in cell["placements"]], waived=False)
+    if expected.value != cell["cell"]:
+        return [f"{where}: its placements make it {expected.value}, not {cell['cell']}"]
+    return []

@@ -50,8 +50,9 @@ def test_appends_form_an_intact_chain_with_a_head(db: Database) -> None:
         ("UPDATE audit_log SET at = at WHERE seq = 2", None),  # a no-op write changes nothing
         ("DELETE FROM audit_log WHERE seq = 3", "expected seq 3; a row was deleted"),
         ("DELETE FROM audit_log WHERE seq = 5", "head says 5: rows removed"),
+        ("UPDATE audit_head SET seq = 4", "rows were added after the head"),
     ],
-    ids=["actor", "details", "no-op", "delete-middle", "delete-last"],
+    ids=["actor", "details", "no-op", "delete-middle", "delete-last", "appended"],
 )
 def test_tampering_is_named(db: Database, tamper: str, found: str | None) -> None:
     _append(db, 5)
@@ -62,6 +63,27 @@ def test_tampering_is_named(db: Database, tamper: str, found: str | None) -> Non
         assert verdict.intact
     else:
         assert verdict.problem is not None and found in verdict.problem, verdict.problem
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE audit_log SET details = '{not json' WHERE seq = 3",
+        "UPDATE audit_log SET at = 'yesterday' WHERE seq = 3",
+        "UPDATE audit_log SET at = 12345 WHERE seq = 3",
+    ],
+    ids=["details", "at-text", "at-number"],
+)
+def test_a_row_that_no_longer_decodes_is_named_not_a_crash(
+    sqlite_db: Database, tamper: str
+) -> None:
+    # SQLite stores what it is given; PostgreSQL's column types refuse such values outright.
+    _append(sqlite_db, 5)
+    _exec(sqlite_db, tamper)
+    with sqlite_db.transaction() as session:
+        verdict = audit.verify(session)
+    assert verdict.problem is not None and "cannot be read" in verdict.problem
+    assert "seq 2" in verdict.problem or "seq 3" in verdict.problem
 
 
 def test_swapping_two_rows_is_detected(db: Database) -> None:

@@ -1,13 +1,15 @@
 """`/api/v1/reports/compliance`, `/api/v1/waivers`: the matrix, its evidence, exemptions."""
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission
+from core.errors import describe_validation_error
 from router.access.tokens import parse_expiry
 from router.compose import Runtime
 from router.http.api.placements import Values, filters_from
@@ -81,30 +83,40 @@ async def list_waivers(request: Request) -> Any:
     return [w.model_dump(mode="json") for w in found]
 
 
+class WaiverRequest(BaseModel):
+    """A waiver as a client asks for it; the approver is the caller."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    lesson: str = Field(min_length=1, max_length=200)
+    team: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=4000)
+    expires: str = Field(default="90d", description="90d, 12h or 30m; at most 366d.")
+    work_item: str | None = Field(default=None, max_length=320)
+
+
 @router.post("/waivers", status_code=201, openapi_extra=policy(Permission.WAIVE))
-async def grant(
-    request: Request,
-    actor: Acting,
-    body: Annotated[dict[str, Any], Body()],
-) -> Any:
-    """Exempt a team (or one `work_item`) from a mandated lesson: `lesson`, `team`, `reason`,
-    `expires` (`90d`, `12h`; at most a year). Approved by the caller."""
+async def grant(request: Request, actor: Acting, body: WaiverRequest) -> Any:
+    """Exempt a team (or one `work_item`) from a mandated lesson until `expires`; approved by
+    the caller, audited."""
     try:
-        lasts = parse_expiry(str(body.get("expires", "90d")))
-        fields = {k: body[k] for k in ("lesson", "team", "reason")}
-    except KeyError as exc:
-        return problem(422, f"{exc.args[0]}: required")
+        lasts = parse_expiry(body.expires)
     except ValueError as exc:
         return problem(422, f"expires: {exc}")
     if lasts is None:
-        lasts = timedelta(days=367)  # refused below: a waiver always ends
-    waiver = await run_in_threadpool(
-        ComplianceService(_db(request)).waive,
-        actor,
-        str(fields["lesson"]),
-        str(fields["team"]),
-        str(fields["reason"]),
-        lasts,
-        body.get("work_item"),
-    )
+        return problem(422, "expires: a waiver always ends (at most 366d)")
+    try:
+        waiver = await run_in_threadpool(
+            ComplianceService(_db(request)).waive,
+            actor,
+            body.lesson,
+            body.team,
+            body.reason,
+            lasts,
+            body.work_item,
+        )
+    except ValidationError as exc:
+        return problem(422, describe_validation_error(exc))
+    except ValueError as exc:
+        return problem(422, str(exc))
     return JSONResponse(waiver.model_dump(mode="json"), 201)

@@ -3,6 +3,7 @@
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from core.access import Principal, Role
 from core.compliance import Cell
 from core.errors import ForbiddenError
-from core.lesson import LessonStatus, Mandate
+from core.lesson import LessonStatus, Mandate, content_hash
 from router.cli import main
 from router.compose import build_runtime
 from router.http.app import create_app
@@ -21,7 +22,7 @@ from router.reports.adoption import Filters
 from router.reports.compliance import ComplianceService
 from router.reports.evidence import EvidenceService, verify_bundle
 from router.settings import Settings
-from store import lessons, migrate
+from store import audit, ledger, lessons, migrate
 from store.engine import Database
 from tests.router.reports.test_adoption import NOW, T0, seed
 from tests.router.support import DRAFT, bearer
@@ -44,6 +45,42 @@ def seeded(db: Database) -> None:
     seed(db)  # every seeded placement is required
     publish(db, "pool", Mandate.REQUIRED)
     publish(db, "retries", Mandate.INVITED)  # mandated through its placements only
+
+
+def record_trail(db: Database) -> None:
+    """The audit trail the service and the stages write: publications, plans, signals."""
+    with db.transaction() as session:
+        for lesson_id in ("pool", "retries"):
+            published = lessons.get_version(session, lesson_id, 1)
+            assert published is not None
+            digest = content_hash(published.model_dump(mode="json"))
+            audit.record(
+                session,
+                actor="token:lee",
+                action="lesson.published",
+                subject=lesson_id,
+                details={"version": 1, "content_hash": digest},
+                now=T0,
+            )
+        for entry in ledger.entries(session):
+            placement = entry.placement
+            audit.record(
+                session,
+                actor="cairn:route",
+                action="placement.planned",
+                subject=placement.work_item_ref,
+                details={"placement": placement.id},
+                now=T0,
+            )
+            for signal in entry.signals:
+                audit.record(
+                    session,
+                    actor="github:dana",
+                    action=f"signal.{signal.kind.value}",
+                    subject=placement.work_item_ref,
+                    details={"placement": placement.id, "delivery": signal.delivery_id},
+                    now=T0,
+                )
 
 
 def test_the_matrix_worked_out_by_hand(db: Database) -> None:
@@ -87,18 +124,7 @@ def test_an_evidence_bundle_verifies_offline_and_shows_tampering(
     db: Database, tmp_path: Path
 ) -> None:
     seeded(db)
-    from store import audit
-
-    with db.transaction() as session:  # the placements' audit trail, as the stages write it
-        for pid, ref in (("p1", "github:acme/payments-api#7"), ("p5", "jira:PAY-9")):
-            audit.record(
-                session,
-                actor="cairn:route",
-                action="placement.planned",
-                subject=ref,
-                details={"placement": pid},
-                now=T0,
-            )
+    record_trail(db)
     bundle = EvidenceService(db).bundle(Filters(lessons=["pool"]), NOW)
     assert verify_bundle(bundle) == []
     chain = next(c for c in bundle["placements"] if c["placement"]["id"] == "p1")
@@ -108,12 +134,36 @@ def test_an_evidence_bundle_verifies_offline_and_shows_tampering(
         "pool@1",
     )
     assert [s["delivery_id"] for s in chain["signals"]] == ["d0-0", "d0-1"]
-    assert len(chain["audit_seqs"]) == 1
-    # Alter a lesson, an audit entry, or drop one: each is named.
+    by_seq = {row["seq"]: row["action"] for row in bundle["audit"]}
+    assert sorted(by_seq[seq] for seq in chain["audit_seqs"]) == [
+        "lesson.published",
+        "placement.planned",
+        "signal.merged_clean",
+        "signal.ticked",
+    ]
+
+    # Each alteration an auditor could be misled by is named.
+    def rehashed_lesson(b: dict[str, Any]) -> None:
+        cited = b["lessons"]["pool@1"]
+        cited["lesson"]["statement"] = "Something else."
+        cited["content_hash"] = content_hash(cited["lesson"])
+        for c in b["placements"]:
+            c["content_hash"] = cited["content_hash"]
+
+    def first_chain(b: dict[str, Any]) -> dict[str, Any]:
+        return next(c for c in b["placements"] if c["placement"]["id"] == "p1")
+
     for tamper, found in (
         (lambda b: b["lessons"]["pool@1"]["lesson"].update(title="x"), "pool@1: its content"),
+        (rehashed_lesson, "differs from what was published"),
         (lambda b: b["audit"][0].update(actor="mallory"), "its content does not match"),
         (lambda b: b["audit"].pop(0), "are not in the bundle"),
+        (lambda b: first_chain(b)["signals"][0].update(kind="merged_clean"), "not in the audit"),
+        (lambda b: first_chain(b)["placement"].update(tier="acknowledged"), "its signals make it"),
+        (lambda b: b["matrix"]["cells"][1].update(cell="verified"), "its placements make it"),
+        (lambda b: b["placements"].pop(0), "have no chain"),
+        (lambda b: first_chain(b).update(audit_seqs=[]), "cites no audit entry"),
+        (lambda b: b["head"].update(hash="x"), "not a sequence number"),
     ):
         copy = json.loads(json.dumps(bundle))
         tamper(copy)
@@ -158,12 +208,18 @@ def test_compliance_over_http(sqlite_url: str) -> None:
         )
         assert granted.status_code == 201, granted.text
         assert granted.json()["approved_by"] == "token:auditor"
-        forever = client.post(
-            "/api/v1/waivers",
-            json={"lesson": "pool", "team": "ledger", "reason": "x", "expires": "never"},
-            headers=auditor,
-        )
-        assert forever.status_code == 409
+        for bad in (
+            {"lesson": "pool", "team": "ledger", "reason": "x", "expires": "never"},
+            {"lesson": "pool", "team": "ledger", "reason": "x", "expires": "400d"},
+            {"lesson": "pool", "team": "ledger", "reason": "x", "expires": "\u0661d"},
+            {"lesson": "pool", "team": None, "reason": None},
+            {"lesson": "pool", "team": 123, "reason": ["a"]},
+            {"lesson": "pool", "team": "(no team)", "reason": "x"},
+            {"lesson": "pool", "team": "ledger", "reason": "x", "work_item": "not a ref"},
+        ):
+            refused = client.post("/api/v1/waivers", json=bad, headers=auditor)
+            assert refused.status_code == 422, (bad, refused.text)
+        assert len(client.get("/api/v1/waivers", headers=reader).json()) == 1
         assert client.get("/api/v1/waivers", headers=reader).json()[0]["team"] == "ledger"
         evidence = client.get(
             "/api/v1/reports/compliance/evidence",
