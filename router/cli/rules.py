@@ -172,6 +172,29 @@ def _replay(
     return result
 
 
+def _report_budget(rule_set: RuleSet, placed: Counter[tuple[str, str, str]]) -> None:
+    """Work items whose placements would pass their team's fatigue budget (required lessons
+    always go in, so a budget is a target, not a cap), worst first."""
+    per_item: Counter[tuple[str, str]] = Counter()
+    for team, ref, _lesson in placed:
+        per_item[(team, ref)] += 1
+    over = []
+    for (team, ref), count in per_item.items():
+        budget = rule_set.team_budget(None if team == _NO_TEAM else team).max_items_per_work_item
+        if count > budget:
+            over.append((count - budget, ref, team, count, budget))
+    if not over:
+        click.echo("no work item would pass its budget")
+        return
+    over.sort(key=lambda row: (-row[0], row[1]))
+    click.echo(f"{len(over)} work items would pass their budget:")
+    for extra, ref, team, count, budget in over[:20]:
+        where = team if team == _NO_TEAM else f"({team})"
+        click.echo(f"  ! {ref} {where}: {count} items, budget {budget} (+{extra})")
+    if len(over) > 20:
+        click.echo(f"  ! … and {len(over) - 20} more")
+
+
 @rules_group.command("backtest")
 @click.option(
     "--rules",
@@ -213,6 +236,7 @@ def backtest(rules_path: Path, since: str, against: Path | None) -> None:
         d = sum(n for (t, _, _), n in draft_placed.items() if t == team)
         a = sum(n for (t, _, _), n in active_placed.items() if t == team)
         click.echo(f"{team:<24}{d:>8}{a:>8}{d - a:>+8}")
+    _report_budget(draft, draft_placed)
     added = sorted(set(draft_placed) - set(active_placed))
     removed = sorted(set(active_placed) - set(draft_placed))
     for label, rows in (("+", added), ("-", removed)):

@@ -204,3 +204,24 @@ def test_backtest_on_a_database_without_the_schema_says_what_to_run(tmp_path: Pa
     code, output = run("rules", "backtest", "--rules", str(EXAMPLES), env=env)
     assert code == 1
     assert "run `cairn db upgrade`" in output
+
+
+def test_backtest_names_work_items_that_would_pass_their_budget(
+    history: str, tmp_path: Path
+) -> None:
+    draft = tmp_path / "draft"
+    draft.mkdir()
+    (draft / "org.yaml").write_text(
+        "pack: org\nlevel: organisation\npriority: 100\nbudget:\n  max_items_per_work_item: 1\n"
+        "rules:\n  - id: everything-required\n    lesson: {}\n    work_item:\n"
+        "      systems: [github]\n    then:\n      form: github.pr_checklist\n"
+        "      mandate: required\n"
+    )
+    env = {"CAIRN_DATABASE_URL": history}
+    code, output = run("rules", "backtest", "--rules", str(draft), "--since", "1d", env=env)
+    assert code == 0, output
+    # Both published lessons are required on each of the three PRs; the budget is 1.
+    assert "3 work items would pass their budget:" in output
+    assert "  ! github:acme/payments-api#1 (payments): 2 items, budget 1 (+1)" in output
+    code, output = run("rules", "backtest", "--rules", str(EXAMPLES), "--since", "1d", env=env)
+    assert "no work item would pass its budget" in output
