@@ -48,3 +48,19 @@ def events_since(session: Session, since: datetime) -> list[tuple[datetime, Work
         .order_by(WorkItemEventRow.observed_at, WorkItemEventRow.id)
     )
     return [(row.observed_at, from_doc(WorkItem, row.doc)) for row in rows]
+
+
+def refs_by_team(
+    session: Session, since: datetime | None, until: datetime | None
+) -> dict[str | None, set[str]]:
+    """The work items observed in [since, until), by the team they had then."""
+    stmt = select(WorkItemEventRow.ref, WorkItemEventRow.doc)
+    if since is not None:
+        stmt = stmt.where(WorkItemEventRow.observed_at >= since)
+    if until is not None:
+        stmt = stmt.where(WorkItemEventRow.observed_at < until)
+    found: dict[str | None, set[str]] = {}
+    for ref, doc in session.execute(stmt):
+        team = doc.get("team") if isinstance(doc, dict) else None
+        found.setdefault(team if isinstance(team, str) else None, set()).add(ref)
+    return found

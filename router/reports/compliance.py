@@ -15,7 +15,7 @@ from core.feedback import MANDATED
 from core.lesson import LessonStatus
 from core.waiver import Waiver
 from router.reports.adoption import Assessed, Filters, ReportService
-from store import audit, lessons, waivers
+from store import audit, lessons, waivers, work_items
 from store.engine import Database
 from store.ledger import NO_TEAM
 
@@ -31,6 +31,20 @@ class MatrixCell:
     placements: list[str] = field(default_factory=list)
     waived_placements: list[str] = field(default_factory=list)
     waiver: str | None = None
+    team_work: int = 0
+    """How many of the team's work items were seen in the period (for `not reached`)."""
+
+    def why(self) -> str | None:
+        """For a cell not reached: whether the team had work the lesson could have gone into."""
+        if self.cell != Cell.NOT_REACHED:
+            return None
+        if self.team_work == 0:
+            return "no work item of this team was seen in the period"
+        return (
+            f"{self.team_work} work items of this team were seen in the period and none "
+            "received it: no rule placed it there, or it was suppressed or over the budget "
+            "(`cairn rules test` on one of them says which)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The cell as plain data."""
@@ -42,9 +56,7 @@ class MatrixCell:
             "placements": self.placements,
             "waived_placements": self.waived_placements,
             "waiver": self.waiver,
-            "why": "no placement in this team's work in the period"
-            if self.cell == Cell.NOT_REACHED
-            else None,
+            "why": self.why(),
         }
 
 
@@ -105,11 +117,15 @@ class ComplianceService:
         by_cell: dict[tuple[str, str], list[Assessed]] = defaultdict(list)
         for item in assessed:
             by_cell[(item.entry.placement.lesson_id, item.entry.team)].append(item)
+        with self.db.transaction() as session:
+            work = work_items.refs_by_team(session, filters.since, filters.until)
         cells = {
             (lesson_id, team): _cell(lesson_id, team, by_cell[(lesson_id, team)], active)
             for lesson_id in mandated
             for team in teams
         }
+        for (_lesson, team), cell in cells.items():
+            cell.team_work = len(work.get(None if team == NO_TEAM else team, ()))
         return Matrix(mandated, teams, cells)
 
     def waive(

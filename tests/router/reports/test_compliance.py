@@ -22,9 +22,9 @@ from router.reports.adoption import Filters
 from router.reports.compliance import ComplianceService
 from router.reports.evidence import EvidenceService, verify_bundle
 from router.settings import Settings
-from store import audit, ledger, lessons, migrate
+from store import audit, ledger, lessons, migrate, work_items
 from store.engine import Database
-from tests.router.reports.test_adoption import NOW, T0, seed
+from tests.router.reports.test_adoption import NOW, T0, _work_item, seed
 from tests.router.support import DRAFT, bearer
 
 AUDITOR = Principal("token:auditor", frozenset({Role.COMPLIANCE}))
@@ -95,8 +95,16 @@ def test_the_matrix_worked_out_by_hand(db: Database) -> None:
         ("retries", "payments"): Cell.OPEN,  # p2 acknowledged, p6 delivered, p7 verified
     }
     assert matrix.cells[("pool", "payments")].placements == ["p1", "p5"]
-    asked = ComplianceService(db).matrix(Filters(teams=["payments", "security"]), NOW)
+    asked = ComplianceService(db).matrix(Filters(teams=["payments", "security", "web"]), NOW)
     assert asked.cells[("pool", "security")].cell == Cell.NOT_REACHED
+    assert asked.cells[("pool", "security")].why() == (
+        "no work item of this team was seen in the period"
+    )
+    with db.transaction() as session:  # the security team had work, and nothing reached it
+        work_items.record(session, _work_item("github:acme/vault#1", "security"), T0)
+    asked = ComplianceService(db).matrix(Filters(teams=["security"]), NOW)
+    why = asked.cells[("pool", "security")].why()
+    assert why is not None and why.startswith("1 work items of this team were seen")
 
 
 def test_waivers_count_until_they_expire_and_only_where_they_apply(db: Database) -> None:
