@@ -6,14 +6,13 @@ that makes it. A tick afterwards completes the placement as usual; an untick put
 work, and the next sweep finds it overdue again. Reminders on the PR or ticket are not built yet.
 """
 
-import asyncio
 import logging
-from contextlib import suppress
 from datetime import datetime
 
 from core.base import utcnow
 from core.feedback import MANDATED
 from core.placement import PlacementState
+from router.periodic import Periodic
 from store import audit, placements
 from store.engine import Database
 
@@ -56,27 +55,17 @@ class OverdueSweeper:
 
     def __init__(self, db: Database, interval: float) -> None:
         self.db = db
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("overdue-sweep", interval, self._sweep)
 
     async def start(self) -> None:
         """Start sweeping."""
-        self._task = asyncio.create_task(self._run(), name="cairn-overdue-sweep")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                marked = await asyncio.to_thread(sweep, self.db)
-                if marked:
-                    log.info("%d placements became overdue", marked)
-            except Exception:
-                log.exception("overdue sweep failed")
-            await asyncio.sleep(self.interval)
+    def _sweep(self) -> None:
+        marked = sweep(self.db)
+        if marked:
+            log.info("%d placements became overdue", marked)

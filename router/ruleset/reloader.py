@@ -2,13 +2,10 @@
 the compiled engine current with the published lessons."""
 
 import asyncio
-import logging
-from contextlib import suppress
 
+from router.periodic import Periodic
 from router.ruleset.active import ActiveRules
 from store.engine import Database
-
-log = logging.getLogger("cairn.rules")
 
 
 class RulesReloader:
@@ -16,29 +13,19 @@ class RulesReloader:
 
     def __init__(self, rules: ActiveRules, interval: float, db: Database) -> None:
         self.rules = rules
-        self.interval = interval
         self.db = db
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("rules-reload", interval, self._reload)
 
     async def start(self) -> None:
         """Start polling (nothing to do when no rules path is configured)."""
         if self.rules.path is not None:
             await asyncio.to_thread(self.rules.warm, self.db)
-            self._task = asyncio.create_task(self._run(), name="cairn-rules-reload")
+            self._loop.start(wait_first=True)
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await asyncio.to_thread(self.rules.reload)
-                await asyncio.to_thread(self.rules.warm, self.db)
-            except Exception:
-                log.exception("rule reload failed")
+    def _reload(self) -> None:
+        self.rules.reload()
+        self.rules.warm(self.db)
