@@ -120,6 +120,13 @@ class Action(RuleModel):
         return None if self.due is None else parse_duration(self.due)
 
 
+class FlagAction(StrEnum):
+    """What an open revision flag on a rule does to the placements it would make."""
+
+    NONE = "none"
+    SUPPRESS_ADVISORY = "suppress_advisory"
+
+
 class Rule(RuleModel):
     """Lessons × work items → an embedding, with a priority among competing rules."""
 
@@ -130,6 +137,11 @@ class Rule(RuleModel):
     work_item: WorkItemCondition = WorkItemCondition()
     override_applicability: bool = Field(
         default=False, description="Place even where the lesson's author says it does not apply."
+    )
+    flag_action: FlagAction = Field(
+        default=FlagAction.NONE,
+        description="While the rule is flagged for revision (low precision): `suppress_advisory` "
+        "stops its invited placements until someone clears the flag.",
     )
     then: Action
 

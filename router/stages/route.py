@@ -4,12 +4,13 @@ import hashlib
 from typing import Any
 
 from core.errors import PayloadError
+from core.lesson import Mandate
 from core.placement import Placement, PlacementState
 from router.pipeline import Stage, StageContext
 from router.ruleset.active import ActiveRules
 from rules.loader import RuleSet
-from rules.model import Rule
-from store import audit, placements, work_items
+from rules.model import FlagAction, Rule
+from store import audit, flags, placements, work_items
 
 TOPIC = "route"
 EMBED_TOPIC = "embed"
@@ -51,9 +52,31 @@ def make_handler(active: ActiveRules) -> Stage:
         placed = {p.lesson_id for p in placements.for_work_item(ctx.session, ref)}
         routing = engine.route(item, already_placed=placed)
         rules_by_id = _rules_by_id(engine.rule_set)
+        flagged = {f.subject for f in flags.listed(ctx.session, open_only=True) if f.kind == "rule"}
+        planned = 0
         for decision in routing.placements:
+            rule = rules_by_id[decision.rule_id]
+            if (
+                decision.rule_id in flagged
+                and rule.flag_action == FlagAction.SUPPRESS_ADVISORY
+                and decision.mandate == Mandate.INVITED
+            ):
+                # The rule is flagged for revision: its advice waits until the flag is cleared.
+                audit.record(
+                    ctx.session,
+                    actor=ACTOR,
+                    action="placement.suppressed_by_flag",
+                    subject=ref,
+                    details={
+                        "lesson": f"{decision.lesson_id}@{decision.lesson_version}",
+                        "rule": decision.rule_id,
+                    },
+                    now=ctx.now,
+                )
+                continue
+            planned += 1
             lesson = engine.by_id[decision.lesson_id]
-            text = decision.text(lesson, item, rules_by_id[decision.rule_id])
+            text = decision.text(lesson, item, rule)
             due_at = None if decision.due_in is None else ctx.now + decision.due_in
             candidate = Placement(
                 id="pending",
@@ -88,7 +111,7 @@ def make_handler(active: ActiveRules) -> Stage:
                 },
                 now=ctx.now,
             )
-        if routing.placements:
+        if planned:
             ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
 
     return handle

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 import rules
 from connectors.generic.webhook import sign
+from core.base import utcnow
 from router.ruleset.active import ActiveRules
-from store import audit, placements
+from store import audit, flags, placements
 from store.engine import Database
 from tests.router.support import EXAMPLES, PR, PR_REF, drain, publish_examples, serving
 
@@ -149,3 +150,46 @@ def test_warm_compiles_outside_the_route_stage_and_follows_lesson_changes(
         "cache-bust-css",
         "derive-pool-size",
     ]
+
+
+ADVICE_PACK = """
+pack: advice
+rules:
+  - id: pool-advice
+    description: Every pool lesson, as advice, on pull requests.
+    flag_action: suppress_advisory
+    lesson:
+      tags: [connection-pool]
+    work_item:
+      systems: [github]
+    then:
+      form: github.pr_checklist
+      mandate: invited
+"""
+
+
+def test_a_flagged_rule_with_suppress_advisory_places_no_advice_until_cleared(
+    database_url: str, webhook_secret: str, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "advice.yaml").write_text(ADVICE_PACK)
+    body = PR.read_bytes()
+    with serving(database_url, webhook_secret, prepare=publish_examples, rules_path=rules) as (
+        client,
+        db,
+    ):
+        with db.transaction() as session:
+            flags.raise_flag(session, "rule", "advice/pool-advice", {"value": 0.1}, utcnow())
+        client.post("/hooks/generic", content=body, headers=sign(webhook_secret, "m1", body))
+        drain(db)
+        with db.transaction() as session:
+            assert placements.for_work_item(session, PR_REF) == []
+            [held] = audit.entries(session, action="placement.suppressed_by_flag")
+            flags.clear(session, "rule", "advice/pool-advice", "cli:ops", utcnow())
+        assert held.details["rule"] == "advice/pool-advice"
+        client.post("/hooks/generic", content=body, headers=sign(webhook_secret, "m2", body))
+        drain(db)
+        with db.transaction() as session:
+            placed = placements.for_work_item(session, PR_REF)
+    assert [(p.lesson_id, p.mandate.value) for p in placed] == [("derive-pool-size", "invited")]
