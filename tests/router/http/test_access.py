@@ -5,6 +5,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -38,6 +39,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/metrics"): METRICS,
     ("GET", "/api/v1/me"): ANY,
     ("GET", "/api/v1/rules"): READ,
+    ("POST", "/api/v1/rules/validate"): OPERATE,
     ("GET", "/api/v1/placements"): READ,
     ("GET", "/api/v1/placements/{placement_id}"): READ,
     ("GET", "/api/v1/placements/{placement_id}/signals"): READ,
@@ -620,3 +622,18 @@ def test_an_imported_approval_is_not_trusted_unless_the_admin_says_so(
     assert (shown["status"], shown["review"]) == ("in_review", None)
     publish = client.post("/api/v1/lessons/imported/publish", headers=people["lee"])
     assert publish.status_code == 409 and "not been approved" in publish.json()["reason"]
+
+
+def test_platform_validates_draft_packs_over_the_api(probe: Probe) -> None:
+    examples = Path(__file__).resolve().parents[3] / "rules" / "examples"
+    files = {p.name: p.read_text() for p in sorted(examples.glob("*.yaml"))}
+    platform = probe.headers["platform"]
+    ok = probe.client.post("/api/v1/rules/validate", json={"files": files}, headers=platform)
+    assert ok.status_code == 200 and ok.json()["ok"] is True
+    assert ok.json()["packs"] == ["organisation", "team-payments"]
+    broken = {"org.yaml": "pack: org\nrules:\n  - id: x\n    then: {form: nope}\n"}
+    bad = probe.client.post("/api/v1/rules/validate", json={"files": broken}, headers=platform)
+    assert bad.json()["ok"] is False and bad.json()["errors"][0].startswith("org.yaml:")
+    deep = {"deep.yaml": "[" * 5000 + "]" * 5000}
+    nested = probe.client.post("/api/v1/rules/validate", json={"files": deep}, headers=platform)
+    assert nested.status_code == 200 and nested.json()["ok"] is False
