@@ -188,20 +188,11 @@ def adoption(by: str, fmt: str, **options: Any) -> None:
     JSON adds placed / acknowledged / verified per week for every group.
     """
     with _service() as service:
-        wanted = filters_of(options)
-        rows, total = service.adoption(GroupBy(by), wanted)
-        counts, flagged = service.recurrences(GroupBy(by), wanted)
-    none = {"recurrences": 0, "placed_before": 0, "placed_not_honoured": 0}
+        found = service.report(GroupBy(by), filters_of(options))
     if fmt == "json":
-        doc = {
-            "by": by,
-            "rows": [{**r.as_dict(), "recurrence": counts.get(r.group, none)} for r in rows],
-            "total": {**total.as_dict(), "recurrence": counts["(all)"]},
-            "placed_but_not_honoured": flagged,
-        }
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(found.as_dict(), indent=2))
         return
-    flat = [{**_flat(r), **counts.get(r.group, none)} for r in [*rows, total]]
+    flat = [{**_flat(r), **found.recurrence_of(r.group)} for r in [*found.rows, found.total]]
     tiers = [t.value for t in Tier if t in REACHED]
     columns = [
         "group",

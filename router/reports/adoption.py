@@ -129,32 +129,73 @@ class ReportService:
         self, by: GroupBy, filters: Filters, now: datetime | None = None
     ) -> tuple[list[AdoptionRow], AdoptionRow]:
         """Adoption rows per group and the total over all of them."""
+        return _rows(by, self.assessed(filters, now))
+
+    def report(
+        self, by: GroupBy, filters: Filters, now: datetime | None = None
+    ) -> "AdoptionReport":
+        """The adoption rows and the recurrences joined in, from one read of the ledger."""
         assessed = self.assessed(filters, now)
-        group = _GROUPS[by]
-        rows = report((group(a.entry), a.adoption) for a in assessed)
-        total = report(("(all)", a.adoption) for a in assessed)
-        return rows, total[0] if total else AdoptionRow("(all)")
+        rows, total = _rows(by, assessed)
+        lesson_ids = {a.entry.placement.lesson_id for a in assessed} | set(filters.lessons)
+        recurrence, flagged = _recurrences(self.db, by, sorted(lesson_ids))
+        return AdoptionReport(by, rows, total, recurrence, flagged)
 
-    def recurrences(
-        self, by: GroupBy, filters: Filters
-    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-        """Per group (lesson, or the team of the placements), the recurrence counts (`(all)` too),
-        and every recurrence whose lesson was placed but not honoured before it.
 
-        Grouped by rule or repository, only the total is given: a recurrence belongs to a lesson
-        and to the teams it was placed with, not to one rule or repository.
-        """
-        lesson_ids = sorted({a.entry.placement.lesson_id for a in self.assessed(filters)})
-        lesson_ids = sorted(set(lesson_ids) | set(filters.lessons))
-        found = recurrence_views(self.db, lesson_ids)
-        grouped: dict[str, list[RecurrenceView]] = defaultdict(list)
-        for view in found:
-            if by == GroupBy.LESSON:
-                grouped[view.recurrence.lesson_id].append(view)
-            elif by == GroupBy.TEAM:
-                for team in sorted(set(view.teams.values())):
-                    grouped[team].append(view)
-        result = {name: recurrence_summary(views) for name, views in grouped.items()}
-        result["(all)"] = recurrence_summary(found)
-        flagged = [view.as_dict() for view in found if view.not_honoured]
-        return result, flagged
+def _rows(by: GroupBy, assessed: list[Assessed]) -> tuple[list[AdoptionRow], AdoptionRow]:
+    group = _GROUPS[by]
+    rows = report((group(a.entry), a.adoption) for a in assessed)
+    total = report(("(all)", a.adoption) for a in assessed)
+    return rows, total[0] if total else AdoptionRow("(all)")
+
+
+def _recurrences(
+    db: Database, by: GroupBy, lesson_ids: list[str]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Per group (lesson, or the team of the placements), the recurrence counts (`(all)` too),
+    and every recurrence whose lesson was placed but not honoured before it.
+
+    Grouped by rule or repository, only the total is given: a recurrence belongs to a lesson
+    and to the teams it was placed with, not to one rule or repository.
+    """
+    found = recurrence_views(db, lesson_ids)
+    grouped: dict[str, list[RecurrenceView]] = defaultdict(list)
+    for view in found:
+        if by == GroupBy.LESSON:
+            grouped[view.recurrence.lesson_id].append(view)
+        elif by == GroupBy.TEAM:
+            for team in sorted(set(view.teams.values())):
+                grouped[team].append(view)
+    result = {name: recurrence_summary(views) for name, views in grouped.items()}
+    result["(all)"] = recurrence_summary(found)
+    flagged = [view.as_dict() for view in found if view.not_honoured]
+    return result, flagged
+
+
+_NO_RECURRENCE = {"recurrences": 0, "placed_before": 0, "placed_not_honoured": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class AdoptionReport:
+    """The adoption report as the API and the CLI give it."""
+
+    by: GroupBy
+    rows: list[AdoptionRow]
+    total: AdoptionRow
+    recurrence: dict[str, dict[str, Any]]
+    placed_but_not_honoured: list[dict[str, Any]]
+
+    def recurrence_of(self, group: str) -> dict[str, Any]:
+        """The recurrence counts of one group (zeros when none recurred)."""
+        return self.recurrence.get(group, _NO_RECURRENCE)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Rows and total, each with its recurrence counts, then the flagged recurrences."""
+        return {
+            "by": self.by.value,
+            "rows": [
+                {**row.as_dict(), "recurrence": self.recurrence_of(row.group)} for row in self.rows
+            ],
+            "total": {**self.total.as_dict(), "recurrence": self.recurrence_of(self.total.group)},
+            "placed_but_not_honoured": self.placed_but_not_honoured,
+        }

@@ -2,6 +2,7 @@
 
 import secrets
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,6 +68,14 @@ class Matrix:
     lessons: list[str]
     teams: list[str]
     cells: dict[tuple[str, str], MatrixCell]
+    assessed: dict[str, Assessed] = field(default_factory=dict, repr=False)
+    """Every placement the cells count, by id (the evidence reads them from here)."""
+
+    def counted(self, cells: Iterable[MatrixCell] | None = None) -> list[Assessed]:
+        """The placements the given cells (default: all) count, in ledger order."""
+        chosen = self.cells.values() if cells is None else cells
+        wanted = {pid for cell in chosen for pid in cell.placements}
+        return [a for pid, a in self.assessed.items() if pid in wanted]
 
     def as_dict(self) -> dict[str, Any]:
         """The matrix as plain data, cells in lesson then team order."""
@@ -113,12 +122,11 @@ class ComplianceService:
         assessed = [a for a in assessed if a.entry.placement.lesson_id in mandated]
         with self.db.transaction() as session:
             active = [w for w in waivers.listed(session) if w.active(at)]
+            work = work_items.refs_by_team(session, filters.since, filters.until)
         teams = sorted(set(filters.teams) or {a.entry.team for a in assessed})
         by_cell: dict[tuple[str, str], list[Assessed]] = defaultdict(list)
         for item in assessed:
             by_cell[(item.entry.placement.lesson_id, item.entry.team)].append(item)
-        with self.db.transaction() as session:
-            work = work_items.refs_by_team(session, filters.since, filters.until)
         cells = {
             (lesson_id, team): _cell(lesson_id, team, by_cell[(lesson_id, team)], active)
             for lesson_id in mandated
@@ -126,7 +134,7 @@ class ComplianceService:
         }
         for (_lesson, team), cell in cells.items():
             cell.team_work = len(work.get(None if team == NO_TEAM else team, ()))
-        return Matrix(mandated, teams, cells)
+        return Matrix(mandated, teams, cells, {a.entry.placement.id: a for a in assessed})
 
     def waive(
         self,

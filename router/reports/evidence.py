@@ -19,7 +19,7 @@ from core.base import utcnow
 from core.compliance import Cell, cell_of
 from core.lesson import Lesson, content_hash
 from core.placement import Placement, Signal
-from router.reports.adoption import Assessed, Filters, ReportService
+from router.reports.adoption import Assessed, Filters
 from router.reports.compliance import ComplianceService
 from store import audit, lessons
 from store.engine import Database
@@ -131,14 +131,8 @@ class EvidenceService:
         """Everything an auditor needs for the period, in one JSON document."""
         now = now or utcnow()
         matrix = ComplianceService(self.db).matrix(filters, now)
-        assessed = (
-            ReportService(self.db).assessed(filters.of_lessons(matrix.lessons), now)
-            if matrix.lessons
-            else []
-        )
         # The placements behind the matrix's cells: reached, and not waived per work item.
-        cited_ids = {pid for cell in matrix.cells.values() for pid in cell.placements}
-        chains, cited = self.chains([a for a in assessed if a.entry.placement.id in cited_ids])
+        chains, cited = self.chains(matrix.counted())
         first = min((seq for c in chains for seq in c["audit_seqs"]), default=None)
         with self.db.transaction() as session:
             head = audit.head(session)

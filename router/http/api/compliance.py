@@ -15,7 +15,6 @@ from router.compose import Runtime
 from router.http.api.placements import Values, filters_from
 from router.http.errors import problem
 from router.http.guard import Acting, policy
-from router.reports.adoption import ReportService
 from router.reports.compliance import ComplianceService
 from router.reports.evidence import EvidenceService
 
@@ -66,11 +65,7 @@ async def evidence(
         cell = matrix.cells.get((lesson, team))
         if cell is None:
             return {"cell": None, "chains": []}
-        counted = set(cell.placements)
-        assessed = [
-            a for a in ReportService(db).assessed(wanted) if a.entry.placement.id in counted
-        ]
-        chains, _ = EvidenceService(db).chains(assessed)
+        chains, _ = EvidenceService(db).chains(matrix.counted([cell]))
         return {"cell": cell.as_dict(), "chains": chains}
 
     return await run_in_threadpool(read)

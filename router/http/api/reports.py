@@ -35,15 +35,9 @@ async def adoption(
     except ValueError as exc:
         return problem(422, str(exc))
     runtime: Runtime = request.app.state.runtime
-    service = ReportService(runtime.db)
-    rows, total = await run_in_threadpool(service.adoption, by, wanted)
-    counts, flagged = await run_in_threadpool(service.recurrences, by, wanted)
-    none = {"recurrences": 0, "placed_before": 0, "placed_not_honoured": 0}
+    found = await run_in_threadpool(ReportService(runtime.db).report, by, wanted)
     return {
-        "by": by.value,
+        **found.as_dict(),
         "from": None if start is None else start.isoformat(),
         "to": None if end is None else end.isoformat(),
-        "rows": [{**row.as_dict(), "recurrence": counts.get(row.group, none)} for row in rows],
-        "total": {**total.as_dict(), "recurrence": counts["(all)"]},
-        "placed_but_not_honoured": flagged,
     }

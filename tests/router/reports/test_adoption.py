@@ -412,7 +412,8 @@ def test_recurrences_replay_each_placement_to_the_incident_start(db: Database) -
         recurrences.add(session, _recurrence("pd:1", "pool", T0 + timedelta(hours=1), "p1"))
         recurrences.add(session, _recurrence("pd:2", "pool", T0 + timedelta(hours=5), "p1", "p5"))
         recurrences.add(session, _recurrence("pd:3", "retries", T0 - timedelta(days=1)))
-    counts, flagged = ReportService(db).recurrences(GroupBy.LESSON, Filters())
+    found = ReportService(db).report(GroupBy.LESSON, Filters())
+    counts, flagged = found.recurrence, found.placed_but_not_honoured
     assert counts["pool"] == {"recurrences": 2, "placed_before": 2, "placed_not_honoured": 2}
     assert counts["retries"] == {"recurrences": 1, "placed_before": 0, "placed_not_honoured": 0}
     assert counts["(all)"]["recurrences"] == 3
@@ -420,7 +421,7 @@ def test_recurrences_replay_each_placement_to_the_incident_start(db: Database) -
         ("pd:1", {"p1": "delivered"}, ["p1"]),
         ("pd:2", {"p1": "acknowledged", "p5": "delivered"}, ["p5"]),
     ]
-    by_team, _ = ReportService(db).recurrences(GroupBy.TEAM, Filters())
+    by_team = ReportService(db).report(GroupBy.TEAM, Filters()).recurrence
     assert by_team["payments"]["placed_not_honoured"] == 2
 
 
