@@ -9,18 +9,8 @@ from store.tables import WaiverRow
 
 def add(session: Session, waiver: Waiver) -> None:
     """Store a new waiver."""
-    session.add(
-        WaiverRow(
-            id=waiver.id,
-            lesson_id=waiver.lesson_id,
-            team=waiver.team,
-            work_item_ref=waiver.work_item_ref,
-            reason=waiver.reason,
-            approved_by=waiver.approved_by,
-            created_at=waiver.created_at,
-            expires_at=waiver.expires_at,
-        )
-    )
+    # The table's columns are the model's fields, one for one.
+    session.add(WaiverRow(**waiver.model_dump()))
     session.flush()
 
 
@@ -29,16 +19,4 @@ def listed(session: Session, lesson_id: str | None = None) -> list[Waiver]:
     stmt = select(WaiverRow).order_by(WaiverRow.created_at, WaiverRow.id)
     if lesson_id is not None:
         stmt = stmt.where(WaiverRow.lesson_id == lesson_id)
-    return [
-        Waiver(
-            id=row.id,
-            lesson_id=row.lesson_id,
-            team=row.team,
-            work_item_ref=row.work_item_ref,
-            reason=row.reason,
-            approved_by=row.approved_by,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-        )
-        for row in session.scalars(stmt)
-    ]
+    return [Waiver.model_validate(row, from_attributes=True) for row in session.scalars(stmt)]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from connectors.jira import adf
 from core.feedback import ItemMark
 from core.lesson import Mandate
+from tests.connectors.hostile_text import BIDI, HOSTILE
 
 ONE = adf.Item("pl_one", "Derive the pool size", "Recompute the pool.", Mandate.REQUIRED, "org/r1")
 TWO = adf.Item(
@@ -231,22 +232,15 @@ def test_text_written_between_heading_and_list_stays_and_the_list_is_still_found
 
 
 # Fragments a lesson's author (or a template) could use to make an item read as dismissed.
-_HOSTILE = st.lists(
-    st.sampled_from(
-        ["N/A", "n/a", "N / A", ":", ": ", " reason", "Title", "\u202e", "\u2066", "\u200f", "x"]
-    ),
-    min_size=1,
-    max_size=8,
-).map("".join)
 
 
 @settings(max_examples=300, deadline=None)
-@given(title=_HOSTILE, text=_HOSTILE)
+@given(title=HOSTILE, text=HOSTILE)
 def test_no_lesson_text_reads_back_as_anything_but_open(title: str, text: str) -> None:
     item = adf.Item("pl_x", title or "t", text, Mandate.REQUIRED, "org/rule")
     node = adf.task_item(item)
     assert adf.read_mark(node).mark == ItemMark.OPEN, adf.plain_text(node)
-    assert not any(ch in adf.plain_text(node) for ch in "\u202e\u2066\u200f")
+    assert not any(ch in adf.plain_text(node) for ch in BIDI)
 
 
 def test_a_title_ending_in_na_does_not_dismiss_its_own_item() -> None:
