@@ -47,6 +47,12 @@ def _problem(source: str, status: int, reason: str) -> JSONResponse:
     return JSONResponse({"status": "rejected", "reason": reason}, status_code=status)
 
 
+def _unreadable(source: str, exc: Exception) -> JSONResponse:
+    """A body a connector failed to read in a way it should have reported: the sender's 400."""
+    log.warning("unreadable %s delivery: %s", source, type(exc).__name__)
+    return _problem(source, 400, "invalid payload: the body could not be read")
+
+
 def storable_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers kept with the delivery for audit, minus anything that may be a credential."""
     return {
@@ -108,8 +114,7 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
         log.info("rejected %s delivery: %s", source, exc)
         return _problem(source, 401, f"signature verification failed: {exc}")
     except (RecursionError, ValueError) as exc:  # a connector's slip; the body is to blame
-        log.warning("unreadable %s delivery: %s", source, type(exc).__name__)
-        return _problem(source, 400, "invalid payload: the body could not be read")
+        return _unreadable(source, exc)
     key = delivery.delivery_key
     if not 0 < len(key) <= MAX_DELIVERY_KEY or not key.isprintable():
         return _problem(
@@ -120,8 +125,7 @@ async def receive_hook(source: str, request: Request) -> JSONResponse:
     except PayloadError as exc:
         return _problem(source, 400, f"invalid payload: {exc}")
     except (RecursionError, ValueError) as exc:  # a connector's slip; the body is to blame
-        log.warning("unreadable %s delivery: %s", source, type(exc).__name__)
-        return _problem(source, 400, "invalid payload: the body could not be read")
+        return _unreadable(source, exc)
     try:
         inbox_id = await run_in_threadpool(
             _accept, runtime, source, key, storable_headers(request.headers), body
