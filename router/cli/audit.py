@@ -1,18 +1,9 @@
 """`cairn audit verify|head`: check the audit log's hash chain, print its head for anchoring."""
 
-from contextlib import AbstractContextManager
-
 import click
 
-from router.cli.support import database, load_settings, require_schema
+from router.cli.support import checked_database
 from store import audit
-from store.engine import Database
-
-
-def _opened() -> AbstractContextManager[Database]:
-    settings = load_settings()
-    require_schema(settings)
-    return database(settings)
 
 
 @click.group("audit")
@@ -23,7 +14,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 def verify() -> None:
     """Walk the whole chain; exit 1 naming the first altered, missing, extra or moved row."""
-    with _opened() as db, db.transaction() as session:
+    with checked_database() as db, db.transaction() as session:
         verdict = audit.verify(session)
         head = audit.head(session)
     if not verdict.intact:
@@ -35,6 +26,6 @@ def verify() -> None:
 @audit_group.command("head")
 def head() -> None:
     """Print the newest entry's sequence number and hash, to anchor outside Cairn."""
-    with _opened() as db, db.transaction() as session:
+    with checked_database() as db, db.transaction() as session:
         found = audit.head(session)
     click.echo(f"{found.seq} {found.hash}")

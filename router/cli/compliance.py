@@ -12,7 +12,7 @@ from core.errors import ConflictError, NotFoundError, describe_validation_error
 from router.access.operator import cli_principal
 from router.access.tokens import parse_expiry
 from router.cli.report import FORMAT, filters_of, report_group, scope_options, write_rows
-from router.cli.support import database, load_settings, require_schema
+from router.cli.support import checked_database
 from router.reports.compliance import ComplianceService
 from router.reports.evidence import EvidenceService, verify_bundle
 
@@ -34,9 +34,7 @@ def compliance(fmt: str, **options: Any) -> None:
     """Mandated lessons × teams: verified, ack(nowledged), OPEN, OVERDUE, dismissed, waived,
     or - (not reached: nothing was placed in that team's work in the period)."""
     options.pop("repositories", None)
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         matrix = ComplianceService(db).matrix(filters_of(options))
     if fmt == "json":
         click.echo(json.dumps(matrix.as_dict(), indent=2))
@@ -76,9 +74,7 @@ def grant(
         raise click.BadParameter(str(exc), param_hint="--expires") from exc
     if lasts is None:
         raise click.BadParameter("a waiver always ends", param_hint="--expires")
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         try:
             waiver = ComplianceService(db).waive(
                 cli_principal(label), lesson, team, reason, lasts, work_item
@@ -93,9 +89,7 @@ def grant(
 @waivers_group.command("list")
 def list_waivers() -> None:
     """Every waiver: id, lesson, team, work item, approver, validity, reason."""
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         for w in ComplianceService(db).waivers():
             click.echo(
                 f"{w.id}\t{w.lesson_id}\t{w.team}\t{w.work_item_ref or '*'}\t{w.approved_by}\t"
@@ -119,9 +113,7 @@ def evidence_group() -> None:
 def export(out: Path, **options: Any) -> None:
     """Write the matrix, each placement's evidence chain and the audit entries behind them."""
     options.pop("repositories", None)
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         bundle = EvidenceService(db).bundle(filters_of(options))
     out.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     click.echo(

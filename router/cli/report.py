@@ -13,12 +13,11 @@ from core.adoption import REACHED, AdoptionRow, Tier
 from core.errors import NotFoundError
 from core.placement import PlacementState
 from router.access.operator import cli_principal
-from router.cli.support import database, load_settings, require_schema
+from router.cli.support import checked_database, load_settings
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.feedback import FeedbackService
 from router.reports.flags import FlagService, Thresholds
 from router.reports.period import period
-from router.settings import Settings
 from store.engine import Database
 
 FORMAT = click.option(
@@ -51,9 +50,7 @@ def filters_of(options: dict[str, Any]) -> Filters:
 
 @contextmanager
 def _service() -> Iterator[ReportService]:
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         yield ReportService(db)
 
 
@@ -228,9 +225,7 @@ def feedback_list(owner: str | None, fmt: str, **options: Any) -> None:
     """Dismissals as not applicable, per lesson and reason, with where they came from."""
     options.pop("repositories", None)
     options.pop("lessons", None)
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         found = FeedbackService(db).dismissals(owner, filters_of(options))
     if fmt == "json":
         click.echo(json.dumps(found, indent=2))
@@ -254,7 +249,8 @@ def flags_group() -> None:
     """Rules and lessons flagged for revision because their placements are rarely worth it."""
 
 
-def _flag_service(db: Database, settings: Settings) -> FlagService:
+def _flag_service(db: Database) -> FlagService:
+    settings = load_settings()
     return FlagService(db, Thresholds(settings.flag_precision_below, settings.flag_min_outcomes))
 
 
@@ -262,10 +258,8 @@ def _flag_service(db: Database, settings: Settings) -> FlagService:
 @click.option("--as", "label", default=None, help="A label recorded beside the operator.")
 def flags_evaluate(label: str | None) -> None:
     """Measure every rule and lesson now and raise the flags the thresholds call for."""
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
-        raised = _flag_service(db, settings).evaluate(cli_principal(label))
+    with checked_database() as db:
+        raised = _flag_service(db).evaluate(cli_principal(label))
     for flag in raised:
         click.echo(
             f"flagged {flag['kind']} {flag['subject']}: precision {flag['value']} "
@@ -279,10 +273,8 @@ def flags_evaluate(label: str | None) -> None:
 @click.option("--open", "open_only", is_flag=True, help="Only flags nobody has cleared.")
 def flags_list(open_only: bool) -> None:
     """One line per flag: kind, subject, when, precision, and who cleared it."""
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
-        found = _flag_service(db, settings).listed(open_only=open_only)
+    with checked_database() as db:
+        found = _flag_service(db).listed(open_only=open_only)
     for flag in found:
         state = "open" if flag.open else f"cleared by {flag.cleared_by}"
         click.echo(
@@ -297,11 +289,9 @@ def flags_list(open_only: bool) -> None:
 @click.option("--as", "label", default=None, help="A label recorded beside the operator.")
 def flags_clear(kind: str, subject: str, label: str | None) -> None:
     """Clear the open flag on KIND (rule or lesson) SUBJECT (its id), once it was revised."""
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         try:
-            _flag_service(db, settings).clear(cli_principal(label), kind, subject)
+            _flag_service(db).clear(cli_principal(label), kind, subject)
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"cleared {kind} {subject}")

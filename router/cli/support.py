@@ -51,3 +51,12 @@ def require_schema(settings: Settings) -> None:
             f"database {settings.redacted_database_url()} is at schema revision {current}, "
             f"this version of Cairn needs {head}: run `cairn db upgrade`"
         )
+
+
+@contextmanager
+def checked_database() -> Iterator[Database]:
+    """The configured database, once its schema is known to be the current one."""
+    settings = load_settings()
+    require_schema(settings)
+    with database(settings) as db:
+        yield db

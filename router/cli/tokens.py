@@ -7,7 +7,7 @@ from core.base import utcnow
 from core.errors import ConflictError, NotFoundError
 from router.access.operator import cli_principal
 from router.access.tokens import TokenService, expiry_text, parse_expiry
-from router.cli.support import database, load_settings, require_schema
+from router.cli.support import checked_database
 
 
 @click.group("tokens")
@@ -32,9 +32,7 @@ def create(name: str, role: str, teams: tuple[str, ...], expires: str, label: st
         lifetime = parse_expiry(expires)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--expires") from exc
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         try:
             created = TokenService(db).create(
                 name, Role(role), teams, lifetime, cli_principal(label)
@@ -52,10 +50,8 @@ def create(name: str, role: str, teams: tuple[str, ...], expires: str, label: st
 @tokens_group.command("list")
 def list_tokens() -> None:
     """One line per token: name, role, teams, created, expiry, last used. Never a secret."""
-    settings = load_settings()
-    require_schema(settings)
     now = utcnow()
-    with database(settings) as db:
+    with checked_database() as db:
         for record in TokenService(db).list():
             used = (
                 record.last_used_at.isoformat(timespec="seconds")
@@ -78,9 +74,7 @@ def revoke(name: str, label: str | None) -> None:
 
     NAME is the token's name, without the `token:` prefix.
     """
-    settings = load_settings()
-    require_schema(settings)
-    with database(settings) as db:
+    with checked_database() as db:
         try:
             TokenService(db).revoke(name, cli_principal(label))
         except NotFoundError as exc:
