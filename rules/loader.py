@@ -141,6 +141,10 @@ def parse_pack(text: str, file: str) -> Pack:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise RuleSetError([RuleError(file, line, column, f"YAML: {exc.problem}")]) from exc
+    except RecursionError as exc:
+        raise RuleSetError([RuleError(file, None, None, "YAML: nested too deeply")]) from exc
+    except ValueError as exc:  # a number past Python's digit limit for integers
+        raise RuleSetError([RuleError(file, None, None, f"YAML: {exc}")]) from exc
     if not isinstance(data, dict):
         raise RuleSetError([RuleError(file, 1, 1, "expected a mapping with `pack` and `rules`")])
     repeated = _repeated_rule_ids(root, file)

@@ -89,8 +89,13 @@ def kind_of(name: str, text: str) -> Kind:
 def _parse(text: str, file: str, kind: Kind) -> tuple[Any, yaml.Node | None]:
     try:
         return _parse_text(text, file, kind)
+    except LessonFileError:
+        raise
     except RecursionError as exc:
         problem = FileProblem(file, None, "nested too deeply to be a lessons file")
+        raise LessonFileError([problem]) from exc
+    except ValueError as exc:  # past Python's digit limit for integers (JSON or YAML)
+        problem = FileProblem(file, None, f"unreadable: {exc}")
         raise LessonFileError([problem]) from exc
 
 

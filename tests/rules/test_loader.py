@@ -682,3 +682,18 @@ def test_a_template_naming_an_unknown_field_is_rejected_at_load(field: str) -> N
     line, column, message = _one_error(text)
     assert (line, column) == (6, 13)
     assert field.split(".")[1] in message
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("pack: a\npriority: " + "9" * 5000 + "\nrules: []\n", "digits"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ],
+    ids=["long-number", "deep-nesting"],
+)
+def test_unreadable_yaml_is_a_rule_error_naming_the_file(text: str, found: str) -> None:
+    with pytest.raises(RuleSetError) as raised:
+        build_rule_set([("hostile.yaml", text)])
+    [error] = raised.value.errors
+    assert error.file == "hostile.yaml" and found in error.message

@@ -32,8 +32,6 @@ def _validate(files: dict[str, str]) -> dict[str, Any]:
         rule_set = build_rule_set(files.items())
     except RuleSetError as exc:
         return {"ok": False, "errors": [str(error) for error in exc.errors]}
-    except RecursionError:
-        return {"ok": False, "errors": ["a file is nested too deeply to be a rule pack"]}
     return {
         "ok": True,
         "version": rule_set.version,

@@ -571,6 +571,15 @@ def test_odd_numbers_and_dates_are_answered_without_a_server_error(probe: Probe)
         headers={**probe.headers["admin"], "Content-Type": "application/json"},
     )
     assert nested.status_code == 422 and "nested too deeply" in nested.json()["reason"]
+    for huge in (b'[{"version": ' + b"9" * 5000 + b"}]", b"- version: " + b"9" * 5000 + b"\n"):
+        kind = "application/json" if huge.startswith(b"[") else "application/yaml"
+        long_number = probe.client.post(
+            "/api/v1/lessons/import",
+            content=huge,
+            headers={**probe.headers["admin"], "Content-Type": kind},
+        )
+        assert long_number.status_code == 422, long_number.text
+        assert "digit" in long_number.json()["reason"]
 
 
 def test_proxy_identity_cannot_be_doubled_hidden_or_used_cross_site(sqlite_url: str) -> None:
