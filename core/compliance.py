@@ -18,6 +18,21 @@ class Cell(StrEnum):
     NOT_REACHED = "not reached"
 
 
+class NotReached(StrEnum):
+    """Why a `not reached` cell is empty."""
+
+    SUPPRESSED = "suppressed"
+    """The route selected the lesson and a suppressing rule or a revision flag held it back."""
+    BUDGET = "budget"
+    """The route selected the lesson and the fatigue budget left it out."""
+    NO_RULE = "no matching rule"
+    """The team had work in the period and no rule selected the lesson for any of it."""
+    NO_WORK = "no work"
+    """No work item of the team was seen in the period."""
+    NOT_DELIVERED = "not delivered"
+    """It was placed, but withdrawn or never delivered to the target."""
+
+
 _FROM_TIER = {
     Tier.OVERDUE: Cell.OVERDUE,
     Tier.DELIVERED: Cell.OPEN,

@@ -7,14 +7,15 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from core.compliance import Cell
+from core.compliance import Cell, NotReached
 from core.errors import ConflictError, NotFoundError, describe_validation_error
 from router.access.operator import cli_principal
 from router.access.tokens import parse_expiry
 from router.cli.report import FORMAT, filters_of, report_group, scope_options, write_rows
 from router.cli.support import checked_database
-from router.reports.compliance import ComplianceService
+from router.reports.compliance import ComplianceService, MatrixCell
 from router.reports.evidence import EvidenceService, verify_bundle
+from router.reports.export import compliance_csv
 
 _SHORT = {
     Cell.VERIFIED: "verified",
@@ -25,6 +26,13 @@ _SHORT = {
     Cell.WAIVED: "waived",
     Cell.NOT_REACHED: "-",
 }
+_NOT_REACHED = {
+    NotReached.SUPPRESSED: "- suppressed",
+    NotReached.BUDGET: "- budget",
+    NotReached.NO_RULE: "- no rule",
+    NotReached.NO_WORK: "- no work",
+    NotReached.NOT_DELIVERED: "- undelivered",
+}
 
 
 @report_group.command("compliance")
@@ -32,24 +40,30 @@ _SHORT = {
 @FORMAT
 def compliance(fmt: str, **options: Any) -> None:
     """Mandated lessons × teams: verified, ack(nowledged), OPEN, OVERDUE, dismissed, waived,
-    or - (not reached: nothing was placed in that team's work in the period)."""
+    or - (not reached: nothing reached that team's work in the period) with why: suppressed,
+    budget (the fatigue budget left it out), no rule (the team had work and no rule selected
+    it), no work (the team had none), undelivered (placed, never delivered or withdrawn).
+
+    CSV and JSON add each cell's placements, reason and explanation."""
     options.pop("repositories", None)
     with checked_database() as db:
-        matrix = ComplianceService(db).matrix(filters_of(options))
+        matrix = ComplianceService(db).matrix(filters_of(options), detail=fmt != "table")
     if fmt == "json":
         click.echo(json.dumps(matrix.as_dict(), indent=2))
         return
     if fmt == "csv":
-        rows = [c.as_dict() for c in matrix.cells.values()]
-        for row in rows:
-            row["placements"] = " ".join(row["placements"])
-        write_rows(rows, ["lesson", "team", "cell", "placements", "waiver"], "csv")
+        click.echo(compliance_csv(matrix), nl=False)
         return
     table = [
-        {"lesson": lesson, **{t: _SHORT[matrix.cells[(lesson, t)].cell] for t in matrix.teams}}
+        {"lesson": lesson, **{t: _short(matrix.cells[(lesson, t)]) for t in matrix.teams}}
         for lesson in matrix.lessons
     ]
     write_rows(table, ["lesson", *matrix.teams], "table")
+
+
+def _short(cell: MatrixCell) -> str:
+    reason = cell.reason()
+    return _SHORT[cell.cell] if reason is None else _NOT_REACHED[reason]
 
 
 @click.group("waivers")

@@ -1,22 +1,26 @@
-"""The placement ledger with each placement's adoption tier, and the adoption report."""
+"""The placement ledger with each placement's adoption tier, and the adoption report.
+
+The report is counted by the database (store/ledger.py) from the columns each placement keeps
+current; the ledger pages read placements and their signals.
+"""
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from core.adoption import Adoption, AdoptionRow, Tier, assess, report, theatre_flags
+from core.adoption import Adoption, AdoptionRow, assess
 from core.base import utcnow
 from core.errors import NotFoundError
-from core.placement import PlacementState
 from router.reports.recurrence import RecurrenceView
 from router.reports.recurrence import summary as recurrence_summary
 from router.reports.recurrence import views as recurrence_views
 from store import ledger
 from store.engine import Database
 from store.ledger import Entry
+from store.ledger import Filters as Filters
 
 
 class GroupBy(StrEnum):
@@ -26,32 +30,6 @@ class GroupBy(StrEnum):
     TEAM = "team"
     RULE = "rule"
     REPOSITORY = "repository"
-
-
-_GROUPS: dict[GroupBy, Callable[[Entry], str]] = {
-    GroupBy.LESSON: lambda e: e.placement.lesson_id,
-    GroupBy.TEAM: lambda e: e.team,
-    GroupBy.RULE: lambda e: e.placement.rule_id,
-    GroupBy.REPOSITORY: lambda e: e.project,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Which placements a ledger page or a report covers; empty means any."""
-
-    lessons: Sequence[str] = ()
-    teams: Sequence[str] = ()
-    projects: Sequence[str] = ()
-    states: Sequence[PlacementState] = ()
-    tiers: Sequence[Tier] = ()
-    since: datetime | None = None
-    until: datetime | None = None
-    work_items: Sequence[str] = ()
-
-    def of_lessons(self, lessons: Sequence[str]) -> "Filters":
-        """These lessons, in the same period and teams, with no other filter."""
-        return Filters(lessons=lessons, teams=self.teams, since=self.since, until=self.until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +57,11 @@ def _hours(value: Any) -> float | None:
     return None if value is None else round(value.total_seconds() / 3600, 2)
 
 
+def _assessed(entry: Entry, now: datetime) -> Assessed:
+    adoption = assess(entry.placement, list(entry.signals), now)
+    return Assessed(entry, replace(adoption, theatre=entry.theatre))
+
+
 class ReportService:
     """Read-only queries over placements and signals."""
 
@@ -89,64 +72,45 @@ class ReportService:
         """Every placement the filters select, with its tier at `now`, oldest first."""
         now = now or utcnow()
         with self.db.transaction() as session:
-            found = ledger.entries(
-                session,
-                lessons=filters.lessons,
-                teams=filters.teams,
-                projects=filters.projects,
-                states=filters.states,
-                since=filters.since,
-                until=filters.until,
-            )
-            entries = list(found)
-        flags = theatre_flags((e.placement, e.signals) for e in entries)
-        result = [
-            Assessed(
-                e,
-                replace(
-                    assess(e.placement, list(e.signals), now),
-                    theatre=flags.get(e.placement.id, frozenset()),
-                ),
-            )
-            for e in entries
-        ]
-        if filters.work_items:
-            result = [a for a in result if a.entry.placement.work_item_ref in filters.work_items]
-        if filters.tiers:
-            result = [a for a in result if a.adoption.tier in filters.tiers]
-        return result
+            return [_assessed(e, now) for e in ledger.entries(session, filters, now=now)]
+
+    def of_placements(self, placement_ids: Sequence[str], now: datetime) -> list[Assessed]:
+        """These placements with their tiers at `now`, oldest first."""
+        found: list[Assessed] = []
+        with self.db.transaction() as session:
+            for start in range(0, len(placement_ids), 500):
+                chunk = placement_ids[start : start + 500]
+                found += [_assessed(e, now) for e in ledger.entries(session, placement_ids=chunk)]
+        found.sort(key=lambda a: (a.entry.placement.created_at, a.entry.placement.id))
+        return found
 
     def placement(self, placement_id: str) -> Assessed:
         """One placement with its signals; NotFoundError when there is none."""
-        with self.db.transaction() as session:
-            found = list(ledger.entries(session, placement_ids=[placement_id]))
+        found = self.of_placements([placement_id], utcnow())
         if not found:
             raise NotFoundError(f"placement {placement_id!r} does not exist")
-        entry = found[0]
-        return Assessed(entry, assess(entry.placement, list(entry.signals), utcnow()))
+        return found[0]
 
     def adoption(
         self, by: GroupBy, filters: Filters, now: datetime | None = None
     ) -> tuple[list[AdoptionRow], AdoptionRow]:
         """Adoption rows per group and the total over all of them."""
-        return _rows(by, self.assessed(filters, now))
+        with self.db.transaction() as session:
+            return ledger.adoption(session, by.value, filters, now or utcnow())
 
     def report(
         self, by: GroupBy, filters: Filters, now: datetime | None = None
     ) -> "AdoptionReport":
-        """The adoption rows and the recurrences joined in, from one read of the ledger."""
-        assessed = self.assessed(filters, now)
-        rows, total = _rows(by, assessed)
-        lesson_ids = {a.entry.placement.lesson_id for a in assessed} | set(filters.lessons)
-        recurrence, flagged = _recurrences(self.db, by, sorted(lesson_ids))
+        """The adoption rows and the recurrences of the lessons placed (or asked for)."""
+        now = now or utcnow()
+        with self.db.transaction() as session:
+            rows, total = ledger.adoption(session, by.value, filters, now)
+            if by == GroupBy.LESSON:
+                placed = [row.group for row in rows]
+            else:
+                placed = ledger.lesson_ids(session, filters, now)
+        recurrence, flagged = _recurrences(self.db, by, sorted({*placed, *filters.lessons}))
         return AdoptionReport(by, rows, total, recurrence, flagged)
-
-
-def _rows(by: GroupBy, assessed: list[Assessed]) -> tuple[list[AdoptionRow], AdoptionRow]:
-    group = _GROUPS[by]
-    rows = report((group(a.entry), a.adoption) for a in assessed)
-    total = report(("(all)", a.adoption) for a in assessed)
-    return rows, total[0] if total else AdoptionRow("(all)")
 
 
 def _recurrences(

@@ -1,24 +1,32 @@
-"""The compliance matrix (mandated lessons × teams), waivers, and each cell's evidence."""
+"""The compliance matrix (mandated lessons × teams), waivers, and each cell's evidence.
+
+The cells are counted by the database (store/ledger.py); the placements behind each cell are
+listed too unless the caller only needs the cells (the CLI's table).
+"""
 
 import secrets
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from core.access import Permission, Principal
 from core.adoption import REACHED, Tier
 from core.base import utcnow
-from core.compliance import Cell, cell_of
+from core.compliance import Cell, NotReached, cell_of
 from core.errors import ForbiddenError, NotFoundError
 from core.feedback import MANDATED
 from core.lesson import LessonStatus
 from core.waiver import Waiver
 from router.reports.adoption import Assessed, Filters, ReportService
-from store import audit, lessons, waivers, work_items
+from store import audit, ledger, lessons, waivers
 from store.engine import Database
 from store.ledger import NO_TEAM
+
+_REACHED = frozenset(t.value for t in REACHED)
 
 
 @dataclass
@@ -29,53 +37,95 @@ class MatrixCell:
     team: str
     cell: Cell = Cell.NOT_REACHED
     tiers: Counter[str] = field(default_factory=Counter)
+    counted: Counter[str] = field(default_factory=Counter)
+    """Tiers of the placements that decide the cell: reached the work, not waived per item."""
     placements: list[str] = field(default_factory=list)
     waived_placements: list[str] = field(default_factory=list)
     waiver: str | None = None
     team_work: int = 0
     """How many of the team's work items were seen in the period (for `not reached`)."""
+    held_back: Counter[str] = field(default_factory=Counter)
+    """Work items of the team the route selected the lesson for and held it back from, by
+    reason (`suppressed`, `budget`)."""
 
-    def why(self) -> str | None:
-        """For a cell not reached: whether the team had work the lesson could have gone into."""
+    def reason(self) -> NotReached | None:
+        """Why a cell was not reached: suppressed, budget, no matching rule (the team had work),
+        no work, or not delivered (placed, but withdrawn or never delivered)."""
         if self.cell != Cell.NOT_REACHED:
             return None
-        if self.team_work == 0:
+        if self.tiers:
+            return NotReached.NOT_DELIVERED
+        if self.held_back[NotReached.SUPPRESSED]:
+            return NotReached.SUPPRESSED
+        if self.held_back[NotReached.BUDGET]:
+            return NotReached.BUDGET
+        return NotReached.NO_RULE if self.team_work else NotReached.NO_WORK
+
+    def why(self) -> str | None:
+        """The reason in words, with how many of the team's work items each part covers."""
+        reason = self.reason()
+        if reason is None:
+            return None
+        if reason == NotReached.NOT_DELIVERED:
+            tiers = ", ".join(f"{tier} {n}" for tier, n in sorted(self.tiers.items()))
+            return f"placed in the period but never in the work ({tiers})"
+        if reason == NotReached.NO_WORK:
             return "no work item of this team was seen in the period"
+        suppressed = self.held_back[NotReached.SUPPRESSED]
+        budget = self.held_back[NotReached.BUDGET]
+        parts = [
+            f"held back by a suppression or a revision flag in {suppressed}" if suppressed else "",
+            f"over the fatigue budget in {budget}" if budget else "",
+        ]
+        unmatched = self.team_work - suppressed - budget
+        if unmatched > 0:
+            parts.append(f"no rule placed it in {unmatched}")
         return (
             f"{self.team_work} work items of this team were seen in the period and none "
-            "received it: no rule placed it there, or it was suppressed or over the budget "
-            "(`cairn rules test` on one of them says which)"
+            f"received it: {', '.join(p for p in parts if p)}"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        """The cell as plain data."""
-        return {
+    def as_dict(self, *, detail: bool = True) -> dict[str, Any]:
+        """The cell as plain data (`detail`: with the ids of its placements)."""
+        reason = self.reason()
+        found: dict[str, Any] = {
             "lesson": self.lesson_id,
             "team": self.team,
             "cell": self.cell.value,
             "tiers": dict(sorted(self.tiers.items())),
-            "placements": self.placements,
-            "waived_placements": self.waived_placements,
-            "waiver": self.waiver,
-            "why": self.why(),
         }
+        if detail:
+            found["placements"] = self.placements
+            found["waived_placements"] = self.waived_placements
+        found.update(
+            {
+                "waiver": self.waiver,
+                "reason": None if reason is None else reason.value,
+                "held_back": dict(sorted(self.held_back.items())),
+                "why": self.why(),
+            }
+        )
+        return found
 
 
 @dataclass
 class Matrix:
-    """Mandated lessons × teams for a period."""
+    """Mandated lessons × teams for a period, as it stood at `now`."""
 
     lessons: list[str]
     teams: list[str]
     cells: dict[tuple[str, str], MatrixCell]
-    assessed: dict[str, Assessed] = field(default_factory=dict, repr=False)
-    """Every placement the cells count, by id (the evidence reads them from here)."""
+    now: datetime
+    reports: ReportService = field(repr=False)
+    detail: bool = True
+    """Whether each cell lists its placements (else only their counts)."""
 
     def counted(self, cells: Iterable[MatrixCell] | None = None) -> list[Assessed]:
-        """The placements the given cells (default: all) count, in ledger order."""
+        """The placements the given cells (default: all) count, with their tiers at `now`, in
+        ledger order (read when asked; empty without `detail`)."""
         chosen = self.cells.values() if cells is None else cells
-        wanted = {pid for cell in chosen for pid in cell.placements}
-        return [a for pid, a in self.assessed.items() if pid in wanted]
+        ids = [pid for cell in chosen for pid in cell.placements]
+        return self.reports.of_placements(ids, self.now)
 
     def as_dict(self) -> dict[str, Any]:
         """The matrix as plain data, cells in lesson then team order."""
@@ -83,7 +133,7 @@ class Matrix:
             "lessons": self.lessons,
             "teams": self.teams,
             "cells": [
-                self.cells[(lesson, team)].as_dict()
+                self.cells[(lesson, team)].as_dict(detail=self.detail)
                 for lesson in self.lessons
                 for team in self.teams
             ],
@@ -99,42 +149,65 @@ class ComplianceService:
     def mandated(self, only: list[str] | None = None) -> list[str]:
         """Published lessons whose current mandate is required or review-and-justify."""
         with self.db.transaction() as session:
-            found = lessons.list_lessons(session, status=LessonStatus.PUBLISHED)
-        return sorted(
-            lesson.id
-            for lesson in found
-            if lesson.mandate in MANDATED and (not only or lesson.id in only)
-        )
+            found = lessons.with_facet(
+                session, "mandate", [m.value for m in MANDATED], status=LessonStatus.PUBLISHED
+            )
+        return [lesson_id for lesson_id in found if not only or lesson_id in only]
 
-    def matrix(self, filters: Filters, now: datetime | None = None) -> Matrix:
+    def matrix(
+        self, filters: Filters, now: datetime | None = None, *, detail: bool = True
+    ) -> Matrix:
         """Mandated lessons × every team with work in the period (or the teams asked for).
 
         A lesson is mandated when its own mandate is, or when a rule placed it with one in the
-        period; a cell counts every placement of the lesson in that team's work.
+        period; a cell counts every placement of the lesson in that team's work. Without
+        `detail` the cells give their counts but not the ids of their placements.
         """
         now = now or utcnow()
         at = min(now, filters.until) if filters.until else now
-        assessed = ReportService(self.db).assessed(filters.of_lessons(filters.lessons), now)
-        placed_mandated = {
-            a.entry.placement.lesson_id for a in assessed if a.entry.placement.mandate in MANDATED
-        }
-        mandated = sorted(set(self.mandated(list(filters.lessons))) | placed_mandated)
-        assessed = [a for a in assessed if a.entry.placement.lesson_id in mandated]
+        scope = filters.of_lessons(filters.lessons)
+        published = self.mandated(list(filters.lessons))
         with self.db.transaction() as session:
-            active = [w for w in waivers.listed(session) if w.active(at)]
-            work = work_items.refs_by_team(session, filters.since, filters.until)
-        teams = sorted(set(filters.teams) or {a.entry.team for a in assessed})
-        by_cell: dict[tuple[str, str], list[Assessed]] = defaultdict(list)
-        for item in assessed:
-            by_cell[(item.entry.placement.lesson_id, item.entry.team)].append(item)
-        cells = {
-            (lesson_id, team): _cell(lesson_id, team, by_cell[(lesson_id, team)], active)
-            for lesson_id in mandated
-            for team in teams
-        }
-        for (_lesson, team), cell in cells.items():
-            cell.team_work = len(work.get(None if team == NO_TEAM else team, ()))
-        return Matrix(mandated, teams, cells, {a.entry.placement.id: a for a in assessed})
+            counts = ledger.cell_counts(
+                session, scope, now, [m.value for m in MANDATED], placements=detail
+            )
+            mandated = sorted({*published, *(c.lesson_id for c in counts if c.mandated)})
+            wanted = set(mandated)
+            counts = [c for c in counts if c.lesson_id in wanted]
+            active = [w for w in waivers.listed(session) if w.active(at) and w.lesson_id in wanted]
+            teams = sorted(set(filters.teams) or {c.team for c in counts})
+            cells = {
+                (lesson_id, team): MatrixCell(lesson_id, team)
+                for lesson_id in mandated
+                for team in teams
+            }
+            for c in counts:
+                cell = cells[(c.lesson_id, c.team)]
+                cell.tiers.update(c.tiers)
+                cell.counted.update({t: n for t, n in c.tiers.items() if t in _REACHED})
+            per_item = {
+                (w.lesson_id, w.team, w.work_item_ref)
+                for w in active
+                if w.work_item_ref is not None
+            }
+            waived_ids = set()
+            pairs = [(lesson_id, ref) for lesson_id, _team, ref in per_item if ref is not None]
+            for pid, lesson_id, team, ref, tier in ledger.in_work_items(session, scope, now, pairs):
+                if (lesson_id, team, ref) in per_item and tier in REACHED:
+                    cell = cells[(lesson_id, team)]
+                    cell.waived_placements.append(pid)
+                    cell.counted[tier.value] -= 1
+                    waived_ids.add(pid)
+            for c in counts:
+                if c.placements:
+                    ids = c.placements
+                    if waived_ids:
+                        ids = [pid for pid in ids if pid not in waived_ids]
+                    cells[(c.lesson_id, c.team)].placements = ids
+            for cell in cells.values():
+                _decide(cell, active)
+            _explain(session, filters, [c for c in cells.values() if c.cell == Cell.NOT_REACHED])
+        return Matrix(mandated, teams, cells, now, ReportService(self.db), detail)
 
     def waive(
         self,
@@ -179,33 +252,31 @@ class ComplianceService:
             return waivers.listed(session)
 
 
-def _cell(lesson_id: str, team: str, items: list[Assessed], active: list[Waiver]) -> MatrixCell:
-    cell = MatrixCell(lesson_id, team)
+def _decide(cell: MatrixCell, active: list[Waiver]) -> None:
+    """Settle a cell from its counted tiers and the waivers in force."""
     team_wide = next(
         (
             w
             for w in active
-            if w.lesson_id == lesson_id and w.team == team and w.work_item_ref is None
+            if w.lesson_id == cell.lesson_id and w.team == cell.team and w.work_item_ref is None
         ),
         None,
     )
-    per_item = {
-        w.work_item_ref
-        for w in active
-        if w.lesson_id == lesson_id and w.team == team and w.work_item_ref is not None
-    }
-    counted: list[Tier] = []
-    for item in items:
-        placement = item.entry.placement
-        cell.tiers[item.adoption.tier.value] += 1
-        if item.adoption.tier not in REACHED:
-            continue  # withdrawn, or never delivered: nothing the team could act on
-        if placement.work_item_ref in per_item:
-            cell.waived_placements.append(placement.id)
-            continue
-        cell.placements.append(placement.id)
-        counted.append(item.adoption.tier)
+    counted = [Tier(tier) for tier, n in cell.counted.items() if n > 0]
     cell.waiver = team_wide.id if team_wide else None
-    all_waived = bool(cell.waived_placements) and not cell.placements
+    all_waived = bool(cell.waived_placements) and not counted
     cell.cell = cell_of(counted, waived=team_wide is not None or all_waived)
-    return cell
+
+
+def _explain(session: Session, filters: Filters, cells: list[MatrixCell]) -> None:
+    """For cells not reached: how much work each team had, and what the route held back."""
+    if not cells:
+        return
+    teams = sorted({c.team for c in cells})
+    work = ledger.team_work(session, filters.since, filters.until, teams)
+    held = ledger.held_back(
+        session, filters.since, filters.until, sorted({c.lesson_id for c in cells}), teams
+    )
+    for cell in cells:
+        cell.team_work = work.get(cell.team, 0)
+        cell.held_back = held.get((cell.lesson_id, cell.team), Counter())
