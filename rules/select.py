@@ -3,6 +3,7 @@
 from collections.abc import Collection, Iterable, Mapping
 
 from core.lesson import Lesson, Mandate
+from core.placement import GROUPABLE
 from rules.decision import MANDATE_ORDER, Candidate, Decision, Routing, Skipped, decide
 from rules.model import Level
 
@@ -69,3 +70,21 @@ def select(
         elif explain:
             skipped.append(Skipped(decision.lesson_id, f"over the fatigue budget of {budget}"))
     return Routing(tuple(placed), tuple(skipped))
+
+
+def grouped(decisions: Iterable[Decision], *, budget: int, shown: int) -> frozenset[str]:
+    """The lessons whose items go into the work item's grouped item instead of items of their
+    own: in placement order, those that come once it shows `budget` items of their own (`shown`
+    of them before these decisions).
+
+    Only required lessons get past the budget, so only they are grouped; a training assignment
+    is never an item of a checklist, so it is never grouped.
+    """
+    room = budget - shown
+    found: set[str] = set()
+    for decision in decisions:
+        if room <= 0 and decision.form in GROUPABLE:
+            found.add(decision.lesson_id)
+        else:
+            room -= 1
+    return frozenset(found)

@@ -6,6 +6,15 @@ starts with `cairn-` are Cairn's, derived from the placement id; other items in 
 own) and every other node of the description are kept as they are. Text is placed in `text`
 nodes, never parsed as markup, so a lesson cannot inject structure; control characters are
 stripped. A `cairn-` id anywhere else in the description is ignored (a copy cannot forge a tick).
+
+Required lessons placed past the fatigue budget (`Item.grouped`) share one grouped task item
+(`localId` `cairn-group-…`) after the others: it says how many lessons it holds and links to the
+work item's list of lessons, and shows no lesson text. Which placements it stands for is kept in
+the issue's `cairn.lessons` property (each placement's `localId` is the grouped item's), written in
+the same request as the description, so `marks` reads the grouped item once per lesson: DONE →
+each ticked, TODO → each open, "N/A: reason" → each dismissed with the reason (see
+`connectors.grouping`). While it is open, its text is brought up to date (the count) up to its
+link; whatever the engineer wrote after the link is kept.
 """
 
 import copy
@@ -16,11 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from connectors import grouping
 from core.feedback import ItemMark
 from core.lesson import Mandate
 
 HEADING = "Lessons learned"
 ID_PREFIX = "cairn-"
+GROUP_PREFIX = ID_PREFIX + "group-"
 LIST_ID = "cairn-lessons"
 # Controls, line separators and bidirectional overrides (U+202A-U+202E, U+2066-U+2069, marks):
 # the last can make a placed item read differently from what it says.
@@ -50,6 +61,18 @@ class Item:
     rule_id: str
     due_at: datetime | None = None
     url: str | None = None
+    grouped: bool = False
+    """Placed past the fatigue budget: shown in a grouped task item (see `arrange`)."""
+    list_url: str | None = None
+    """Where the work item's lessons are listed: a grouped task item links there."""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Lessons past the fatigue budget shown as one task item that links to their list."""
+
+    local_id: str
+    members: tuple[Item, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +86,11 @@ class Mark:
 def local_id(placement_id: str) -> str:
     """The task item's `localId`: stable for a placement, so a retry finds its own item."""
     return ID_PREFIX + hashlib.sha256(placement_id.encode()).hexdigest()[:24]
+
+
+def group_id(first: str) -> str:
+    """The `localId` of a new grouped task item, from the placement id of its first lesson."""
+    return GROUP_PREFIX + hashlib.sha256(f"group|{first}".encode()).hexdigest()[:24]
 
 
 def clean(value: str, limit: int = MAX_TEXT) -> str:
@@ -100,6 +128,25 @@ def render(item: Item) -> list[Node]:
     return nodes
 
 
+def render_group(group: Group) -> list[Node]:
+    """The inline nodes of a grouped task item: how many lessons, mandate, due date, the link
+    to their list (always last)."""
+    members = group.members
+    parts = [
+        f"{grouping.label(members)}: grouped to keep this list short; "
+        "tick this once every one of them is handled",
+        _MANDATE[grouping.mandate(members)],
+    ]
+    due = grouping.due(members)
+    if due is not None:
+        parts.append(f"due {due.date().isoformat()}")
+    nodes = [_text(_neutral(" — ".join(parts)))]
+    url = grouping.list_url(members)
+    if url is not None and url.startswith(("https://", "http://")):
+        nodes += [_text(" — "), _text("the list", clean(url, 2_000))]
+    return nodes
+
+
 def task_item(item: Item) -> Node:
     """A fresh, unticked task item for `item`."""
     return {
@@ -107,6 +154,39 @@ def task_item(item: Item) -> Node:
         "attrs": {"localId": local_id(item.placement_id), "state": "TODO"},
         "content": render(item),
     }
+
+
+def group_item(group: Group) -> Node:
+    """A fresh, unticked grouped task item."""
+    return {
+        "type": "taskItem",
+        "attrs": {"localId": group.local_id, "state": "TODO"},
+        "content": render_group(group),
+    }
+
+
+def _links(node: object) -> bool:
+    marks = node.get("marks") if isinstance(node, dict) else None
+    return isinstance(marks, list) and any(
+        isinstance(m, dict) and m.get("type") == "link" for m in marks
+    )
+
+
+def _refreshed(node: Node, group: Group) -> Node:
+    """A grouped task item brought up to date while it is open: Cairn's text up to and
+    including its link is rendered again; the engineer's words after the link are kept."""
+    content = node.get("content")
+    fresh = render_group(group)
+    if (
+        not isinstance(content, list)
+        or not _links(fresh[-1])
+        or read_mark(node).mark != ItemMark.OPEN
+    ):
+        return node  # marked (a reason may be anywhere in it), or no link ends Cairn's part
+    end = next((i for i, child in enumerate(content) if _links(child)), None)
+    if end is None or content[: end + 1] == fresh:
+        return node
+    return {**node, "content": fresh + content[end + 1 :]}
 
 
 def empty_doc() -> Node:
@@ -169,8 +249,8 @@ def _content(doc: object) -> list[Any]:
     return []
 
 
-def apply(doc: object, items: Sequence[Item]) -> Node:
-    """`doc` showing exactly `items` in Cairn's task list, everything else as it was.
+def apply(doc: object, items: Sequence[Item], groups: Sequence[Group] = ()) -> Node:
+    """`doc` showing exactly `items` and `groups` in Cairn's task list, everything else as it was.
 
     Existing items keep their state and any text the engineer added; new ones are appended;
     Cairn items not in `items` (withdrawn, or forged ids) are removed. With nothing to show, the
@@ -182,7 +262,8 @@ def apply(doc: object, items: Sequence[Item]) -> Node:
     result.setdefault("version", 1)
     content = _content(result)
     heading, listed = _section(content)
-    wanted = {local_id(item.placement_id): item for item in items}
+    wanted: dict[str, Item | Group] = {local_id(item.placement_id): item for item in items}
+    wanted.update({group.local_id: group for group in groups})
     existing = content[listed]["content"] if listed is not None else []
     kept: list[Any] = []
     seen: set[str] = set()
@@ -192,8 +273,15 @@ def apply(doc: object, items: Sequence[Item]) -> Node:
             if node_id not in wanted or node_id in seen:
                 continue  # withdrawn, forged or duplicated: not shown
             seen.add(node_id)
+            shown = wanted[node_id]
+            if isinstance(shown, Group):
+                node = _refreshed(node, shown)
         kept.append(node)
-    kept += [task_item(item) for key, item in wanted.items() if key not in seen]
+    kept += [
+        group_item(shown) if isinstance(shown, Group) else task_item(shown)
+        for key, shown in wanted.items()
+        if key not in seen
+    ]
     if heading is None:
         if not kept:
             return result
@@ -214,23 +302,75 @@ def apply(doc: object, items: Sequence[Item]) -> Node:
     return result
 
 
-def marks(doc: object, placement_ids: Iterable[str]) -> dict[str, Mark]:
-    """The mark of each placement's item in Cairn's task list (absent items are left out)."""
+def _listed(doc: object) -> dict[str, Node]:
+    """The task items of Cairn's task list by `localId` (the first of each), in list order."""
     content = _content(doc)
     _heading, listed = _section(content)
-    if listed is None:
-        return {}
     by_id: dict[str, Node] = {}
-    for node in content[listed].get("content") or []:
+    for node in [] if listed is None else content[listed].get("content") or []:
         node_id = _item_id(node)
         if node_id is not None and node_id not in by_id:
             by_id[node_id] = node
+    return by_id
+
+
+def marks(
+    doc: object, placement_ids: Iterable[str], located: Mapping[str, str] | None = None
+) -> dict[str, Mark]:
+    """The mark of each placement's item in Cairn's task list (absent items are left out).
+
+    `located` names the task item showing a placement when it is not its own (a grouped one,
+    as `located` reads it from the `cairn.lessons` property): that item's mark is its mark.
+    """
+    by_id = _listed(doc)
     found: dict[str, Mark] = {}
     for placement_id in placement_ids:
-        node = by_id.get(local_id(placement_id))
+        node = by_id.get((located or {}).get(placement_id) or local_id(placement_id))
         if node is not None:
             found[placement_id] = read_mark(node)
     return found
+
+
+def located(recorded: Mapping[str, Any]) -> dict[str, str]:
+    """Placement id → the `localId` of the task item showing it, from the `cairn.lessons`
+    property's items (ids that are not Cairn's are left out)."""
+    found: dict[str, str] = {}
+    for placement_id, value in recorded.items():
+        node_id = value.get("localId") if isinstance(value, dict) else None
+        if isinstance(node_id, str) and node_id.startswith(ID_PREFIX):
+            found[placement_id] = node_id
+    return found
+
+
+def arrange(
+    doc: object, items: Sequence[Item], where: Mapping[str, str]
+) -> tuple[Node, dict[str, str]]:
+    """`doc` showing `items`, the grouped ones in grouped task items; and the `localId` of the
+    task item showing each item.
+
+    `where` is where each placement was shown before (see `located`): a grouped task item keeps
+    its lessons, and once ticked or dismissed takes no newcomers (they start a new one).
+    """
+    own = [item for item in items if not item.grouped]
+    grouped = {item.placement_id: item for item in items if item.grouped}
+    ids = {item.placement_id: local_id(item.placement_id) for item in own}
+    groups: list[Group] = []
+    if grouped:
+        nodes = _listed(doc)
+        members: dict[str, list[str]] = {}
+        for placement_id, node_id in where.items():
+            if node_id.startswith(GROUP_PREFIX) and node_id in nodes:
+                members.setdefault(node_id, []).append(placement_id)
+        before = [
+            (node_id, members[node_id], read_mark(node).mark != ItemMark.OPEN)
+            for node_id, node in nodes.items()
+            if node_id in members
+        ]
+        for found, placement_ids in grouping.partition(list(grouped), before):
+            key = found or group_id(placement_ids[0])
+            groups.append(Group(key, tuple(grouped[p] for p in placement_ids)))
+            ids.update(dict.fromkeys(placement_ids, key))
+    return apply(doc, own, groups), ids
 
 
 def read_mark(node: Mapping[str, Any]) -> Mark:
