@@ -67,3 +67,11 @@ SOURCES: dict[str, SourceSpec] = {
         parse=jira.parse,
     ),
 }
+
+LMS_PACKAGES: dict[str, str] = {
+    "moodle": "connectors.moodle",
+    "canvas": "connectors.canvas",
+    "xapi": "connectors.xapi",
+}
+"""Learning systems: reached through their APIs (enrolment, progress, statements), not webhook
+sources of work items or incidents; their pushed completions have routes of their own."""

@@ -8,7 +8,7 @@ repeat: a retry after a crash, or a redelivered event, writes nothing the second
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.feedback import ItemObservation
 from core.lesson import Mandate
@@ -32,6 +32,15 @@ class EmbedEntry:
     due_at: datetime | None = None
     withdrawn: bool = False
     """True: the lesson was retired; the target removes or strikes the item."""
+    grouped: bool = False
+    """True: placed past the fatigue budget; shown inside the work item's grouped item, not as
+    an item of its own, and read back from it (see `connectors.grouping`)."""
+    list_url: str | None = None
+    """Where the work item's lessons are listed: the grouped item links there."""
+    modules: tuple[tuple[str, str], ...] = ()
+    """The lesson's training module in each LMS (`moodle` → course id, …), for LMS targets."""
+    handle: str | None = None
+    """The handle the target gave the item when it was placed (to withdraw it by)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,4 +73,39 @@ class Target(Protocol):
 
     def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
         """Re-read the work item and report the mark on every item Cairn placed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """One overdue placement to remind the work item's people of."""
+
+    placement_id: str
+    key: str
+    """The reminder's effect key (placement and which reminder it is): a retry that finds it
+    in the target posts nothing."""
+    title: str
+    mandate: Mandate
+    due_at: datetime
+    lesson_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemindResult:
+    """What a reminder call did: the keys now in the target (posted or found), the comment."""
+
+    reminded: frozenset[str] = frozenset()
+    comment: str | None = None
+    """The id of the comment posted, None when every reminder was already there."""
+    writes: int = 0
+    reads: int = 0
+
+
+@runtime_checkable
+class Reminding(Protocol):
+    """A target that can post a reminder on a work item (a comment on the PR or ticket)."""
+
+    def remind(self, item: WorkItem, reminders: Sequence[Reminder]) -> RemindResult:
+        """Post one comment naming the `reminders` not already posted (their keys are read
+        back first), or nothing when all of them are there. Raises like `embed`."""
         ...

@@ -27,7 +27,7 @@ class Permission(StrEnum):
     REVIEW = "review"
     """Approve (the transferability check) and publish lessons."""
     OPERATE = "operate"
-    """Queue and dead-letter operations, rule checks over the API."""
+    """Queue and dead-letter operations, rule checks over the API, the team → members map."""
     WAIVE = "waive"
     """Exempt a team (or one work item) from a mandated lesson, until a date."""
     IMPORT = "import"

@@ -12,7 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from core.placement import Placement, PlacementState, Signal, SignalKind
@@ -44,6 +44,18 @@ ENDED_OPEN = frozenset({SignalKind.MERGED_UNCHECKED, SignalKind.RESOLVED_UNCHECK
 ZERO = timedelta(0)
 REACHED = frozenset(Tier) - {Tier.UNDELIVERED, Tier.WITHDRAWN}
 """Tiers that count as reach: the item was in the work and is still meant to be."""
+
+
+AT_REST = datetime.min.replace(tzinfo=UTC)
+"""A moment before every due date: the tier a placement has before its due date passes."""
+
+
+def tier_now(at_rest: Tier, due_at: datetime | None, now: datetime) -> Tier:
+    """The tier at `now` from the tier at rest: an item still open past its due date is overdue
+    (the one difference `now` makes to `tier_of`)."""
+    if at_rest == Tier.DELIVERED and due_at is not None and now > due_at:
+        return Tier.OVERDUE
+    return at_rest
 
 
 def tier_of(placement: Placement, signals: Iterable[Signal], now: datetime) -> Tier:
@@ -116,20 +128,31 @@ QUICK_TICK = timedelta(seconds=30)
 BULK_WINDOW = timedelta(seconds=5)
 BULK_ITEMS = 3
 """This many items of one work item ticked within the window (or in one edit) is a sweep."""
+_GROUPED_BOX = "\x00grouped"
+"""The box of a work item's grouped lessons (no placement id has a control character)."""
+THEATRE_KINDS = frozenset(
+    {SignalKind.TICKED, SignalKind.UNTICKED, SignalKind.MERGED_CLEAN, SignalKind.RESOLVED_CLEAN}
+)
+"""The signals `theatre_flags` looks at."""
 
 
 def theatre_flags(items: Iterable[tuple[Placement, Sequence[Signal]]]) -> dict[str, frozenset[str]]:
-    """Checkbox theatre per placement id: `quick_tick`, `bulk_tick`, `unticked_after_merge`."""
+    """Checkbox theatre per placement id: `quick_tick`, `bulk_tick`, `unticked_after_merge`.
+
+    A sweep is judged over every placement given, so pass every placement of a work item. The
+    grouped lessons of a work item are ticked with one box, so they count as one item of a sweep.
+    """
     flags: dict[str, set[str]] = defaultdict(set)
-    ticks_by_item: dict[str, list[tuple[datetime, str | None, str]]] = defaultdict(list)
+    ticks_by_item: dict[str, list[tuple[datetime, str | None, str, str]]] = defaultdict(list)
     for placement, signals in items:
         ended = None
         for signal in signals:
             if signal.kind == SignalKind.TICKED:
                 if signal.at - placement.created_at < QUICK_TICK:
                     flags[placement.id].add("quick_tick")
+                box = _GROUPED_BOX if placement.grouped else placement.id
                 ticks_by_item[placement.work_item_ref].append(
-                    (signal.at, signal.delivery_id, placement.id)
+                    (signal.at, signal.delivery_id, placement.id, box)
                 )
             elif signal.kind in (SignalKind.MERGED_CLEAN, SignalKind.RESOLVED_CLEAN):
                 ended = signal.at
@@ -137,15 +160,20 @@ def theatre_flags(items: Iterable[tuple[Placement, Sequence[Signal]]]) -> dict[s
                 flags[placement.id].add("unticked_after_merge")
     for ticks in ticks_by_item.values():
         ticks.sort(key=lambda t: t[0])
-        by_delivery: dict[str, set[str]] = defaultdict(set)
-        for _at, delivery, pid in ticks:
+        by_delivery: dict[str, dict[str, str]] = defaultdict(dict)
+        for _at, delivery, pid, box in ticks:
             if delivery is not None:
-                by_delivery[delivery].add(pid)
-        swept = {pid for pids in by_delivery.values() if len(pids) >= BULK_ITEMS for pid in pids}
-        for start, (at, _d, _p) in enumerate(ticks):
-            window = {pid for t, _dd, pid in ticks[start:] if t - at <= BULK_WINDOW}
-            if len(window) >= BULK_ITEMS:
-                swept |= window
+                by_delivery[delivery][pid] = box
+        swept = {
+            pid
+            for boxes in by_delivery.values()
+            if len(set(boxes.values())) >= BULK_ITEMS
+            for pid in boxes
+        }
+        for start, (at, *_rest) in enumerate(ticks):
+            window = {pid: box for t, _dd, pid, box in ticks[start:] if t - at <= BULK_WINDOW}
+            if len(set(window.values())) >= BULK_ITEMS:
+                swept |= set(window)
         for pid in swept:
             flags[pid].add("bulk_tick")
     return {pid: frozenset(found) for pid, found in flags.items()}
@@ -175,10 +203,11 @@ def precision(verified: int, dismissed: int, ignored: int) -> float | None:
     return round(verified / decided, 4) if decided else None
 
 
-def _median_hours(values: list[timedelta]) -> float | None:
-    if not values:
-        return None
-    return round(statistics.median(v.total_seconds() for v in values) / 3600, 2)
+def _hours(median: float | None, values: list[timedelta]) -> float | None:
+    """Median hours, from seconds already worked out or from the list of times."""
+    if values:
+        median = statistics.median(v.total_seconds() for v in values)
+    return None if median is None else round(median / 3600, 2)
 
 
 def week_of(moment: datetime) -> str:
@@ -199,6 +228,10 @@ class AdoptionRow:
     verify_times: list[timedelta] = field(default_factory=list)
     weeks: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     theatre: Counter[str] = field(default_factory=Counter)
+    acknowledge_median: float | None = None
+    verify_median: float | None = None
+    """Median seconds to acknowledge and to verify when the database worked them out (the
+    time lists stay empty then)."""
 
     def add(self, adoption: Adoption) -> None:
         """Count one placement in this group."""
@@ -248,8 +281,8 @@ class AdoptionRow:
             "counts": {tier.value: self.tiers[tier.value] for tier in Tier},
             "rates": rates,
             "dismissals": dict(self.dismissals.most_common()),
-            "median_hours_to_acknowledge": _median_hours(self.acknowledge_times),
-            "median_hours_to_verify": _median_hours(self.verify_times),
+            "median_hours_to_acknowledge": _hours(self.acknowledge_median, self.acknowledge_times),
+            "median_hours_to_verify": _hours(self.verify_median, self.verify_times),
             "weeks": {week: dict(counts) for week, counts in sorted(self.weeks.items())},
             # Ticks that look like formalities: counted above as they came, and shown here.
             "theatre": {

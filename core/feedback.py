@@ -23,6 +23,10 @@ class ItemMark(StrEnum):
     OPEN = "open"
     TICKED = "ticked"
     DISMISSED = "dismissed"
+    COMPLETED = "completed"
+    """Training: the learner completed (or passed) the module."""
+    FAILED = "failed"
+    """Training: the learner failed the module; recorded, the assignment stays open."""
 
 
 class Closure(StrEnum):
@@ -131,9 +135,11 @@ def _change(
 def _item_change(placement: Placement, item: ItemObservation, obs: Observation) -> Change | None:
     state = placement.state
     if item.mark == ItemMark.TICKED and state != PlacementState.COMPLETED:
+        # A grouped sub-task lesson is shown in the grouped checklist item: a tick, not a done
+        # sub-task.
         done = (
             SignalKind.SUBTASK_DONE
-            if placement.form == EmbeddingForm.JIRA_SUBTASK
+            if placement.form == EmbeddingForm.JIRA_SUBTASK and not placement.grouped
             else SignalKind.TICKED
         )
         return _change(placement, obs, done, PlacementState.COMPLETED)
@@ -141,6 +147,15 @@ def _item_change(placement: Placement, item: ItemObservation, obs: Observation) 
         state != PlacementState.DISMISSED or (item.reason or None) != placement.reason
     ):
         return _change(placement, obs, SignalKind.DISMISSED, PlacementState.DISMISSED, item.reason)
+    if item.mark == ItemMark.COMPLETED and state != PlacementState.COMPLETED:
+        return _change(
+            placement, obs, SignalKind.TRAINING_COMPLETED, PlacementState.COMPLETED, item.reason
+        )
+    if item.mark == ItemMark.FAILED and state != PlacementState.COMPLETED:
+        reason = f"failed: {item.reason}" if item.reason else "failed"
+        if placement.reason == reason:
+            return None  # the same failure read again
+        return _change(placement, obs, SignalKind.TRAINING_FAILED, state, reason)
     if item.mark == ItemMark.OPEN and state in (PlacementState.COMPLETED, PlacementState.DISMISSED):
         return _change(placement, obs, SignalKind.UNTICKED, PlacementState.EMBEDDED)
     return None

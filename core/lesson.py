@@ -4,10 +4,14 @@ import hashlib
 import json
 from datetime import date
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, SerializerFunctionWrapHandler, model_serializer
 
 from core.base import CoreModel, Name, Text, UtcDateTime
+
+LmsName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+"""The key a training module is named under: `moodle`, `canvas`, `xapi`."""
 
 
 class LessonForm(StrEnum):
@@ -95,6 +99,19 @@ class TrainingModule(CoreModel):
     title: Name
     url: HttpUrl | None = None
     duration_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
+    modules: dict[LmsName, Name] = Field(
+        default_factory=dict,
+        description="Where the module lives in each LMS: `moodle` → course id, `canvas` → "
+        "`course_id/assignment_id`, `xapi` → the activity IRI completions are reported for.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_modules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Versions published before modules existed keep their canonical form (content hash).
+        data: dict[str, Any] = handler(self)
+        if not data.get("modules"):
+            data.pop("modules", None)
+        return data
 
 
 class Review(CoreModel):

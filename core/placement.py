@@ -19,6 +19,11 @@ class EmbeddingForm(StrEnum):
     LMS_ASSIGNMENT = "lms.assignment"
 
 
+GROUPABLE = frozenset(EmbeddingForm) - {EmbeddingForm.LMS_ASSIGNMENT}
+"""Forms that are an item of a work item's checklist (a sub-task included): past the fatigue
+budget, their placements are grouped. A training assignment is never grouped."""
+
+
 class PlacementState(StrEnum):
     """planned → embedded → completed | dismissed | overdue | withdrawn | failed."""
 
@@ -47,11 +52,21 @@ class Placement(CoreModel):
     handle: str | None = Field(default=None, description="Marker id, sub-task key, assignment id.")
     text: Text = Field(default="", description="The item text the rule's template rendered.")
     reason: Text | None = Field(default=None, description="Why it was dismissed or failed.")
+    grouped: bool = Field(
+        default=False,
+        description="Placed past the work item's fatigue budget: shown inside one grouped item "
+        "that links to the work item's list of lessons, not as an item of its own. Still "
+        "tracked, signalled and reported as its own placement.",
+    )
     observed_at: UtcDateTime | None = Field(
         default=None,
         description="When the observation behind the current state was made in the target "
         "(None until a mark is observed): an older observation arriving later does not undo it.",
     )
+    reminded_at: UtcDateTime | None = Field(
+        default=None, description="When the last overdue reminder was posted on the work item."
+    )
+    reminders: int = Field(default=0, ge=0, description="Overdue reminders posted so far.")
     created_at: UtcDateTime
     updated_at: UtcDateTime
 
@@ -75,6 +90,9 @@ class SignalKind(StrEnum):
     RESOLVED_CLEAN = "resolved_clean"
     """The work item was resolved with this item ticked (verified)."""
     TRAINING_COMPLETED = "training_completed"
+    """The learner completed or passed the lesson's training (verified)."""
+    TRAINING_FAILED = "training_failed"
+    """The learner failed the training; the assignment stays open."""
 
 
 class Signal(CoreModel):

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from connectors.base import Enricher, Verifier
+from connectors.canvas.client import CanvasClient
 from connectors.github.target import GitHubTarget
 from connectors.jira.client import Credentials
 from connectors.jira.target import JiraTarget
+from connectors.lms import LmsClient
+from connectors.lms_target import LmsTarget
+from connectors.moodle.client import MoodleClient
 from connectors.registry import SOURCES
 from connectors.target import Target
 from core.errors import ConfigurationError
@@ -42,6 +46,8 @@ class Runtime:
     verifiers: dict[str, Verifier] = field(default_factory=dict)
     targets: dict[System, Target] = field(default_factory=dict)
     consumes: bool = True
+    lms_clients: dict[str, LmsClient] = field(default_factory=dict)
+    """Each configured LMS by name, for reading training progress back."""
     """Whether this process runs the workers (and so the background sweeps)."""
 
 
@@ -57,9 +63,39 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
     return verifiers
 
 
-def build_targets(settings: Settings) -> dict[System, Target]:
+def build_lms_clients(settings: Settings) -> dict[str, LmsClient]:
+    """One client per LMS whose address and token are configured."""
+    clients: dict[str, LmsClient] = {}
+    if settings.moodle_url and settings.moodle_token is not None:
+        clients["moodle"] = MoodleClient(settings.moodle_url, settings.moodle_token)
+    if settings.canvas_url and settings.canvas_token is not None:
+        clients["canvas"] = CanvasClient(
+            settings.canvas_url, settings.canvas_token, account_id=settings.canvas_account_id
+        )
+    return clients
+
+
+def lms_target(settings: Settings, clients: Mapping[str, LmsClient]) -> LmsTarget | None:
+    """The LMS lessons are assigned in: CAIRN_LMS, or the only one configured."""
+    if settings.lms:
+        if settings.lms not in clients:
+            raise ConfigurationError(f"CAIRN_LMS={settings.lms} but that LMS is not configured")
+        return LmsTarget(clients[settings.lms])
+    if len(clients) == 1:
+        return LmsTarget(next(iter(clients.values())))
+    if clients:
+        raise ConfigurationError("several LMSs are configured: choose one with CAIRN_LMS")
+    return None
+
+
+def build_targets(
+    settings: Settings, lms_clients: Mapping[str, LmsClient] | None = None
+) -> dict[System, Target]:
     """One target per outside system whose credentials are configured."""
     targets: dict[System, Target] = {}
+    lms = lms_target(settings, lms_clients or {})
+    if lms is not None:
+        targets[System.LMS] = lms
     github = build_github_target(settings)
     if github is not None:
         targets[System.GITHUB] = github
@@ -100,6 +136,7 @@ def build_runtime(
     consume: bool = True,
     targets: Mapping[System, Target] | None = None,
     enrichers: Mapping[str, Enricher] | None = None,
+    lms_clients: Mapping[str, LmsClient] | None = None,
 ) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers.
 
@@ -108,11 +145,18 @@ def build_runtime(
     """
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
-    targets = dict(build_targets(settings) if targets is None else targets)
+    lms_clients = build_lms_clients(settings) if lms_clients is None else dict(lms_clients)
+    targets = dict(build_targets(settings, lms_clients) if targets is None else targets)
     enrichers = dict(build_enrichers(settings) if enrichers is None else enrichers)
     dispatcher = Dispatcher(
         db,
-        build_stages(rules, targets, enrichers=enrichers, public_url=settings.public_url),
+        build_stages(
+            rules,
+            targets,
+            enrichers=enrichers,
+            public_url=settings.public_url,
+            reminder_window=settings.reminder_window,
+        ),
         max_attempts=settings.max_attempts,
         count_attempts=settings.broker_mode,
     )
@@ -139,7 +183,9 @@ def build_runtime(
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
     verifiers = build_verifiers(settings)
-    return Runtime(settings, db, dispatcher, transport, rules, verifiers, targets, consume)
+    return Runtime(
+        settings, db, dispatcher, transport, rules, verifiers, targets, consume, lms_clients
+    )
 
 
 def build_github_target(settings: Settings) -> GitHubTarget | None:

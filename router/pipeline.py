@@ -18,6 +18,10 @@ from store.engine import Database
 
 log = logging.getLogger("cairn.pipeline")
 
+REMIND_TOPIC = "remind"
+"""The topic of overdue reminders, named here because two sibling layers use it: the overdue
+sweep queues them and `router.stages.remind` posts them."""
+
 
 @dataclass(frozen=True, slots=True)
 class StageContext:

@@ -1,5 +1,6 @@
 """Settings from the environment (`CAIRN_*`); secrets are SecretStr and never printed."""
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Self
@@ -65,6 +66,31 @@ class Settings(BaseSettings):
     jira_team_field: str | None = Field(
         default=None, description="A custom field id (customfield_10001) holding the team."
     )
+    lms: str | None = Field(
+        default=None,
+        pattern=r"^(moodle|canvas)?$",
+        description="The LMS lessons are assigned in as training: `moodle` or `canvas`.",
+    )
+    moodle_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    moodle_token: SecretStr | None = Field(
+        default=None, description="A Moodle web-service token (wstoken)."
+    )
+    canvas_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    canvas_token: SecretStr | None = None
+    canvas_account_id: str = Field(default="self", description="Where learners are looked up.")
+    xapi_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="A learning record store to poll for completions (…/xAPI/ is appended).",
+    )
+    xapi_username: str | None = None
+    xapi_password: SecretStr | None = None
+    xapi_push_secret: SecretStr | None = Field(
+        default=None, description="Bearer secret statements pushed to /hooks/xapi must carry."
+    )
+    training_sync_seconds: float = Field(
+        default=300.0, gt=0, description="How often learners, assignments and progress are synced."
+    )
     rules_path: Path | None = Field(
         default=None, description="A rule file or a directory of *.yaml rule packs."
     )
@@ -101,6 +127,23 @@ class Settings(BaseSettings):
     overdue_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often mandated placements past due are marked."
     )
+    reminder_window_hours: float = Field(
+        default=168.0,
+        ge=0,
+        description="An overdue placement is reminded on its PR or ticket at most once per this "
+        "many hours; 0 turns reminders off.",
+    )
+    digest_webhook_url: str | None = Field(
+        default=None,
+        pattern=r"^(https?://\S+)?$",
+        description="Where each owner team's overdue digest is POSTed; unset: not pushed.",
+    )
+    digest_webhook_secret: SecretStr | None = Field(
+        default=None, description="The whsec_… secret digests are signed with (Standard Webhooks)."
+    )
+    digest_interval_hours: float = Field(
+        default=24.0, gt=0, description="Each owner's digest is pushed at most once per this."
+    )
     flag_precision_below: float = Field(
         default=0.3, ge=0, le=1, description="Flag a rule or lesson whose precision falls below."
     )
@@ -132,6 +175,16 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='SSO group → role, JSON: {"sre": "reviewer", "pay-devs": "owner:payments"}.',
     )
+    ui_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs dashboard session cookies and form tokens (>= 32 chars). Unset: a random "
+            "key per process, so sign-ins end at a restart; set it when several replicas serve."
+        ),
+    )
+    ui_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="A dashboard sign-in lasts this long."
+    )
     auth_failures_per_minute: int = Field(
         default=20, ge=1, description="Failed logins one client may make per minute, then 429."
     )
@@ -151,7 +204,23 @@ class Settings(BaseSettings):
                     "CAIRN_TRUSTED_USER_HEADER needs CAIRN_TRUSTED_PROXY_SECRET "
                     f"of at least {MIN_PROXY_SECRET} characters"
                 )
+        ui_secret = self.ui_secret
+        if ui_secret is not None and len(ui_secret.get_secret_value()) < MIN_PROXY_SECRET:
+            raise ValueError(f"CAIRN_UI_SECRET must be at least {MIN_PROXY_SECRET} characters")
         return self
+
+    @model_validator(mode="after")
+    def _digest_is_signed(self) -> Self:
+        """A digest URL needs the secret its webhooks are signed with."""
+        secret = self.digest_webhook_secret
+        if self.digest_webhook_url and (secret is None or not secret.get_secret_value()):
+            raise ValueError("CAIRN_DIGEST_WEBHOOK_URL needs CAIRN_DIGEST_WEBHOOK_SECRET")
+        return self
+
+    @property
+    def reminder_window(self) -> timedelta:
+        """CAIRN_REMINDER_WINDOW_HOURS as a duration (zero: reminders are off)."""
+        return timedelta(hours=self.reminder_window_hours)
 
     @cached_property
     def group_grants(self) -> dict[str, tuple[Role, str | None]]:

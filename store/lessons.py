@@ -1,6 +1,7 @@
 """Repository of lessons: a mutable working copy plus immutable published versions."""
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -9,7 +10,7 @@ from core.errors import ConflictError, NotFoundError
 from core.lesson import Lesson, LessonStatus
 from store import counters, search
 from store.documents import from_doc, to_doc
-from store.tables import LessonRow, LessonVersionRow
+from store.tables import LessonFacetRow, LessonRow, LessonVersionRow
 
 _REVISION = "lessons"
 
@@ -102,6 +103,47 @@ def list_lessons(session: Session, *, status: LessonStatus | None = None) -> lis
     if status is not None:
         stmt = stmt.where(LessonRow.status == status.value)
     return [from_doc(Lesson, row.doc) for row in session.scalars(stmt)]
+
+
+def owners(session: Session, *, owner: str | None = None) -> dict[str, str]:
+    """Lesson id → owner team, of every lesson (or those `owner` owns), without reading docs."""
+    stmt = select(LessonRow.id, LessonRow.owner).order_by(LessonRow.id)
+    if owner is not None:
+        stmt = stmt.where(LessonRow.owner == owner)
+    return {lesson_id: team for lesson_id, team in session.execute(stmt)}
+
+
+def with_facet(
+    session: Session, facet: str, values: Sequence[str], *, status: LessonStatus | None = None
+) -> list[str]:
+    """Ids of the lessons whose working copy has `facet` among `values` (the search facets),
+    ordered by id: a mandate or owner question answered from an index, not from every doc."""
+    stmt = (
+        select(LessonRow.id)
+        .join(LessonFacetRow, LessonFacetRow.lesson_id == LessonRow.id)
+        .where(LessonFacetRow.facet == facet, LessonFacetRow.value.in_(list(values)))
+        .distinct()
+        .order_by(LessonRow.id)
+    )
+    if status is not None:
+        stmt = stmt.where(LessonRow.status == status.value)
+    return list(session.scalars(stmt))
+
+
+def due_for_review(session: Session, by: date) -> list[Lesson]:
+    """Published lessons whose review-by date is `by` or earlier, soonest first; only those
+    lessons' documents are read whole."""
+    rows = session.execute(
+        select(LessonRow.id, LessonRow.doc).where(LessonRow.status == LessonStatus.PUBLISHED.value)
+    )
+    limit = by.isoformat()
+    due = [
+        doc
+        for _id, doc in rows
+        if isinstance(doc.get("review_by"), str) and doc["review_by"] <= limit
+    ]
+    found = [from_doc(Lesson, doc) for doc in due]
+    return sorted(found, key=lambda lesson: (lesson.review_by or by, lesson.id))
 
 
 def published(session: Session) -> list[Lesson]:

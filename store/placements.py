@@ -3,8 +3,10 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.adoption import THEATRE_KINDS
 from core.errors import NotFoundError
 from core.placement import Placement, PlacementState, Signal
+from store import ledger
 from store.documents import from_doc, to_doc
 from store.tables import PlacementRow, SignalRow
 
@@ -24,9 +26,11 @@ def add(session: Session, placement: Placement) -> Placement:
             lesson_version=placement.lesson_version,
             work_item_ref=placement.work_item_ref,
             state=placement.state.value,
+            reminded_at=placement.reminded_at,
             doc=to_doc(placement),
             created_at=placement.created_at,
             updated_at=placement.updated_at,
+            **ledger.placement_columns(session, placement),
         )
     )
     session.flush()
@@ -34,13 +38,15 @@ def add(session: Session, placement: Placement) -> Placement:
 
 
 def update(session: Session, placement: Placement) -> None:
-    """Store a placement's new state, handle or due date."""
+    """Store a placement's new state, handle, due date or last reminder."""
     row = session.get(PlacementRow, placement.id, with_for_update=True)
     if row is None:
         raise NotFoundError(f"placement {placement.id!r} does not exist")
     row.state = placement.state.value
+    row.reminded_at = placement.reminded_at
     row.doc = to_doc(placement)
     row.updated_at = placement.updated_at
+    ledger.refresh(session, row, placement)
 
 
 def get(session: Session, placement_id: str) -> Placement | None:
@@ -93,6 +99,11 @@ def add_signal(session: Session, signal: Signal) -> bool:
         )
     )
     session.flush()
+    row = session.get(PlacementRow, signal.placement_id)
+    if row is not None:  # the report columns follow the signals, in this transaction
+        ledger.refresh(session, row, from_doc(Placement, row.doc))
+        if signal.kind in THEATRE_KINDS:
+            ledger.refresh_theatre(session, row.work_item_ref)
     return True
 
 

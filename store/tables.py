@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -188,9 +189,26 @@ class RecurrenceRow(Base):
 
 
 class PlacementRow(Base):
-    """A lesson embedded in a work item; `effect_id` makes each side effect happen once."""
+    """A lesson embedded in a work item; `effect_id` makes each side effect happen once.
+
+    The columns after `updated_at` are what the reports aggregate in SQL, kept current in the
+    transaction that changes the state, the signals or the work item (store/ledger.py).
+    """
 
     __tablename__ = "placements"
+    __table_args__ = (
+        Index("ix_placements_created_at", "created_at"),
+        Index("ix_placements_team_created_at", "team", "created_at"),
+        # The compliance matrix reads its cells in this order, without sorting a quarter.
+        Index(
+            "ix_placements_cells",
+            "lesson_id",
+            "team",
+            "created_at",
+            "id",
+            postgresql_include=["tier", "due_at", "mandate"],
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     effect_id: Mapped[str] = mapped_column(String(600), unique=True)
@@ -198,9 +216,45 @@ class PlacementRow(Base):
     lesson_version: Mapped[int]
     work_item_ref: Mapped[str] = mapped_column(String(320), index=True)
     state: Mapped[str] = mapped_column(String(12))
+    reminded_at: Mapped[datetime | None]
+    """When the last overdue reminder was posted (the doc's `reminded_at`, for the sweep)."""
     doc: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    team: Mapped[str | None] = mapped_column(String(200))
+    """The work item's team (None when it has none, or was never recorded)."""
+    project: Mapped[str | None] = mapped_column(String(200))
+    """The work item's repository or project (None when it was never recorded)."""
+    rule_id: Mapped[str] = mapped_column(String(200))
+    mandate: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime | None]
+    week: Mapped[str] = mapped_column(String(8))
+    """The ISO week it was placed in, `2026-W45`."""
+    tier: Mapped[str] = mapped_column(String(12))
+    """The adoption tier before any due date passes: `delivered` turns `overdue` after `due_at`."""
+    acknowledged_after: Mapped[float | None] = mapped_column(Float)
+    """Seconds from placement to the first tick or sub-task done."""
+    verified_after: Mapped[float | None] = mapped_column(Float)
+    """Seconds from placement to verification, when the tier is `verified`."""
+    dismissal_reason: Mapped[str | None] = mapped_column(Text)
+    theatre: Mapped[str | None] = mapped_column(String(60))
+    """Checkbox-theatre flags, comma-separated in name order; None for none."""
+
+
+class HeldBackRow(Base):
+    """A mandated lesson the route selected for a work item and did not place, and why: the
+    last time it did so (compliance names it in a `not reached` cell)."""
+
+    __tablename__ = "held_back"
+    __table_args__ = (Index("ix_held_back_at", "at"),)
+
+    work_item_ref: Mapped[str] = mapped_column(String(320), primary_key=True)
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    team: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(12))
+    """`suppressed` (a rule or a revision flag held it back) or `budget` (the fatigue budget)."""
+    detail: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
 
 
 class SignalRow(Base):
@@ -293,3 +347,36 @@ class FlagRow(Base):
     doc: Mapped[dict[str, Any]]
     cleared_at: Mapped[datetime | None]
     cleared_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class DigestRow(Base):
+    """When an owner team's overdue digest was last pushed: at most one per interval."""
+
+    __tablename__ = "overdue_digests"
+
+    owner: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sent_at: Mapped[datetime]
+
+
+class TeamMemberRow(Base):
+    """A person in a team (one row per pair); the LMS user ids and logins are in `doc`."""
+
+    __tablename__ = "team_members"
+
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    person: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    doc: Mapped[dict[str, Any]]
+    """`{"lms_ids": {lms: user id}, "logins": {system: login}}`."""
+    updated_at: Mapped[datetime]
+
+
+class CursorRow(Base):
+    """Where an incremental reader of an outside system stopped (an xAPI statement cursor)."""
+
+    __tablename__ = "sync_cursors"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.work import WorkItem
+from store import ledger
 from store.documents import from_doc, to_doc
 from store.tables import WorkItemEventRow, WorkItemRow
 
@@ -26,7 +27,10 @@ def record(session: Session, item: WorkItem, now: datetime) -> bool:
             )
         )
         session.flush()
+        ledger.follow_work_item(session, item)
         return True
+    if (row.project, row.doc.get("team")) != (item.project, item.team):
+        ledger.follow_work_item(session, item)
     row.project = item.project
     row.doc = doc
     row.updated_at = now

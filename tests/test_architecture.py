@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.registry import SOURCES
+from connectors.registry import LMS_PACKAGES, SOURCES
 from router.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +161,7 @@ def test_core_imports_only_core_among_our_packages() -> None:
 
 @pytest.mark.parametrize("name", connector_packages())
 def test_every_connector_package_is_registered(name: str) -> None:
-    registered = {spec.package for spec in SOURCES.values()}
+    registered = {spec.package for spec in SOURCES.values()} | set(LMS_PACKAGES.values())
     assert f"connectors.{name}" in registered
 
 

@@ -40,7 +40,7 @@ def test_the_walkthroughs_run_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     # Platform team: the edited pack validates, decides differently, and the backtest says so.
-    assert re.search(r"^ok: 2 packs, \d+ rules, version [0-9a-f]{12}$", out, re.MULTILINE)
+    assert re.search(r"^ok: 3 packs, \d+ rules, version [0-9a-f]{12}$", out, re.MULTILINE)
     assert "PLACE derive-pool-size@1 by team-payments/pool-sizing-is-required-here as " in out
     assert "review_and_justify" in out
     assert "draft" in out and "vs active" in out

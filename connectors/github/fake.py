@@ -2,6 +2,7 @@
 
 Serves on 127.0.0.1 (an ephemeral port) for tests and the demo, never in production:
 `GET`/`PATCH /repos/{o}/{r}/pulls/{n}`, `GET …/pulls/{n}/files` (Link-header pagination),
+`GET`/`POST /repos/{o}/{r}/issues/{n}/comments` (a pull request's conversation, paginated),
 `POST /repos/{o}/{r}/check-runs`, `POST /app/installations/{id}/access_tokens`, and scripted
 rate-limit or outage answers. It counts reads and writes per pull request, and each change it
 makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request` webhook GitHub
@@ -35,6 +36,7 @@ Reply = tuple[int, Any, dict[str, str]]
 
 _PULL = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)(?P<files>/files)?$")
 _CHECKS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/check-runs$")
+_COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")
 _TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
 
 
@@ -100,11 +102,13 @@ class FakeGitHub:
         self.reads: Counter[Key] = Counter()
         self.writes: Counter[Key] = Counter()
         self.check_runs: list[dict[str, Any]] = []
+        self.comments: dict[Key, list[dict[str, Any]]] = {}
         self.requests: list[str] = []
         self.deliveries: list[Delivery] = []
         self.failures = Failures()
         self.lock = threading.RLock()
         self._numbers = itertools.count(1)
+        self._comment_ids = itertools.count(1001)
 
     # --- scripted failures ----------------------------------------------------------------------
 
@@ -300,6 +304,8 @@ class FakeGitHub:
                 return self._issue_token()
             if (match := _CHECKS.match(path)) and method == "POST":
                 return self._check_run(match.group("repo"), data)
+            if match := _COMMENTS.match(path):
+                return self._comments(method, match["repo"], int(match["n"]), path, query, data)
             match = _PULL.match(path)
             pull = None if match is None else self.pulls.get((match["repo"], int(match["n"])))
             if match is None or pull is None:
@@ -333,19 +339,72 @@ class FakeGitHub:
         return 201, run, {}
 
     def _files(self, pull: FakePull, path: str, query: dict[str, list[str]]) -> Reply:
-        per_page = min(100, int(query.get("per_page", ["30"])[0]))
-        page = int(query.get("page", ["1"])[0])
-        pages = max(1, -(-len(pull.files) // per_page))
-        chunk = pull.files[(page - 1) * per_page : page * per_page]
         listed = [
             {"sha": "0" * 40, "filename": f, "status": "modified", "additions": 1, "deletions": 0}
-            for f in chunk
+            for f in pull.files
         ]
+        return self._page(listed, path, query)
+
+    def _page(self, listed: list[Any], path: str, query: dict[str, list[str]]) -> Reply:
+        per_page = min(100, int(query.get("per_page", ["30"])[0]))
+        page = int(query.get("page", ["1"])[0])
+        pages = max(1, -(-len(listed) // per_page))
+        chunk = listed[(page - 1) * per_page : page * per_page]
         links = []
         if page < pages:
             links.append(f'<{self.url}{path}?per_page={per_page}&page={page + 1}>; rel="next"')
             links.append(f'<{self.url}{path}?per_page={per_page}&page={pages}>; rel="last"')
-        return 200, listed, {"Link": ", ".join(links)} if links else {}
+        return 200, chunk, {"Link": ", ".join(links)} if links else {}
+
+    def _comments(
+        self,
+        method: str,
+        repo: str,
+        number: int,
+        path: str,
+        query: dict[str, list[str]],
+        data: dict[str, Any],
+    ) -> Reply:
+        pull = self.pulls.get((repo, number))
+        if pull is None:
+            return 404, {"message": "Not Found"}, {}
+        key = (repo, number)
+        listed = self.comments.setdefault(key, [])
+        if method == "GET":
+            self.reads[key] += 1
+            return self._page(listed, path, query)
+        if method != "POST":
+            return 405, {"message": "Method Not Allowed"}, {}
+        if not isinstance(data.get("body"), str) or not data["body"]:
+            return 422, {"message": "Validation Failed"}, {}
+        self.writes[key] += 1
+        return 201, self.comment(pull, data["body"], self.actor), {}
+
+    def comment(self, pull: FakePull, body: str, author: str) -> dict[str, Any]:
+        """Add a comment to the pull request's conversation (queues `issue_comment`)."""
+        with self.lock:
+            ident = next(self._comment_ids)
+            url = f"{self.url}/repos/{pull.repo}/issues/comments/{ident}"
+            made = {
+                "id": ident,
+                "url": url,
+                "html_url": f"https://github.com/{pull.repo}/pull/{pull.number}#issuecomment-{ident}",
+                "body": body,
+                "user": self._account(author),
+                "created_at": _now(),
+                "updated_at": _now(),
+            }
+            self.comments.setdefault((pull.repo, pull.number), []).append(made)
+            issue = {**self.pull_json(pull), "pull_request": {"url": self.pull_json(pull)["url"]}}
+            payload = {
+                "action": "created",
+                "issue": issue,
+                "comment": made,
+                "repository": {"full_name": pull.repo},
+                "sender": self._account(author),
+            }
+            self.deliveries.append(Delivery("issue_comment", payload))
+            return made
 
     def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """The scripted failure due, or the answer to the API request."""

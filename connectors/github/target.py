@@ -3,19 +3,22 @@
 Write economy: `embed` reads the body once and writes it only when the rendered section
 differs (one `PATCH`), plus at most one Check Run when App auth is configured: never more than
 two writes per event, and none for a redelivery or a retry that finds its markers in place.
+`remind` reads the comments (paginated) and posts at most one comment naming the overdue items
+whose reminder markers it did not find.
 """
 
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from github import Auth, Consts, Github
 from github.PullRequest import PullRequest
 
-from connectors.github import section
+from connectors.github import reminder, section
 from connectors.github.retry import call
 from connectors.retrying import RetryPolicy
-from connectors.target import EmbedEntry, EmbedResult
+from connectors.target import EmbedEntry, EmbedResult, Reminder, RemindResult
 from core.errors import PayloadError
 from core.feedback import MANDATED, ItemMark, ItemObservation
 from core.work import System, WorkItem
@@ -150,9 +153,7 @@ class GitHubTarget:
             if self.check_runs:
                 self._check_run(item, pr, entries, updated)
                 writes += 1
-        handles = {
-            e.placement_id: section.marker_id(e.placement_id) for e in entries if not e.withdrawn
-        }
+        handles = {e.placement_id: section.handle(e) for e in entries if not e.withdrawn}
         return EmbedResult(handles=handles, writes=writes, reads=1)
 
     def _check_run(
@@ -185,6 +186,35 @@ class GitHubTarget:
         call(f"create a check run on {item.ref}", create, self.policy)
 
     def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
-        """Re-read the body and report the mark on every item of the section."""
+        """Re-read the body and report the mark on every item of the section (a grouped item's
+        once per lesson it stands for)."""
         _pr, body = self._read(item)
         return section.observe(body)
+
+    def remind(self, item: WorkItem, reminders: Sequence[Reminder]) -> RemindResult:
+        """Comment on the pull request naming the overdue items not reminded yet (their markers
+        are read from the comments first); nothing when every one is there already."""
+        repo, number = _locate(item)
+        issue = self._client().get_repo(repo).get_issue(number)  # lazy: no request
+
+        def read() -> tuple[set[str], int]:
+            bodies = [comment.body for comment in issue.get_comments()]  # every page
+            return reminder.keys(bodies), max(1, -(-len(bodies) // self._page_size))
+
+        found, reads = call(f"read the comments of {item.ref}", read, self.policy)
+        wanted = {r.key for r in reminders}
+        missing = [r for r in reminders if r.key not in found]
+        if not missing:
+            return RemindResult(reminded=frozenset(wanted & found), reads=reads)
+        body = reminder.render(missing)
+        # A create is not idempotent: a lost answer may hide a comment that was made. It is not
+        # retried here; the pipeline's retry reads the comments again before posting.
+        once = replace(self.policy, attempts=1)
+        posted = call(f"comment on {item.ref}", lambda: issue.create_comment(body), once)
+        return RemindResult(
+            reminded=frozenset(wanted), comment=str(posted.id), writes=1, reads=reads
+        )
+
+    @property
+    def _page_size(self) -> int:
+        return int(self._options["per_page"] or 30)

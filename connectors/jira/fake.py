@@ -3,9 +3,10 @@
 Endpoints (under `/rest/api/3`): `GET serverInfo` (deploymentType Cloud, which the `jira`
 constructor reads), `GET field` (fetched before searches), `GET/POST/PUT issue[/KEY]` with ADF
 descriptions and `properties` on create and edit, `GET/PUT/DELETE issue/KEY/properties/NAME`,
-`GET/POST issue/KEY/transitions`, `GET/POST search/jql` (token pagination) and
-`POST search/approximate-count` over the JQL subset in `fake_jql`. createmeta is not served:
-Cairn names the sub-task type directly.
+`GET/POST issue/KEY/transitions`, `GET/POST issue/KEY/comment` (ADF bodies, `properties` on
+create, `expand=properties` and `startAt` paging on read), `GET/POST search/jql` (token
+pagination) and `POST search/approximate-count` over the JQL subset in `fake_jql`. createmeta is
+not served: Cairn names the sub-task type directly.
 
 It keeps state, counts requests and writes per issue, answers scripted failures (429 with
 Retry-After on demand), and can run a callback after a given request (a human edit racing
@@ -300,6 +301,8 @@ class JiraFake:
             created = name not in issue["properties"]
             issue["properties"][name] = data
             return (201 if created else 200), None, {}
+        if rest == "/comment":
+            return self._comment(method, issue, query, data)
         if rest == "/transitions" and method == "GET":
             return (
                 200,
@@ -318,6 +321,57 @@ class JiraFake:
             self.transition(key, target)
             return 204, None, {}
         return 405, {"errorMessages": ["not supported by the fake"]}, {}
+
+    def comments(self, key: str) -> list[dict[str, Any]]:
+        """The comments on `key` as stored: ADF `body`, `properties` as a key → value dict."""
+        with self.lock:
+            copied: list[dict[str, Any]] = json.loads(
+                json.dumps(self.issues[key].get("comments", []))
+            )
+            return copied
+
+    def _comment(
+        self, method: str, issue: dict[str, Any], query: dict[str, Any], data: Any
+    ) -> Reply:
+        stored: list[dict[str, Any]] = issue.setdefault("comments", [])
+        if method == "GET":
+            start = int(query.get("startAt") or 0)
+            size = max(1, min(int(query.get("maxResults") or 5000), 5000))
+            expand = _list(query.get("expand"))
+            page = []
+            for comment in stored[start : start + size]:
+                view = {k: v for k, v in comment.items() if k != "properties"}
+                if "properties" in expand:
+                    view["properties"] = [
+                        {"key": k, "value": v} for k, v in comment["properties"].items()
+                    ]
+                page.append(view)
+            body = {"startAt": start, "maxResults": size, "total": len(stored), "comments": page}
+            return 200, json.loads(json.dumps(body)), {}
+        if method != "POST":
+            return 405, {"errorMessages": ["not supported by the fake"]}, {}
+        document = (data or {}).get("body")
+        if not isinstance(document, dict) or document.get("type") != "doc":
+            return (
+                400,
+                {"errorMessages": [], "errors": {"comment": "Comment body is not valid!"}},
+                {},
+            )
+        self.writes[issue["key"]] += 1
+        ident = str(10000 + sum(len(i.get("comments", [])) for i in self.issues.values()))
+        now = self._now()
+        comment = {
+            "id": ident,
+            "self": f"{self._self(issue)}/comment/{ident}",
+            "author": {"accountId": self.account_id, "displayName": "Cairn"},
+            "body": document,
+            "created": now,
+            "updated": now,
+            "properties": {p["key"]: p["value"] for p in (data or {}).get("properties") or []},
+        }
+        stored.append(comment)
+        view = {k: v for k, v in comment.items() if k != "properties"}
+        return 201, json.loads(json.dumps(view)), {}
 
     def dispatch(self, method: str, target: str, auth: str | None, body: bytes) -> Reply:
         """The reply to one request (scripted failures first)."""

@@ -13,6 +13,10 @@ Race with a human edit: Jira Cloud has no conditional update. If `updated` moved
 read and the write, the issue is re-read and the list re-applied to the fresh description (the
 engineer's text wins); after a few rounds the call is retried later. What remains is the short
 gap between that check and the write.
+
+`remind` reads the issue's comments with their properties (paged) and posts at most one comment
+(ADF, with the `cairn.reminder` property naming its reminder keys) for the overdue items not
+found there.
 """
 
 import json
@@ -22,11 +26,11 @@ from typing import Any
 
 from jira import JIRA
 
-from connectors.jira import adf
+from connectors.jira import adf, reminder
 from connectors.jira.client import Credentials, JiraCalls
 from connectors.jira.webhook import LESSON_LABEL
 from connectors.retrying import RetryPolicy
-from connectors.target import EmbedEntry, EmbedResult
+from connectors.target import EmbedEntry, EmbedResult, Reminder, RemindResult
 from core.errors import PayloadError, TransientError
 from core.feedback import ItemMark, ItemObservation
 from core.placement import EmbeddingForm
@@ -67,6 +71,8 @@ def _item(entry: EmbedEntry) -> adf.Item:
         rule_id=entry.rule_id,
         due_at=entry.due_at,
         url=entry.lesson_url,
+        grouped=entry.grouped,
+        list_url=entry.list_url,
     )
 
 
@@ -198,17 +204,19 @@ class JiraTarget:
 
     def _checklist(
         self, key: str, raw: dict[str, Any], entries: list[EmbedEntry], t: _Tally
-    ) -> None:
+    ) -> dict[str, str]:
+        """Show `entries` in the description's list; the `localId` showing each one."""
         for _round in range(RACE_ROUNDS):
             fields = raw.get("fields") or {}
             before = fields.get("description")
             shown = [e for e in entries if not e.withdrawn]
-            after = adf.apply(before, [_item(e) for e in shown])
-            changed = after != before and not (before is None and not after["content"])
             record = _record(raw)
+            where = adf.located(record["items"])
+            after, ids = adf.arrange(before, [_item(e) for e in shown], where)
+            changed = after != before and not (before is None and not after["content"])
             wanted = {
                 e.placement_id: {
-                    "localId": adf.local_id(e.placement_id),
+                    "localId": ids[e.placement_id],
                     "lesson": f"{e.lesson_id}@{e.lesson_version}",
                     "form": e.form.value,
                 }
@@ -219,7 +227,7 @@ class JiraTarget:
                 if new_record != record:
                     path = f"issue/{key}/properties/{PROPERTY}"
                     self._send(f"record lessons on {key}", "PUT", path, new_record, t)
-                return
+                return ids
             fresh = self._read(key, t, fields="updated")
             if (fresh.get("fields") or {}).get("updated") != fields.get("updated"):
                 raw = self._read(key, t)  # a human edit raced ours: apply to their version
@@ -229,7 +237,7 @@ class JiraTarget:
                 "properties": [{"key": PROPERTY, "value": new_record}],
             }
             self._send(f"write lessons into {key}", "PUT", f"issue/{key}", body, t)
-            return
+            return ids
         raise TransientError(f"{key} kept changing while Cairn wrote to it", retry_after=5.0)
 
     # --- the Target protocol -----------------------------------------------------------------
@@ -249,22 +257,23 @@ class JiraTarget:
     def embed(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> EmbedResult:
         """Show exactly `entries` in the issue; a repeat writes nothing."""
         key, tally = _key(item), _Tally()
-        checklist = [e for e in entries if e.form == EmbeddingForm.JIRA_CHECKLIST]
-        subtasks = [e for e in entries if e.form == EmbeddingForm.JIRA_SUBTASK]
+        # A grouped lesson is in the list's grouped item, whatever its form.
+        checklist = [e for e in entries if e.form == EmbeddingForm.JIRA_CHECKLIST or e.grouped]
+        subtasks = [e for e in entries if e.form == EmbeddingForm.JIRA_SUBTASK and not e.grouped]
         raw = self._read(key, tally)
         handles = self._subtasks(item, key, raw, subtasks, tally) if subtasks else {}
-        self._checklist(key, raw, checklist, tally)
-        for entry in checklist:
-            if not entry.withdrawn:
-                handles[entry.placement_id] = adf.local_id(entry.placement_id)
+        handles.update(self._checklist(key, raw, checklist, tally))
         return EmbedResult(handles=handles, writes=tally.writes, reads=tally.reads)
 
     def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
-        """The marks of Cairn's task items and the state of its sub-tasks, re-read now."""
+        """The marks of Cairn's task items (a grouped item's once per lesson it stands for) and
+        the state of its sub-tasks, re-read now."""
         key, tally = _key(item), _Tally()
         raw = self._read(key, tally)
         placed = _record(raw)["items"]
-        marks = adf.marks((raw.get("fields") or {}).get("description"), placed)
+        # A grouped item's mark is the mark of each lesson the property places in it.
+        description = (raw.get("fields") or {}).get("description")
+        marks = adf.marks(description, placed, adf.located(placed))
         found = [
             ItemObservation(placement_id=p, mark=m.mark, reason=m.reason) for p, m in marks.items()
         ]
@@ -272,6 +281,41 @@ class JiraTarget:
             for placement, issue in self._lesson_subtasks(key, tally).items():
                 found.append(_subtask_mark(placement, issue.get("fields") or {}))
         return tuple(found)
+
+    def remind(self, item: WorkItem, reminders: Sequence[Reminder]) -> RemindResult:
+        """Comment on the issue naming the overdue items not reminded yet (the comments'
+        `cairn.reminder` properties are read first); nothing when every one is there."""
+        key, tally = _key(item), _Tally()
+        found = reminder.keys(self._comments(key, tally))
+        wanted = {r.key for r in reminders}
+        missing = [r for r in reminders if r.key not in found]
+        if not missing:
+            return RemindResult(reminded=frozenset(wanted & found), reads=tally.reads)
+        body = reminder.request(missing)
+        posted = self._send(f"comment on {key}", "POST", f"issue/{key}/comment", body, tally)
+        comment = posted.get("id") if isinstance(posted, dict) else None
+        return RemindResult(
+            reminded=frozenset(wanted),
+            comment=None if comment is None else str(comment),
+            writes=tally.writes,
+            reads=tally.reads,
+        )
+
+    def _comments(self, key: str, tally: _Tally, size: int = 100) -> list[dict[str, Any]]:
+        """Every comment of the issue, with its properties (`GET issue/KEY/comment`, paged)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            tally.reads += 1
+            start = len(found)
+
+            def page(client: JIRA, start: int = start) -> list[dict[str, Any]]:
+                listed = client.comments(key, expand="properties", start_at=start, max_results=size)
+                return [dict(comment.raw or {}) for comment in listed]
+
+            read = self.calls.run(f"read the comments of {key}", page)
+            found += read
+            if len(read) < size:
+                return found
 
 
 def _subtask_mark(placement: str, fields: dict[str, Any]) -> ItemObservation:

@@ -129,6 +129,22 @@ class TokenService:
                 tokens.touch(session, record.id, now)
         return principal_of(record)
 
+    def principal_by_id(self, token_id: str) -> Principal:
+        """The principal of a token already authenticated once (a dashboard session holds only
+        the token's public id): AuthenticationError once it is revoked, expired or gone."""
+        with self.db.transaction() as session:
+            found = tokens.find(session, token_id)
+        if found is None or not found[0].usable(utcnow()):
+            raise AuthenticationError(REFUSED)
+        return principal_of(found[0])
+
+    def token_id(self, presented: str) -> str:
+        """The public id part of a token as presented (already authenticated)."""
+        shape = _SHAPE.fullmatch(presented)
+        if shape is None:
+            raise AuthenticationError(REFUSED)
+        return shape[1]
+
 
 def expiry_text(record: TokenRecord, now: datetime) -> str:
     """`revoked`, `expired`, `never` or the expiry time, for listings."""

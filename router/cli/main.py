@@ -13,6 +13,7 @@ from router.cli.lessons import lessons_group
 from router.cli.report import feedback_group, flags_group, placements_group, report_group
 from router.cli.rules import rules_group
 from router.cli.service import serve, worker
+from router.cli.teams import teams_group
 from router.cli.tokens import tokens_group
 
 
@@ -37,6 +38,7 @@ for command in (
     rules_group,
     lessons_group,
     tokens_group,
+    teams_group,
     audit_group,
     placements_group,
     report_group,

@@ -1,4 +1,4 @@
-"""`cairn placements list|show` and `cairn report adoption`: the ledger and adoption, offline."""
+"""`cairn placements list|show`, `cairn report adoption|overdue`: the ledger, adoption, overdue."""
 
 import csv
 import io
@@ -14,6 +14,7 @@ from core.errors import NotFoundError
 from core.placement import PlacementState
 from router.access.operator import cli_principal
 from router.cli.support import checked_database, load_settings
+from router.overdue import digest
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.feedback import FeedbackService
 from router.reports.flags import FlagService, Thresholds
@@ -210,6 +211,32 @@ def adoption(by: str, fmt: str, **options: Any) -> None:
             "dismissal_reasons",
         ]
     write_rows(flat, columns, fmt)
+
+
+@report_group.command("overdue")
+@click.option("--owner", required=True, help="The team that owns the lessons.")
+@FORMAT
+def overdue(owner: str, fmt: str) -> None:
+    """OWNER's digest: overdue placements of its lessons, longest overdue first."""
+    with checked_database() as db:
+        found = digest(db, owner)
+    if fmt == "json":
+        click.echo(json.dumps(found.model_dump(mode="json"), indent=2))
+        return
+    rows = [
+        {
+            "lesson": item.lesson_id,
+            "title": item.title,
+            "team": item.team,
+            "work_item": item.work_item_ref,
+            "due": item.due_at.date().isoformat(),
+            "days_overdue": item.days_overdue,
+            "reminded": "yes" if item.reminded else "no",
+        }
+        for item in found.items
+    ]
+    columns = ["lesson", "title", "team", "work_item", "due", "days_overdue", "reminded"]
+    write_rows(rows, columns, fmt)
 
 
 @click.group("feedback")

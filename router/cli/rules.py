@@ -1,27 +1,25 @@
 """`cairn rules …`: schema, validate, test (explain) and backtest rule files."""
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 from pydantic import TypeAdapter, ValidationError
 
-from core.base import utcnow
 from core.events import WorkItemEvent
 from core.lesson import Lesson
 from core.work import WorkItem
 from router.cli.support import database, load_settings, require_schema
+from router.ruleset.backtest import NO_TEAM, OverBudget
+from router.ruleset.backtest import backtest as run_backtest
 from router.ruleset.source import load_rule_set
 from rules import reference
-from rules.engine import Engine
 from rules.loader import RuleSet, RuleSetError
 from rules.model import Pack, format_duration, parse_duration
-from store import lessons, work_items
+from store import lessons
 
 _LESSONS: TypeAdapter[Lesson | list[Lesson]] = TypeAdapter(Lesson | list[Lesson])
-_NO_TEAM = "(no team)"
 
 
 def _load(path: Path) -> RuleSet:
@@ -158,41 +156,26 @@ def test(
             click.echo(f"  SKIP  {row['lesson']}: {row['reason']}")
 
 
-def _replay(
-    engine: Engine, events: Sequence[tuple[object, WorkItem]]
-) -> Counter[tuple[str, str, str]]:
-    """(team, work item, lesson) triples the engine would have placed, replaying in order."""
-    placed: dict[str, set[str]] = {}
-    result: Counter[tuple[str, str, str]] = Counter()
-    for _at, item in events:
-        already = placed.setdefault(item.ref, set())
-        for decision in engine.route(item, already_placed=already).placements:
-            already.add(decision.lesson_id)
-            result[(item.team or _NO_TEAM, item.ref, decision.lesson_id)] += 1
-    return result
-
-
-def _report_budget(rule_set: RuleSet, placed: Counter[tuple[str, str, str]]) -> None:
+def _report_budget(over: list[OverBudget]) -> None:
     """Work items whose placements would pass their team's fatigue budget (required lessons
-    always go in, so a budget is a target, not a cap), worst first."""
-    per_item: Counter[tuple[str, str]] = Counter()
-    for team, ref, _lesson in placed:
-        per_item[(team, ref)] += 1
-    over = []
-    for (team, ref), count in per_item.items():
-        budget = rule_set.team_budget(None if team == _NO_TEAM else team).max_items_per_work_item
-        if count > budget:
-            over.append((count - budget, ref, team, count, budget))
+    always go in, grouped into one item past it), worst first, and how many would be grouped."""
     if not over:
         click.echo("no work item would pass its budget")
         return
-    over.sort(key=lambda row: (-row[0], row[1]))
-    click.echo(f"{len(over)} work items would pass their budget:")
-    for extra, ref, team, count, budget in over[:20]:
-        where = team if team == _NO_TEAM else f"({team})"
-        click.echo(f"  ! {ref} {where}: {count} items, budget {budget} (+{extra})")
+    click.echo(
+        f"{len(over)} work items would pass their budget "
+        "(the required lessons past it are grouped into one item each):"
+    )
+    for row in over[:20]:
+        where = row.team if row.team == NO_TEAM else f"({row.team})"
+        click.echo(
+            f"  ! {row.ref} {where}: {row.items} items, budget {row.budget} (+{row.extra}), "
+            f"{row.grouped} grouped into one item"
+        )
     if len(over) > 20:
         click.echo(f"  ! … and {len(over) - 20} more")
+    grouped = sum(row.grouped for row in over)
+    click.echo(f"  {grouped} lessons would be grouped, in {len(over)} grouped items")
 
 
 @rules_group.command("backtest")
@@ -221,27 +204,20 @@ def backtest(rules_path: Path, since: str, against: Path | None) -> None:
     draft = _load(rules_path)
     active_path = against or settings.rules_path
     active = _load(active_path) if active_path is not None else None
-    with database(settings) as opened, opened.transaction() as session:
-        events = work_items.events_since(session, utcnow() - window)
-        published = lessons.published(session)
-    draft_placed = _replay(Engine(draft, published), events)
-    active_placed = _replay(Engine(active, published), events) if active else Counter()
-    teams = sorted({t for t, _, _ in draft_placed} | {t for t, _, _ in active_placed})
+    with database(settings) as opened:
+        result = run_backtest(opened, draft, active, window)
     click.echo(
-        f"{len(events)} work-item events since {since}, {len(published)} published lessons; "
-        f"draft {draft.version} vs " + (f"active {active.version}" if active else "no active rules")
+        f"{result.events} work-item events since {since}, {result.lessons} published lessons; "
+        f"draft {result.draft_version} vs "
+        + (f"active {result.active_version}" if active else "no active rules")
     )
     click.echo(f"{'team':<24}{'draft':>8}{'active':>8}{'change':>8}")
-    for team in teams:
-        d = sum(n for (t, _, _), n in draft_placed.items() if t == team)
-        a = sum(n for (t, _, _), n in active_placed.items() if t == team)
-        click.echo(f"{team:<24}{d:>8}{a:>8}{d - a:>+8}")
-    _report_budget(draft, draft_placed)
-    added = sorted(set(draft_placed) - set(active_placed))
-    removed = sorted(set(active_placed) - set(draft_placed))
-    for label, rows in (("+", added), ("-", removed)):
+    for row in result.teams:
+        click.echo(f"{row.team:<24}{row.draft:>8}{row.active:>8}{row.change:>+8}")
+    _report_budget(result.over_budget)
+    for label, rows in (("+", result.added), ("-", result.removed)):
         for team, ref, lesson_id in rows[:50]:
-            where = team if team == _NO_TEAM else f"({team})"
+            where = team if team == NO_TEAM else f"({team})"
             click.echo(f"  {label} {lesson_id} in {ref} {where}")
         if len(rows) > 50:
             click.echo(f"  {label} … and {len(rows) - 50} more")

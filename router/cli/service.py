@@ -9,6 +9,7 @@ import uvicorn
 
 from router.cli.support import load_settings, require_schema
 from router.compose import build_runtime
+from router.lms.sweeper import TrainingSync
 from router.overdue import OverdueSweeper
 from router.ruleset.reloader import RulesReloader
 
@@ -54,12 +55,17 @@ def worker() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         reloader = RulesReloader(runtime.rules, settings.rules_reload_seconds, runtime.db)
-        sweeper = OverdueSweeper(runtime.db, settings.overdue_sweep_seconds)
+        sweeper = OverdueSweeper.configured(runtime.db, settings, runtime.targets)
+        training = TrainingSync.configured(
+            runtime.db, settings, runtime.lms_clients, runtime.transport.notify
+        )
         await runtime.transport.start()
         await reloader.start()
         await sweeper.start()
+        await training.start()
         log.info("worker running, transport %s", settings.redacted_broker_url())
         await stop.wait()
+        await training.stop()
         await sweeper.stop()
         await reloader.stop()
         await runtime.transport.stop()

@@ -16,7 +16,6 @@ from router.access.tokens import TokenService
 from store.engine import Database
 
 Say = Callable[[str, str], None]
-REVIEWER = "demo-reviewer"
 
 
 class DemoApi:
@@ -31,7 +30,7 @@ class DemoApi:
         """The token `who` acts with, created (as the local operator) on first use."""
         if who not in self._tokens:
             role, _, team = who.partition(":")
-            name = f"demo-{team}-lead" if team else REVIEWER
+            name = f"demo-{team}-lead" if team else f"demo-{role}"
             created = self._service.create(
                 name, Role(role), (team,) if team else (), None, cli_principal("cairn demo")
             )
@@ -39,7 +38,7 @@ class DemoApi:
         return self._tokens[who]
 
     async def call(self, who: str, method: str, path: str, body: Any = None) -> httpx.Response:
-        """One API call as `who`: `owner:<team>` (that team's lead) or `reviewer`."""
+        """One API call as `who`: `owner:<team>` (that team's lead), `reviewer` or `platform`."""
         headers = {"Authorization": f"Bearer {self._token(who)}"}
         return await self.client.request(method, path, json=body, headers=headers)
 

@@ -13,6 +13,7 @@ import secrets
 import socket
 import tempfile
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,15 +23,20 @@ from pydantic import SecretStr, TypeAdapter
 import rules
 from connectors.github.fake import FakeGitHub
 from connectors.jira.fake import JiraFake
+from connectors.lms_target import LmsTarget
+from connectors.moodle.fake import MoodleFake
 from connectors.pagerduty import webhook as pagerduty
 from connectors.pagerduty.client import PagerDutyClient
 from connectors.pagerduty.fake import FakePagerDuty
+from core.access import SYSTEM, Role
 from core.lesson import Lesson, Mandate
 from core.work import System
+from router.access.tokens import TokenService
 from router.compose import build_runtime
 from router.demo.github import github_demo_target, run_github_demo
 from router.demo.jira import run_jira_demo
 from router.demo.review import DemoApi, publish_examples, show_refusals
+from router.demo.training import run_training_demo
 from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.compliance import ComplianceService
@@ -66,7 +72,7 @@ async def _wait_processed(db: Database, seconds: float = 30.0) -> dict[str, int]
         await asyncio.sleep(0.05)
 
 
-def run_demo(workdir: str | None) -> int:
+def run_demo(workdir: str | None, *, keep_serving: bool = False) -> int:
     """Run the demo; returns the process exit code (0 when every step behaved).
 
     The demo's own `[step]` lines go to stdout; the service's log goes to `cairn-demo.log` in
@@ -82,8 +88,14 @@ def run_demo(workdir: str | None) -> int:
     root.handlers[:] = [handler]
     for noisy in ("alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    outcome = {"failures": 0}
     try:
-        code = asyncio.run(_demo(base))
+        code = asyncio.run(_demo(base, outcome, keep_serving=keep_serving))
+    except KeyboardInterrupt:
+        # Ctrl-C while serving: uvicorn shut down cleanly and re-raised the signal.
+        if not keep_serving:
+            raise
+        code = 1 if outcome["failures"] else 0
     finally:
         root.handlers[:] = kept
         handler.close()
@@ -113,7 +125,7 @@ def _next_steps(base: Path, log_file: Path) -> None:
     )
 
 
-async def _demo(base: Path) -> int:
+async def _demo(base: Path, outcome: dict[str, int], *, keep_serving: bool = False) -> int:
     pd_secret, gh_secret, jira_secret = (secrets.token_hex(20) for _ in range(3))
     port = _free_port()
     settings = Settings(
@@ -135,11 +147,20 @@ async def _demo(base: Path) -> int:
         pd = stack.enter_context(_pagerduty().running())
         github = stack.enter_context(FakeGitHub().running())
         jira = stack.enter_context(JiraFake().running())
+        moodle = stack.enter_context(MoodleFake().running())
         enricher = stack.enter_context(PagerDutyClient(PD_TOKEN, base_url=pd.url))
-        _say("fakes", f"PagerDuty {pd.url}, GitHub {github.url}, Jira {jira.url} (loopback)")
+        _say(
+            "fakes",
+            f"PagerDuty {pd.url}, GitHub {github.url}, Jira {jira.url}, Moodle {moodle.url} "
+            "(loopback)",
+        )
         runtime = build_runtime(
             settings,
-            targets={System.GITHUB: github_demo_target(github), System.JIRA: jira.target()},
+            targets={
+                System.GITHUB: github_demo_target(github),
+                System.JIRA: jira.target(),
+                System.LMS: LmsTarget(moodle.client()),
+            },
             enrichers={"pagerduty": enricher},
         )
         server = uvicorn.Server(
@@ -157,16 +178,30 @@ async def _demo(base: Path) -> int:
                 failures += await _capture(api, db, pd_secret)
             failures += not await run_github_demo(_say, cairn_url, db, github, gh_secret)
             failures += not await run_jira_demo(_say, cairn_url, db, jira, jira_secret)
+            async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
+                api.client = client  # the same people (tokens) as before
+                failures += not await run_training_demo(
+                    _say, api, db, moodle, examples, lambda: _wait_processed(db)
+                )
             counts = await _wait_processed(db)
             _say("pipeline", f"{counts['processed']} of {counts['accepted']} deliveries processed")
             failures += counts["processed"] != counts["accepted"] or counts["dead"] > 0
             _report(db)
             _adoption_and_compliance(db)
+            outcome["failures"] = failures
+            if keep_serving:
+                _say(
+                    "result",
+                    "all steps behaved as expected" if not failures else f"{failures} failed",
+                )
+                _dashboard_tokens(db, cairn_url)
+                await serving  # until Ctrl-C, which uvicorn turns into a clean shutdown
         finally:
             server.should_exit = True
             await serving
             db.dispose()
-    _say("result", "all steps behaved as expected" if not failures else f"{failures} failed")
+    if not keep_serving:
+        _say("result", "all steps behaved as expected" if not failures else f"{failures} failed")
     return 1 if failures else 0
 
 
@@ -259,6 +294,19 @@ def _adoption_and_compliance(db: Database) -> None:
             f"{team}: {matrix.cells[(lesson, team)].cell.value}" for team in matrix.teams
         )
         _say("matrix", f"{lesson} (mandated) -> {cells}")
+
+
+def _dashboard_tokens(db: Database, url: str) -> None:
+    """Tokens to sign in to the dashboard of the demo's data with, one per kind of user."""
+    service = TokenService(db)
+    for name, role in (
+        ("dashboard-admin", Role.ADMIN),
+        ("dashboard-reviewer", Role.REVIEWER),
+        ("dashboard-compliance", Role.COMPLIANCE),
+    ):
+        created = service.create(name, role, (), timedelta(days=1), SYSTEM)
+        _say("token", f"{role.value}: {created.secret}")
+    _say("dashboard", f"{url}/ui/ (sign in with a token above; Ctrl-C stops the service)")
 
 
 def _report(db: Database) -> None:

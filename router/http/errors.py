@@ -1,7 +1,10 @@
 """Cairn's errors raised by API handlers, answered as JSON problems in one place."""
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from core.errors import ConflictError, ForbiddenError, NotFoundError, describe_validation_error
@@ -22,23 +25,66 @@ class Refusal(Exception):
         self.headers = headers or {}
 
 
-def install_error_answers(app: FastAPI) -> None:
-    """The one place that turns Cairn's errors raised by API handlers into HTTP answers."""
+PageAnswer = Callable[[Request, int, str], Response]
 
-    async def answer(_request: Request, exc: Exception) -> JSONResponse:
+
+def _on_page(request: Request) -> bool:
+    path = request.url.path
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def install_error_answers(app: FastAPI, pages: PageAnswer | None = None) -> None:
+    """The one place that turns Cairn's errors raised by handlers into HTTP answers: JSON
+    problems for the API, and `pages(request, status, reason)` for dashboard paths."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
         if isinstance(exc, NotFoundError):
-            return problem(404, str(exc))
-        if isinstance(exc, ForbiddenError):
-            return problem(403, str(exc))
-        if isinstance(exc, ValidationError):
-            return problem(422, describe_validation_error(exc))
-        return problem(409, str(exc))
+            status, reason = 404, str(exc)
+        elif isinstance(exc, ForbiddenError):
+            status, reason = 403, str(exc)
+        elif isinstance(exc, ValidationError):
+            status, reason = 422, describe_validation_error(exc)
+        else:
+            status, reason = 409, str(exc)
+        if pages is not None and _on_page(request):
+            return pages(request, status, reason)
+        return problem(status, reason)
 
-    async def refuse(_request: Request, exc: Exception) -> JSONResponse:
+    async def refuse(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
+        if pages is not None and _on_page(request):
+            answer = pages(request, exc.status, exc.reason)
+            if "Retry-After" in exc.headers:
+                answer.headers["Retry-After"] = exc.headers["Retry-After"]
+            return answer
         body = {"status": "rejected", "reason": exc.reason}
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        # FastAPI's own answer echoes the client's input, which can hold text that does not
+        # encode (a lone surrogate) and turn a 422 into a 500: say where and what, never echo.
+        assert isinstance(exc, RequestValidationError)
+        found = [
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+            }
+            for error in exc.errors()[:20]
+        ]
+        reason = "; ".join(
+            f"{'.'.join(e['loc'][1:]) or e['loc'][0] if e['loc'] else 'body'}: {e['msg']}"
+            for e in found[:5]
+        )
+        if pages is not None and _on_page(request):
+            return pages(request, 422, reason or "the request is not valid")
+        body = {
+            "status": "rejected",
+            "reason": reason or "the request is not valid",
+            "errors": found,
+        }
+        return JSONResponse(body, status_code=422)
 
     for error in (NotFoundError, ForbiddenError, ConflictError, ValidationError):
         app.add_exception_handler(error, answer)
     app.add_exception_handler(Refusal, refuse)
+    app.add_exception_handler(RequestValidationError, invalid)

@@ -26,11 +26,14 @@ from core.errors import AuthenticationError
 from router.access.tokens import TokenService
 from router.compose import Runtime
 from router.http.errors import Refusal
+from router.http.session import CSRF_FIELD, Sessions
 from router.settings import Settings
 
 POLICY_KEY = "x-cairn-policy"
 ACCEPTS_KEY = "x-cairn-accepts"
+SESSION_KEY = "x-cairn-session"
 JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _REALM = 'Bearer realm="cairn"'
 
@@ -47,9 +50,23 @@ class Access(StrEnum):
 Policy = Access | Permission
 
 
-def policy(declared: Policy, *, accepts: tuple[str, ...] = JSON_TYPES) -> dict[str, Any]:
-    """A route's declared policy (and the body types it accepts), for `openapi_extra`."""
-    return {POLICY_KEY: declared.value, ACCEPTS_KEY: list(accepts)}
+def policy(
+    declared: Policy, *, accepts: tuple[str, ...] = JSON_TYPES, session: bool = False
+) -> dict[str, Any]:
+    """A route's declared policy (and the body types it accepts), for `openapi_extra`.
+
+    `session`: a dashboard page, which also admits the dashboard's session cookie and checks
+    the form token of every change made with it.
+    """
+    extra: dict[str, Any] = {POLICY_KEY: declared.value, ACCEPTS_KEY: list(accepts)}
+    if session:
+        extra[SESSION_KEY] = True
+    return extra
+
+
+def page_policy(declared: Policy) -> dict[str, Any]:
+    """The policy of a dashboard route: forms in, session cookie admitted."""
+    return policy(declared, accepts=FORM_TYPES, session=True)
 
 
 def declared_policy(route: APIRoute) -> Policy | None:
@@ -216,14 +233,22 @@ class Guard:
         # Credentials are counted as a failure before they are checked and refunded when they
         # hold, so requests racing each other cannot all slip under the limit.
         presented = _presented(headers, runtime.settings)
+        page = bool((route.openapi_extra or {}).get(SESSION_KEY))
         if presented:
             self.limiter.failed(client)
-        principal = await authenticate(headers, runtime)
-        if presented:
+            principal = await authenticate(headers, runtime)
             self.limiter.refund(client)
+        elif page:
+            principal = await _session_principal(request, runtime)
+        else:
+            principal = await authenticate(headers, runtime)
+        request.state.principal = principal
         if isinstance(declared, Permission) and not principal.can(declared):
             needed = " or ".join(role.value for role in roles_granting(declared))
             raise Refusal(403, f"this needs the role {needed}")
+        if page and request.method in _BODY_METHODS and "authorization" not in headers:
+            _check_body_type(request.method, headers, route, require=True)
+            await _check_form_token(request, principal)
         # A browser sends the proxy's session cookie along with any cross-site request; a JSON
         # content type cannot be set without a preflight, so every change made as a proxied
         # person must carry one, with or without a body.
@@ -245,6 +270,35 @@ def _presented(headers: Headers, settings: Settings) -> bool:
     """Whether the request carried credentials at all (only those failures count as guesses)."""
     proxy_headers = (settings.trusted_user_header, settings.trusted_proxy_secret_header)
     return "authorization" in headers or any(h and h in headers for h in proxy_headers)
+
+
+async def _session_principal(request: Request, runtime: Runtime) -> Principal:
+    """The principal of the dashboard session cookie, or a 401 (which a page turns into the
+    sign-in form)."""
+    sessions: Sessions = request.app.state.sessions
+    session = sessions.read(request)
+    if session is None:
+        raise _unauthenticated("sign in to use the dashboard")
+    try:
+        principal = await run_in_threadpool(
+            TokenService(runtime.db).principal_by_id, session.token_id
+        )
+    except AuthenticationError:
+        raise _unauthenticated("your sign-in has ended; sign in again") from None
+    request.state.session = session
+    return principal
+
+
+async def _check_form_token(request: Request, principal: Principal) -> None:
+    """Every change made from a dashboard page carries the form token of that page."""
+    try:
+        form = await request.form()
+    except Exception:
+        raise Refusal(400, "the form could not be read") from None
+    sessions: Sessions = request.app.state.sessions
+    session = getattr(request.state, "session", None)
+    if not sessions.form_token_holds(form.get(CSRF_FIELD), principal, session):
+        raise Refusal(403, "the form token is missing or stale; reload the page and try again")
 
 
 def acting_principal(request: Request) -> Principal:

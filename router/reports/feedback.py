@@ -22,11 +22,9 @@ class FeedbackService:
     ) -> list[dict[str, Any]]:
         """Per lesson (owned by `owner`, or any): each reason with its count and where it came."""
         with self.db.transaction() as session:
-            owned = {
-                lesson.id: lesson.owner
-                for lesson in lessons.list_lessons(session)
-                if owner is None or lesson.owner == owner
-            }
+            owned = lessons.owners(session, owner=owner)
+        if filters.lessons:
+            owned = {k: v for k, v in owned.items() if k in filters.lessons}
         if not owned:
             return []
         found = ReportService(self.db).assessed(

@@ -1,13 +1,24 @@
 """Pipeline stages, one module each, and the table of topics they handle."""
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from connectors.base import Enricher
 from connectors.target import Target
 from core.work import System
 from router.pipeline import Stage
 from router.ruleset.active import ActiveRules
-from router.stages import capture, embed, enrich, hydrate, inbound, observe, recurrence, route
+from router.stages import (
+    capture,
+    embed,
+    enrich,
+    hydrate,
+    inbound,
+    observe,
+    recurrence,
+    remind,
+    route,
+)
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -18,6 +29,7 @@ def build_stages(
     *,
     enrichers: Mapping[str, Enricher] | None = None,
     public_url: str = DEFAULT_PUBLIC_URL,
+    reminder_window: timedelta = remind.DEFAULT_WINDOW,
 ) -> Mapping[str, Stage]:
     """Every topic and its handler, bound to this process's services."""
     targets = dict(targets or {})
@@ -32,4 +44,5 @@ def build_stages(
         embed.TOPIC: embed.make_stage(targets, public_url),
         observe.TOPIC: observe.make_stage(targets),
         recurrence.TOPIC: recurrence.handle,
+        remind.TOPIC: remind.make_stage(targets, public_url, reminder_window),
     }

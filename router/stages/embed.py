@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from connectors.target import EmbedEntry, EmbedResult, Target
 from core.errors import PayloadError
@@ -45,6 +46,16 @@ def _needs_call(placement: Placement) -> bool:
     return placement.state == PlacementState.PLANNED or removal
 
 
+def lesson_link(public_url: str, lesson_id: str) -> str:
+    """The dashboard page of a lesson, the link placed beside each item."""
+    return f"{public_url.rstrip('/')}/ui/lessons/{quote(lesson_id, safe='')}"
+
+
+def work_link(public_url: str, ref: str) -> str:
+    """The dashboard page listing the lessons placed in one work item (a grouped item's link)."""
+    return f"{public_url.rstrip('/')}/ui/work/{quote(ref, safe='')}"
+
+
 def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEntry:
     lesson = lessons.get_version(ctx.session, placement.lesson_id, placement.lesson_version)
     title = placement.lesson_id if lesson is None else lesson.title
@@ -57,9 +68,15 @@ def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEnt
         rule_id=placement.rule_id,
         mandate=placement.mandate,
         form=placement.form,
-        lesson_url=f"{public_url.rstrip('/')}/api/v1/lessons/{placement.lesson_id}",
+        lesson_url=lesson_link(public_url, placement.lesson_id),
         due_at=placement.due_at,
         withdrawn=placement.state == PlacementState.WITHDRAWN,
+        grouped=placement.grouped,
+        list_url=work_link(public_url, placement.work_item_ref) if placement.grouped else None,
+        handle=placement.handle,
+        modules=()
+        if lesson is None or lesson.training is None
+        else tuple(sorted(lesson.training.modules.items())),
     )
 
 

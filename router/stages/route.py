@@ -3,18 +3,28 @@
 import hashlib
 from typing import Any
 
+from core.compliance import NotReached
 from core.errors import PayloadError
+from core.feedback import LIVE
 from core.lesson import Mandate
 from core.placement import Placement, PlacementState
+from core.work import WorkItem
 from router.pipeline import Stage, StageContext
 from router.ruleset.active import ActiveRules
+from router.stages.held_back import Held, held_back
+from rules.decision import Decision
+from rules.engine import Engine
 from rules.loader import RuleSet
 from rules.model import FlagAction, Rule
+from rules.select import grouped
 from store import audit, flags, placements, work_items
+from store import held_back as held_back_store
 
 TOPIC = "route"
 EMBED_TOPIC = "embed"
 ACTOR = "cairn:router"
+_SHOWN = LIVE | {PlacementState.PLANNED}
+"""Placements whose item is (or is about to be) in the work item."""
 
 
 _RULES_BY_ID: dict[str, dict[str, Rule]] = {}
@@ -36,6 +46,16 @@ def placement_id(effect_id: str) -> str:
     return "pl_" + hashlib.sha256(effect_id.encode()).hexdigest()[:20]
 
 
+def _past_budget(
+    engine: Engine, item: WorkItem, current: list[Placement], decisions: list[Decision]
+) -> frozenset[str]:
+    """The lessons to group: those placed once the work item shows as many items of their own
+    as its team's fatigue budget allows (required lessons still go in, grouped)."""
+    budget = engine.rule_set.team_budget(item.team).max_items_per_work_item
+    shown = sum(1 for p in current if p.state in _SHOWN and not p.grouped)
+    return grouped(decisions, budget=budget, shown=shown)
+
+
 def make_handler(active: ActiveRules) -> Stage:
     """The route stage, bound to the rule set in force."""
 
@@ -49,18 +69,26 @@ def make_handler(active: ActiveRules) -> Stage:
         engine = active.engine(ctx.session)
         if engine is None:
             return
-        placed = {p.lesson_id for p in placements.for_work_item(ctx.session, ref)}
+        current = placements.for_work_item(ctx.session, ref)
+        placed = {p.lesson_id for p in current}
         routing = engine.route(item, already_placed=placed)
         rules_by_id = _rules_by_id(engine.rule_set)
         flagged = {f.subject for f in flags.listed(ctx.session, open_only=True) if f.kind == "rule"}
         planned = 0
+        held = held_back(engine, item, routing, placed)
+        waiting = {
+            d.lesson_id
+            for d in routing.placements
+            if d.rule_id in flagged
+            and rules_by_id[d.rule_id].flag_action == FlagAction.SUPPRESS_ADVISORY
+            and d.mandate == Mandate.INVITED
+        }
+        to_group = _past_budget(
+            engine, item, current, [d for d in routing.placements if d.lesson_id not in waiting]
+        )
         for decision in routing.placements:
             rule = rules_by_id[decision.rule_id]
-            if (
-                decision.rule_id in flagged
-                and rule.flag_action == FlagAction.SUPPRESS_ADVISORY
-                and decision.mandate == Mandate.INVITED
-            ):
+            if decision.lesson_id in waiting:
                 # The rule is flagged for revision: its advice waits until the flag is cleared.
                 audit.record(
                     ctx.session,
@@ -72,6 +100,10 @@ def make_handler(active: ActiveRules) -> Stage:
                         "rule": decision.rule_id,
                     },
                     now=ctx.now,
+                )
+                held[decision.lesson_id] = (
+                    NotReached.SUPPRESSED.value,
+                    f"{decision.rule_id} is flagged for revision (suppress_advisory)",
                 )
                 continue
             planned += 1
@@ -90,6 +122,7 @@ def make_handler(active: ActiveRules) -> Stage:
                 due_at=due_at,
                 state=PlacementState.PLANNED,
                 text=text,
+                grouped=decision.lesson_id in to_group,
                 created_at=ctx.now,
                 updated_at=ctx.now,
             )
@@ -108,10 +141,32 @@ def make_handler(active: ActiveRules) -> Stage:
                     "rule_set_version": decision.rule_set_version,
                     "form": decision.form.value,
                     "mandate": decision.mandate.value,
+                    **({"grouped": True} if stored.grouped else {}),
                 },
                 now=ctx.now,
             )
+        _record_held_back(ctx, item, held)
         if planned:
             ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
 
     return handle
+
+
+def _record_held_back(ctx: StageContext, item: WorkItem, held: Held) -> None:
+    """Keep why selected lessons were not placed (compliance names it); one audit entry for
+    those that are new or changed."""
+    changed = held_back_store.record(ctx.session, item.ref, item.team, held, ctx.now)
+    if changed:
+        audit.record(
+            ctx.session,
+            actor=ACTOR,
+            action="placement.held_back",
+            subject=item.ref,
+            details={
+                "held_back": {
+                    lesson_id: {"reason": reason, "detail": detail}
+                    for lesson_id, (reason, detail) in changed.items()
+                }
+            },
+            now=ctx.now,
+        )

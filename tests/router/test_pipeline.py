@@ -370,6 +370,7 @@ def test_every_pipeline_topic_is_registered() -> None:
         "embed",
         "observe",
         "recurrence",
+        "remind",
     }
 
 

@@ -596,9 +596,9 @@ def _example_files() -> list[tuple[str, str]]:
 
 def test_example_packs_load() -> None:
     rules = build_rule_set(_example_files())
-    assert [p.pack for p in rules.packs] == ["organisation", "team-payments"]
-    assert [p.level for p in rules.packs] == [Level.ORGANISATION, Level.TEAM]
-    assert rules.sources == ("organisation.yaml", "team-payments.yaml")
+    assert [p.pack for p in rules.packs] == ["organisation", "team-payments", "training"]
+    assert [p.level for p in rules.packs] == [Level.ORGANISATION, Level.TEAM, Level.ORGANISATION]
+    assert rules.sources == ("organisation.yaml", "team-payments.yaml", "training.yaml")
     assert rules.organisation_budget.max_items_per_work_item == 5
     assert rules.team_budget("payments").max_items_per_work_item == 3
     assert rules.team_budget("web").max_items_per_work_item == 5

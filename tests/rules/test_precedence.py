@@ -1,6 +1,6 @@
 """Table tests for precedence, suppression, mandates, de-duplication and the fatigue budget."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from core.placement import EmbeddingForm
 from rules.decision import MANDATE_ORDER, stricter
 from rules.loader import build_rule_set
 from rules.model import Audience
+from rules.select import grouped
 from tests.rules.builders import (
     applicability,
     item,
@@ -498,3 +499,27 @@ def test_a_team_suppression_does_not_reach_other_teams() -> None:
     lessons = [lesson("l1")]
     assert placed_ids(route_both(rules, lessons, item(team="payments"))) == ["l1"]
     assert placed_ids(route_both(rules, lessons, item(team="web"))) == []
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        (0, ["r5", "r6", "r7"]),
+        (3, ["r2", "r3", "r4", "r5", "r6", "r7"]),
+        (9, [f"r{i}" for i in range(8)]),
+    ],
+    ids=["empty", "three-there", "over-already"],
+)
+def test_required_lessons_past_the_budget_are_grouped(shown: int, expected: list[str]) -> None:
+    lessons = [lesson(f"r{i}", mandate=Mandate.REQUIRED) for i in range(8)] + [lesson("x")]
+    rules = rule_set(pack("org", _place(), budget={"max_items_per_work_item": 5}))
+    decisions = route_both(rules, lessons, item())
+    assert grouped(decisions, budget=5, shown=shown) == frozenset(expected)
+
+
+def test_a_training_assignment_is_never_grouped() -> None:
+    lessons = [lesson(f"r{i}", mandate=Mandate.REQUIRED) for i in range(3)]
+    decisions = route_both(rule_set(pack("org", _place())), lessons, item())
+    training = [replace(d, form=EmbeddingForm.LMS_ASSIGNMENT) for d in decisions]
+    assert grouped(training, budget=1, shown=0) == frozenset()
+    assert grouped([training[0], *decisions[1:]], budget=1, shown=0) == {"r1", "r2"}

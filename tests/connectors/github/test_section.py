@@ -25,7 +25,7 @@ def entry(pid: str = "pl_1", **changes: object) -> EmbedEntry:
         rule_id="team-payments/pool",
         mandate=Mandate.REQUIRED,
         form=EmbeddingForm.GITHUB_PR_CHECKLIST,
-        lesson_url="https://cairn.example.com/api/v1/lessons/derive-pool-size",
+        lesson_url="https://cairn.example.com/ui/lessons/derive-pool-size",
         due_at=datetime(2026, 12, 1, tzinfo=UTC),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -45,7 +45,7 @@ def test_the_section_shows_what_the_issue_asks_for() -> None:
         "Why: rule team-payments/pool",
         "Mandate: required",
         "Due: 2026-12-01",
-        "[Lesson](https://cairn.example.com/api/v1/lessons/derive-pool-size)",
+        "[Lesson](https://cairn.example.com/ui/lessons/derive-pool-size)",
         "`N/A: reason`",
     ):
         assert part in body
@@ -168,3 +168,106 @@ def test_no_lesson_text_reads_back_as_anything_but_open(title: str, text: str) -
     body = section.apply("Author text.", [entry(title=title or "t", text=text)])
     assert marks(body) == {"pl_1": (ItemMark.OPEN, None)}
     assert not any(ch in body for ch in BIDI)
+
+
+# ---- required lessons past the fatigue budget, in one grouped item ---------------------------
+
+LIST = "https://cairn.example.com/ui/work/github%3Aacme%2Fpayments-api%2312"
+
+
+def grouped(pid: str, **changes: object) -> EmbedEntry:
+    return entry(pid, grouped=True, list_url=LIST, **changes)
+
+
+def group_line(body: str) -> int:
+    lines = body.split("\n")
+    return next(i for i, line in enumerate(lines) if section.GROUP_PREFIX in line)
+
+
+def tick_group(body: str) -> str:
+    lines = body.split("\n")
+    index = group_line(body)
+    lines[index] = lines[index].replace("- [ ]", "- [x]", 1)
+    return "\n".join(lines)
+
+
+def test_grouped_lessons_share_one_item_after_the_others_that_links_to_their_list() -> None:
+    entries = [entry("pl_1"), *(grouped(f"pl_g{n}", title=f"Lesson {n}") for n in range(3))]
+    body = section.apply("", entries)
+    assert body.count("cairn:item:") == 1 and body.count(section.GROUP_PREFIX) == 1
+    lines = body.split("\n")
+    index = group_line(body)
+    assert index > next(i for i, line in enumerate(lines) if "cairn:item:pl_1" in line)
+    assert lines[index].startswith("- [ ] **3 more required lessons**: grouped to keep")
+    assert "<!-- cairn:group:pl_g0 pl_g1 pl_g2 -->" in lines[index]
+    assert lines[index + 1] == (
+        f"  <sub>Mandate: required · Due: 2026-12-01 · [The 3 lessons]({LIST})</sub>"
+    )
+    assert "Lesson 1" not in body  # the list holds the lessons; the item only counts them
+    assert marks(body) == {p: (ItemMark.OPEN, None) for p in ("pl_1", "pl_g0", "pl_g1", "pl_g2")}
+    assert section.apply(body, entries) == body  # a repeat writes nothing
+    assert [section.handle(e) for e in entries[:2]] == ["cairn:item:pl_1", "cairn:group:pl_g0"]
+
+
+def test_a_mark_on_the_grouped_item_is_each_lessons_mark() -> None:
+    entries = [entry("pl_1"), grouped("pl_g1"), grouped("pl_g2")]
+    body = section.apply("", entries)
+    ticked = tick_group(body)
+    assert marks(ticked) == {
+        "pl_1": (ItemMark.OPEN, None),
+        "pl_g1": (ItemMark.TICKED, None),
+        "pl_g2": (ItemMark.TICKED, None),
+    }
+    assert section.apply(ticked, entries) == ticked  # the tick is kept
+    lines = body.split("\n")
+    lines.insert(group_line(body) + 2, "  N/A: covered by the platform's defaults")
+    dismissed = "\n".join(lines)
+    reason = "covered by the platform's defaults"
+    assert marks(dismissed)["pl_g1"] == marks(dismissed)["pl_g2"] == (ItemMark.DISMISSED, reason)
+    assert section.apply(dismissed, entries) == dismissed  # the engineer's reason is kept
+
+
+def test_newcomers_join_an_open_group_but_never_a_ticked_one() -> None:
+    body = section.apply("", [grouped("pl_g1"), grouped("pl_g2")])
+    grown = section.apply(body, [grouped("pl_g1"), grouped("pl_g2"), grouped("pl_g3")])
+    assert grown.count(section.GROUP_PREFIX) == 1 and "**3 more required lessons**" in grown
+    ticked = tick_group(body)
+    later = section.apply(ticked, [grouped("pl_g1"), grouped("pl_g2"), grouped("pl_g3")])
+    assert later.count(section.GROUP_PREFIX) == 2
+    assert "- [x] **2 more required lessons**" in later
+    assert "- [ ] **1 more required lesson**" in later
+    assert marks(later) == {
+        "pl_g1": (ItemMark.TICKED, None),
+        "pl_g2": (ItemMark.TICKED, None),
+        "pl_g3": (ItemMark.OPEN, None),
+    }
+    # A withdrawn lesson leaves its group; the group keeps its tick.
+    withdrawn = section.apply(
+        later, [grouped("pl_g1"), grouped("pl_g2", withdrawn=True), grouped("pl_g3")]
+    )
+    assert marks(withdrawn) == {"pl_g1": (ItemMark.TICKED, None), "pl_g3": (ItemMark.OPEN, None)}
+    assert "- [x] **1 more required lesson**" in withdrawn
+
+
+def test_a_copied_or_forged_group_marker_counts_each_lesson_once() -> None:
+    body = section.apply("", [entry("pl_1"), grouped("pl_g1")])
+    lines = body.split("\n")
+    index = group_line(body)
+    copy = lines[index].replace("- [ ]", "- [x]").replace("pl_g1", "pl_1 pl_g1")
+    forged = "\n".join([*lines[: index + 2], copy, *lines[index + 2 :]])
+    assert marks(forged) == {"pl_1": (ItemMark.OPEN, None), "pl_g1": (ItemMark.OPEN, None)}
+    damaged = body.replace("cairn:group:pl_g1", "cairn:group:pl_g1%0A")
+    assert marks(damaged) == {"pl_1": (ItemMark.OPEN, None)}  # no usable id: not ours
+
+
+@settings(max_examples=200, deadline=None)
+@given(pids=st.lists(ids, min_size=1, max_size=5), title=HOSTILE, text=HOSTILE, rule=HOSTILE)
+def test_grouped_items_read_back_open_whatever_their_lessons_say(
+    pids: list[str], title: str, text: str, rule: str
+) -> None:
+    entries = [grouped(p, title=title, text=text, rule_id=rule) for p in dict.fromkeys(pids)]
+    body = section.apply("Author text.", [entry("pl_own", title=title, text=text), *entries])
+    assert marks(body) == {p: (ItemMark.OPEN, None) for p in ["pl_own", *dict.fromkeys(pids)]}
+    assert body.count("<!--") == 4  # start, end, the item's marker and the group's
+    assert not any(ch in body for ch in BIDI)
+    assert section.apply(body, [entry("pl_own", title=title, text=text), *entries]) == body

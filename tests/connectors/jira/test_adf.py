@@ -22,7 +22,7 @@ TWO = adf.Item(
     Mandate.INVITED,
     "org/r2",
     due_at=datetime(2026, 12, 6, tzinfo=UTC),
-    url="https://cairn.example.com/api/v1/lessons/cache-bust-css",
+    url="https://cairn.example.com/ui/lessons/cache-bust-css",
 )
 
 
@@ -248,3 +248,117 @@ def test_a_title_ending_in_na_does_not_dismiss_its_own_item() -> None:
         adf.Item("pl_x", "Retry budgets N/A", "give every client one", Mandate.REQUIRED, "r")
     )
     assert adf.read_mark(node).mark == ItemMark.OPEN
+
+
+# Required lessons past the fatigue budget, in one grouped task item.
+
+LIST = "https://cairn.example.com/ui/work/jira%3APAY-7"
+
+
+def grouped(pid: str, **changes: Any) -> adf.Item:
+    fields: dict[str, Any] = {
+        "title": f"Lesson {pid}",
+        "text": "Do the thing.",
+        "mandate": Mandate.REQUIRED,
+        "rule_id": "org/required",
+        "due_at": datetime(2026, 12, 6, tzinfo=UTC),
+        "grouped": True,
+        "list_url": LIST,
+        **changes,
+    }
+    return adf.Item(pid, **fields)
+
+
+def our_list(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    [found] = [n for n in doc["content"] if n.get("type") == "taskList"]
+    return list(found["content"])
+
+
+def property_of(ids: dict[str, str]) -> dict[str, Any]:
+    """The `cairn.lessons` items the Jira target records for `ids` (placement → localId)."""
+    return {pid: {"localId": local} for pid, local in ids.items()}
+
+
+def test_grouped_items_share_one_task_item_that_links_to_their_list() -> None:
+    items = [ONE, grouped("pl_g1"), grouped("pl_g2"), grouped("pl_g3")]
+    doc, ids = adf.arrange(HUMAN, items, {})
+    nodes = our_list(doc)
+    assert len(nodes) == 2
+    group = nodes[1]
+    assert group["attrs"] == {"localId": adf.group_id("pl_g1"), "state": "TODO"}
+    assert ids == {
+        "pl_one": adf.local_id("pl_one"),
+        **dict.fromkeys(["pl_g1", "pl_g2", "pl_g3"], adf.group_id("pl_g1")),
+    }
+    text = adf.plain_text(group)
+    assert text.startswith("3 more required lessons: grouped to keep this list short")
+    assert "Required — due 2026-12-06 — the list" in text
+    assert "Lesson pl_g1" not in text
+    assert group["content"][-1]["marks"] == [{"type": "link", "attrs": {"href": LIST}}]
+    where = adf.located(property_of(ids))
+    assert adf.arrange(doc, items, where) == (doc, ids)  # a repeat changes nothing
+    assert {p: m.mark for p, m in adf.marks(doc, ids, where).items()} == dict.fromkeys(
+        ids, ItemMark.OPEN
+    )
+
+
+def test_a_mark_on_the_grouped_item_is_each_lessons_mark() -> None:
+    items = [ONE, grouped("pl_g1"), grouped("pl_g2")]
+    doc, ids = adf.arrange(HUMAN, items, {})
+    where = adf.located(property_of(ids))
+    group = our_list(doc)[1]
+    group["attrs"]["state"] = "DONE"
+    found = adf.marks(doc, ids, where)
+    assert (found["pl_one"].mark, found["pl_g1"].mark, found["pl_g2"].mark) == (
+        ItemMark.OPEN,
+        ItemMark.TICKED,
+        ItemMark.TICKED,
+    )
+    group["attrs"]["state"] = "TODO"
+    group["content"].append({"type": "text", "text": " N/A: the platform does it"})
+    found = adf.marks(doc, ids, where)
+    assert found["pl_g1"] == found["pl_g2"] == adf.Mark(ItemMark.DISMISSED, "the platform does it")
+    assert adf.arrange(doc, items, where) == (doc, ids)  # the engineer's words are kept
+    assert adf.marks(doc, ids) == {"pl_one": adf.Mark(ItemMark.OPEN)}  # unrecorded: not read
+
+
+def test_an_open_group_takes_newcomers_and_counts_them_a_marked_one_does_not() -> None:
+    doc, ids = adf.arrange(HUMAN, [grouped("pl_g1"), grouped("pl_g2")], {})
+    group = our_list(doc)[0]
+    group["content"].append({"type": "text", "text": " (Erin is on it)"})
+    more = [grouped("pl_g1"), grouped("pl_g2"), grouped("pl_g3")]
+    grown, grown_ids = adf.arrange(doc, more, adf.located(property_of(ids)))
+    [node] = our_list(grown)
+    assert set(grown_ids.values()) == {adf.group_id("pl_g1")}
+    assert adf.plain_text(node).startswith("3 more required lessons")
+    assert adf.plain_text(node).endswith("the list (Erin is on it)")  # the engineer's words kept
+    node["attrs"]["state"] = "DONE"
+    later, later_ids = adf.arrange(
+        grown, [*more, grouped("pl_g4")], adf.located(property_of(grown_ids))
+    )
+    first, second = our_list(later)
+    assert first == node  # ticked: neither joined nor rewritten
+    assert second["attrs"] == {"localId": adf.group_id("pl_g4"), "state": "TODO"}
+    assert adf.plain_text(second).startswith("1 more required lesson:")
+    assert later_ids["pl_g4"] == adf.group_id("pl_g4")
+    where = adf.located(property_of(later_ids))
+    assert {p: m.mark for p, m in adf.marks(later, later_ids, where).items()} == {
+        "pl_g1": ItemMark.TICKED,
+        "pl_g2": ItemMark.TICKED,
+        "pl_g3": ItemMark.TICKED,
+        "pl_g4": ItemMark.OPEN,
+    }
+    emptied, none = adf.arrange(later, [], where)
+    assert none == {} and emptied["content"] == HUMAN["content"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=HOSTILE, text=HOSTILE, rule=HOSTILE)
+def test_no_grouped_lesson_reads_back_as_anything_but_open(
+    title: str, text: str, rule: str
+) -> None:
+    items = [grouped(f"pl_{n}", title=title or "t", text=text, rule_id=rule) for n in range(3)]
+    doc, ids = adf.arrange(None, items, {})
+    found = adf.marks(doc, ids, adf.located(property_of(ids)))
+    assert {p: m.mark for p, m in found.items()} == dict.fromkeys(ids, ItemMark.OPEN)
+    assert not any(ch in json.dumps(doc, ensure_ascii=False) for ch in BIDI)

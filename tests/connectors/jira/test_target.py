@@ -39,7 +39,7 @@ def entry(
         "rule_id": "org/rule",
         "mandate": Mandate.REQUIRED,
         "form": form,
-        "lesson_url": "https://cairn.example.com/api/v1/lessons/x",
+        "lesson_url": "https://cairn.example.com/ui/lessons/x",
         "due_at": datetime(2026, 12, 6, tzinfo=UTC),
     }
     values.update(extra)

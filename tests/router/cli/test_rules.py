@@ -31,7 +31,7 @@ def test_schema_is_json_schema_of_a_pack() -> None:
 
 def test_validate_reports_every_problem_with_file_line_column(tmp_path: Path) -> None:
     code, output = run("rules", "validate", str(EXAMPLES))
-    assert code == 0 and output.startswith("ok: 2 packs, 5 rules, version ")
+    assert code == 0 and output.startswith("ok: 3 packs, 6 rules, version ")
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "pack: team-x\nlevel: team\nteam: x\nrules:\n"
@@ -220,8 +220,15 @@ def test_backtest_names_work_items_that_would_pass_their_budget(
     env = {"CAIRN_DATABASE_URL": history}
     code, output = run("rules", "backtest", "--rules", str(draft), "--since", "1d", env=env)
     assert code == 0, output
-    # Both published lessons are required on each of the three PRs; the budget is 1.
-    assert "3 work items would pass their budget:" in output
-    assert "  ! github:acme/payments-api#1 (payments): 2 items, budget 1 (+1)" in output
+    # Both published lessons are required on each of the three PRs; the budget is 1: one item
+    # of its own and one grouped item each.
+    assert (
+        "3 work items would pass their budget (the required lessons past it are grouped" in output
+    )
+    assert (
+        "  ! github:acme/payments-api#1 (payments): 2 items, budget 1 (+1), 1 grouped into one item"
+        in output
+    )
+    assert "  3 lessons would be grouped, in 3 grouped items" in output
     code, output = run("rules", "backtest", "--rules", str(EXAMPLES), "--since", "1d", env=env)
     assert "no work item would pass its budget" in output

@@ -34,6 +34,7 @@ OPERATE = frozenset({Role.ADMIN, Role.PLATFORM})
 ADMIN = frozenset({Role.ADMIN})
 EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/hooks/{source}"): SIGNED,
+    ("POST", "/hooks/xapi"): SIGNED,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): METRICS,
@@ -46,6 +47,7 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("GET", "/api/v1/reports/adoption"): READ,
     ("GET", "/api/v1/reports/compliance"): READ,
     ("GET", "/api/v1/reports/compliance/evidence"): READ,
+    ("GET", "/api/v1/reports/overdue"): READ,
     ("GET", "/api/v1/waivers"): READ,
     ("GET", "/api/v1/feedback"): READ,
     ("GET", "/api/v1/flags"): READ,
@@ -68,6 +70,10 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/api/v1/lessons/{lesson_id}/retire"): AUTHOR,
     ("GET", "/api/v1/queue"): OPERATE,
     ("POST", "/api/v1/queue/retry-dead"): OPERATE,
+    ("GET", "/api/v1/teams"): READ,
+    ("GET", "/api/v1/teams/{team}"): READ,
+    ("PUT", "/api/v1/teams/{team}"): OPERATE,
+    ("POST", "/api/v1/teams/import"): OPERATE,
 }
 IDENTITIES = ("none", "expired", "revoked", *(role.value for role in Role))
 PATH_VALUES = {
@@ -77,10 +83,12 @@ PATH_VALUES = {
     "{placement_id}": "pl_probe",
     "{kind}": "rule",
     "{subject}": "org/probe",
+    "{team}": "payments",
 }
 QUERIES = {
     "/api/v1/placements": {"work_item": "github:acme/api#1"},
     "/api/v1/reports/compliance/evidence": {"lesson": "probe", "team": "payments"},
+    "/api/v1/reports/overdue": {"owner": "payments"},
 }
 OWNER_TEAM = "payments"
 
@@ -117,6 +125,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
     settings = Settings(
         database_url=SecretStr(url),
         generic_webhook_secret=SecretStr("whsec_" + "a" * 32),
+        xapi_push_secret=SecretStr("xapi-push-secret-" + "b" * 32),
         poll_interval=0.05,
         auth_failures_per_minute=10_000,
     )
@@ -639,7 +648,7 @@ def test_platform_validates_draft_packs_over_the_api(probe: Probe) -> None:
     platform = probe.headers["platform"]
     ok = probe.client.post("/api/v1/rules/validate", json={"files": files}, headers=platform)
     assert ok.status_code == 200 and ok.json()["ok"] is True
-    assert ok.json()["packs"] == ["organisation", "team-payments"]
+    assert ok.json()["packs"] == ["organisation", "team-payments", "training"]
     broken = {"org.yaml": "pack: org\nrules:\n  - id: x\n    then: {form: nope}\n"}
     bad = probe.client.post("/api/v1/rules/validate", json={"files": broken}, headers=platform)
     assert bad.json()["ok"] is False and bad.json()["errors"][0].startswith("org.yaml:")

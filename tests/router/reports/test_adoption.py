@@ -362,6 +362,21 @@ def test_checkbox_theatre_is_flagged_not_dropped() -> None:
     }
 
 
+def test_the_lessons_of_a_grouped_item_are_one_box_in_a_sweep() -> None:
+    def grouped(pid: str) -> Placement:
+        return _placed(pid, LEDGER_PR).model_copy(update={"grouped": True})
+
+    def own(pid: str) -> tuple[Placement, list[Signal]]:
+        return _placed(pid, LEDGER_PR), [_tick(pid, 3600, "edit-1")]
+
+    # One edit ticks the grouped item (three lessons) and one item of its own: two boxes.
+    one_box = [(grouped(p), [_tick(p, 3600, "edit-1")]) for p in ("g1", "g2", "g3")]
+    assert theatre_flags([*one_box, own("own")]) == {}
+    # A third box in the same edit makes it a sweep, grouped lessons included.
+    swept = theatre_flags([*one_box, own("own"), own("other")])
+    assert swept == {p: {"bulk_tick"} for p in ("g1", "g2", "g3", "own", "other")}
+
+
 def test_theatre_share_and_feedback_to_owners(db: Database) -> None:
     seed(db)
     publish_owned = [("pool", "platform"), ("retries", "payments")]

@@ -151,7 +151,7 @@ def test_a_routed_work_item_is_embedded_in_one_write_with_rendered_text(
     assert target.writes == 1
     entry = target.items[PR_REF][pid]
     assert (entry.text, entry.rule_id) == (text, "team-payments/pool-sizing-is-required-here")
-    assert entry.lesson_url == "http://127.0.0.1:8000/api/v1/lessons/derive-pool-size"
+    assert entry.lesson_url == "http://127.0.0.1:8000/ui/lessons/derive-pool-size"
     post(client, webhook_secret, "m2", pr_event())  # the PR changes again: nothing new to place
     drain(db)
     assert target.writes == 1

@@ -1,0 +1,65 @@
+"""Learners as work items: each member of each team in the team map is one `lms:<team>/<person>`
+work item, routed like any other, so rules with `form: lms.assignment` assign training to them.
+
+`sync` records each learner (only when something about them changed) and asks the pipeline to
+route every learner again: placing is idempotent per (lesson version, learner), so a lesson
+published since, a rule added, or a member who joined a team gets their assignment, and nobody
+is enrolled twice.
+"""
+
+from datetime import datetime
+
+from connectors.lms_target import USER_LABEL
+from core.base import utcnow
+from core.team import Member
+from core.work import System, WorkItem
+from store import audit, outbox, teams, work_items
+from store.engine import Database
+
+ROUTE_TOPIC = "route"
+ACTOR = "cairn:training"
+
+
+def learner_ref(team: str, person: str) -> str:
+    """The work item ref of one learner in one team."""
+    return f"lms:{team}/{person}"
+
+
+def learner_item(team: str, member: Member) -> WorkItem:
+    """The work item a learner's training assignments are placed in."""
+    return WorkItem(
+        system=System.LMS,
+        ref=learner_ref(team, member.person),
+        project=team,
+        type="learner",
+        title=member.name or member.person,
+        team=team,
+        assignee=member.email or member.person,
+        labels=tuple(sorted(f"{USER_LABEL}{lms}:{uid}" for lms, uid in member.lms_ids.items())),
+    )
+
+
+def sync(db: Database, now: datetime | None = None) -> int:
+    """Record every learner that changed and queue a route of every learner; returns how many
+    learners were queued."""
+    now = now or utcnow()
+    queued = 0
+    with db.transaction() as session:
+        for team, member in teams.all_members(session):
+            item = learner_item(team, member)
+            if work_items.get(session, item.ref) != item:
+                work_items.record(session, item, now)
+            outbox.enqueue(
+                session, topic=ROUTE_TOPIC, payload={"ref": item.ref}, key=item.ref, now=now
+            )
+            queued += 1
+        if queued:
+            audit.record(
+                session,
+                actor=ACTOR,
+                action="training.synced",
+                subject="lms",
+                details={"learners": queued},
+                now=now,
+            )
+    return queued

@@ -1,0 +1,1 @@
+"""Canvas connector tests."""

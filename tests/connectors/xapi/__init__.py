@@ -1,0 +1,1 @@
+"""xAPI connector tests: the poller against a real LRS (Ralph) and the contract fake."""
