@@ -177,8 +177,9 @@ def _overview(runtime: Runtime, principal: Principal, weeks: int) -> dict[str, A
     now = utcnow()
     today = now.date()
     since = today - timedelta(weeks=weeks)
+    # By team: the page needs the total, and there are far fewer teams than lessons.
     report = ReportService(runtime.db).report(
-        GroupBy.LESSON, Filters(since=now - timedelta(weeks=weeks)), now
+        GroupBy.TEAM, Filters(since=now - timedelta(weeks=weeks)), now
     )
     total = report.total.as_dict()
     labels = _weeks(since, today)
