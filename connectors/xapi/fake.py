@@ -119,7 +119,10 @@ class FakeLrs(ServedFake):
                 known = self._sent.get(statement.get("id", ""))
                 if known is not None and known != statement:
                     return 409, {"error": f"statement {statement['id']} exists with other content"}
-            return 200, [self._store(statement) for statement in batch]
+            try:
+                return 200, [self._store(statement) for statement in batch]
+            except ValueError as exc:  # one id twice in the batch, with different content
+                return 409, {"error": str(exc)}
 
     def _put(self, params: dict[str, str], query: dict[str, list[str]], body: Any) -> Reply:
         statement_id = query.get("statementId", [""])[0]

@@ -34,7 +34,7 @@ from tests.router.support import EXAMPLES, drain, serving
 
 IRI = "https://lms.example.com/activities/pool-sizing"
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
-PUSH_SECRET = "push-secret-for-tests-0123456789abcdef"  # noqa: S105
+PUSH_SECRET = "push-secret-for-tests-0123456789abcdef"
 
 
 def course_lesson(course_id: int) -> Lesson:
