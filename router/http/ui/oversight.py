@@ -52,6 +52,12 @@ def _period(
     return start, end, since, until
 
 
+def _attachment(content: str, media: str, name: str) -> Response:
+    """A file the browser downloads under `name`."""
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return secured(Response(content, media_type=media, headers=disposition))
+
+
 # ---- compliance ---------------------------------------------------------------------------
 
 
@@ -137,13 +143,7 @@ async def compliance_download(
         ComplianceService(_runtime(request).db).matrix, Filters(since=since, until=until)
     )
     name = f"cairn-compliance-{first}-{last}.csv"
-    return secured(
-        Response(
-            compliance_csv(matrix),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-    )
+    return _attachment(compliance_csv(matrix), "text/csv; charset=utf-8", name)
 
 
 @router.get("/compliance/evidence.json", openapi_extra=page_policy(Permission.READ))
@@ -161,13 +161,8 @@ async def evidence_bundle(
         EvidenceService(_runtime(request).db).bundle, Filters(since=since, until=until)
     )
     name = f"cairn-evidence-{first}-{last}.json"
-    return secured(
-        Response(
-            json.dumps(bundle, indent=1, ensure_ascii=False) + "\n",
-            media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
-    )
+    text = json.dumps(bundle, indent=1, ensure_ascii=False) + "\n"
+    return _attachment(text, "application/json", name)
 
 
 @router.post("/waivers", openapi_extra=page_policy(Permission.WAIVE))
