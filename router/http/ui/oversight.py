@@ -2,10 +2,11 @@
 the rule set in force with per-rule precision, flags and a backtest form."""
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,7 @@ from core.base import utcnow
 from core.errors import describe_validation_error
 from router.access.tokens import parse_expiry
 from router.compose import Runtime
+from router.http.errors import Refusal
 from router.http.guard import Acting, page_policy
 from router.http.ui.render import refusal, render, secured
 from router.reports.adoption import Filters, GroupBy, ReportService
@@ -40,16 +42,38 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _period(
-    start: date | None, end: date | None
-) -> tuple[date, date, datetime | None, datetime | None]:
-    """The chosen period, by default the last 90 days (ValueError when it ends before it starts)."""
-    today = utcnow().date()
-    end = end or today
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The period a page shows: its first and last day, and the instants they bound."""
+
+    first: date
+    last: date
+    since: datetime | None
+    until: datetime | None
+
+    @property
+    def filters(self) -> Filters:
+        """Every placement of the period."""
+        return Filters(since=self.since, until=self.until)
+
+
+def _chosen(
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Chosen:
+    """The `from`/`to` of a page, by default the last 90 days; a period that ends before it
+    starts is refused (a 422 page)."""
+    end = end or utcnow().date()
     if start is None:
         start = end - timedelta(days=89) if end > date.min + timedelta(days=89) else date.min
-    since, until = period(start, end)
-    return start, end, since, until
+    try:
+        since, until = period(start, end)
+    except ValueError as exc:
+        raise Refusal(422, str(exc)) from None
+    return Chosen(start, end, since, until)
+
+
+Period = Annotated[Chosen, Depends(_chosen)]
 
 
 def _attachment(content: str, media: str, name: str) -> Response:
@@ -77,15 +101,11 @@ def _compliance(runtime: Runtime, since: datetime | None, until: datetime | None
 @router.get("/compliance", openapi_extra=page_policy(Permission.READ))
 async def compliance(
     request: Request,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    chosen: Period,
     done: str | None = None,
 ) -> Response:
     """Mandated lessons × teams for a period; each cell opens its evidence chain."""
-    try:
-        first, last, since, until = _period(start, end)
-    except ValueError as exc:
-        return refusal(request, 422, str(exc))
+    first, last, since, until = chosen.first, chosen.last, chosen.since, chosen.until
     data = await run_in_threadpool(_compliance, _runtime(request), since, until)
     return render(
         request,
@@ -100,15 +120,11 @@ async def cell(
     request: Request,
     lesson: Annotated[str, Query(max_length=200)],
     team: Annotated[str, Query(max_length=200)],
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    chosen: Period,
 ) -> Response:
     """One cell's evidence chain: lesson version and content hash → rule → placement →
     signals → the audit entries that recorded them."""
-    try:
-        first, last, since, until = _period(start, end)
-    except ValueError as exc:
-        return refusal(request, 422, str(exc))
+    first, last, since, until = chosen.first, chosen.last, chosen.since, chosen.until
 
     def read() -> dict[str, Any]:
         db = _runtime(request).db
@@ -131,14 +147,10 @@ async def cell(
 @router.get("/compliance.csv", openapi_extra=page_policy(Permission.READ))
 async def compliance_download(
     request: Request,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    chosen: Period,
 ) -> Response:
     """The matrix as CSV, the same as `cairn report compliance --format csv`."""
-    try:
-        first, last, since, until = _period(start, end)
-    except ValueError as exc:
-        return refusal(request, 422, str(exc))
+    first, last, since, until = chosen.first, chosen.last, chosen.since, chosen.until
     matrix = await run_in_threadpool(
         ComplianceService(_runtime(request).db).matrix, Filters(since=since, until=until)
     )
@@ -149,14 +161,10 @@ async def compliance_download(
 @router.get("/compliance/evidence.json", openapi_extra=page_policy(Permission.READ))
 async def evidence_bundle(
     request: Request,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    chosen: Period,
 ) -> Response:
     """The evidence bundle of the period (`cairn evidence verify FILE` checks it offline)."""
-    try:
-        first, last, since, until = _period(start, end)
-    except ValueError as exc:
-        return refusal(request, 422, str(exc))
+    first, last, since, until = chosen.first, chosen.last, chosen.since, chosen.until
     bundle = await run_in_threadpool(
         EvidenceService(_runtime(request).db).bundle, Filters(since=since, until=until)
     )
