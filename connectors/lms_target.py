@@ -10,15 +10,38 @@ Completion does not come back through `observe`: `router/lms/progress.py` polls 
 open placements, and xAPI statements arrive from a learning record store.
 """
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.lms import Enrolment, LmsClient
 from connectors.target import EmbedEntry, EmbedResult
+from core.errors import PayloadError
 from core.feedback import ItemObservation
+from core.team import Member
 from core.work import System, WorkItem
 
 USER_LABEL = "lms-user:"
+log = logging.getLogger("cairn.lms")
+
+
+def learner_ref(team: str, person: str) -> str:
+    """The work item ref of one learner in one team."""
+    return f"lms:{team}/{person}"
+
+
+def learner_item(team: str, member: Member) -> WorkItem:
+    """The work item a learner's training assignments are placed in."""
+    return WorkItem(
+        system=System.LMS,
+        ref=learner_ref(team, member.person),
+        project=team,
+        type="learner",
+        title=member.name or member.person,
+        team=team,
+        assignee=member.email or member.person,
+        labels=tuple(sorted(f"{USER_LABEL}{lms}:{uid}" for lms, uid in member.lms_ids.items())),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +122,13 @@ class LmsTarget:
                     self.client.withdraw(placed.enrolment())
                     writes += 1
                 continue
-            enrolment = self.client.enrol(user_id, module, entry.due_at)
+            try:
+                enrolment = self.client.enrol(user_id, module, entry.due_at)
+            except PayloadError as exc:
+                # This module can never take the learner (a deleted course, an assignment that
+                # does not exist): that placement fails, the learner's other ones still go in.
+                log.warning("%s: %s cannot be enrolled in %s: %s", name, user_id, module, exc)
+                continue
             writes += 1
             handles[entry.placement_id] = str(Handle(name, user_id, module, enrolment.handle))
         return EmbedResult(handles=handles, writes=writes, reads=reads)

@@ -78,6 +78,17 @@ class Settings(BaseSettings):
     canvas_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     canvas_token: SecretStr | None = None
     canvas_account_id: str = Field(default="self", description="Where learners are looked up.")
+    canvas_live_events_jwks: str | None = Field(
+        default=None,
+        description="Canvas's Live Events signing keys: a JWKS document, or the path of a file "
+        "holding one (unset: POST /hooks/canvas answers 404).",
+    )
+    canvas_live_events_issuer: str | None = Field(
+        default=None, description="The `iss` Live Event JWTs must carry (unset: not checked)."
+    )
+    canvas_live_events_audience: str | None = Field(
+        default=None, description="The `aud` Live Event JWTs must carry (unset: none allowed)."
+    )
     xapi_url: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",

@@ -204,3 +204,17 @@ def test_retiring_the_lesson_withdraws_the_enrolments(training: Training) -> Non
     assert not moodle.is_enrolled(training.users["dana"], training.course)
     [dana] = learner_placements(db, "dana@example.com")
     assert dana.state == PlacementState.WITHDRAWN
+
+
+def test_a_module_the_lms_does_not_have_fails_that_placement_only(training: Training) -> None:
+    db, moodle = training.db, training.moodle
+    with db.transaction() as session:
+        lesson = course_lesson(999_999).model_copy(update={"id": "ghost-course"})
+        lessons.add(session, lesson, utcnow())
+        lessons.publish(session, "ghost-course", utcnow())
+    learners.sync(db)
+    drain(db)  # no dead letter: the ghost course fails alone
+    by_lesson = {p.lesson_id: p for p in learner_placements(db, "dana@example.com")}
+    assert by_lesson["pool-course"].state == PlacementState.EMBEDDED
+    assert by_lesson["ghost-course"].state == PlacementState.FAILED
+    assert moodle.is_enrolled(training.users["dana"], training.course)

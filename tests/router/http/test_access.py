@@ -22,6 +22,7 @@ from router.settings import Settings
 from store import audit, migrate
 from store.engine import Database
 from store.tables import ApiTokenRow
+from tests.connectors.canvas.test_jwt import KID, SIGNING, jwks
 from tests.router.support import DRAFT, bearer
 
 # The policy table: (method, path) → who may call it. A route missing here fails the suite.
@@ -35,6 +36,7 @@ ADMIN = frozenset({Role.ADMIN})
 EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/hooks/{source}"): SIGNED,
     ("POST", "/hooks/xapi"): SIGNED,
+    ("POST", "/hooks/canvas"): SIGNED,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): METRICS,
@@ -126,6 +128,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
         database_url=SecretStr(url),
         generic_webhook_secret=SecretStr("whsec_" + "a" * 32),
         xapi_push_secret=SecretStr("xapi-push-secret-" + "b" * 32),
+        canvas_live_events_jwks=json.dumps(jwks((KID, SIGNING))),
         poll_interval=0.05,
         auth_failures_per_minute=10_000,
     )
