@@ -329,7 +329,7 @@ class _WorkMatcher:
         form = rule.then.form
         needs = [
             _keys("team", [] if pack_team is None else [pack_team]),
-            _keys("system", [] if form is None else [form.value.split(".", 1)[0]]),
+            _keys("system", sorted(rule.form_systems())),
             _keys("system", (s.value for s in c.systems)),
             _keys("label", c.labels),
             _keys("component", c.components),
@@ -370,7 +370,7 @@ def _index_options(rule: Rule, pack_team: str | None) -> list[list[Key]]:
     options.extend(_path_options(c.paths))
     systems = {s.value for s in c.systems}
     if rule.then.form is not None:
-        systems = {rule.then.form.value.split(".", 1)[0]}
+        systems = set(rule.form_systems())
     if systems:
         options.append([("system", s) for s in sorted(systems)])
     return options
@@ -438,7 +438,7 @@ class _Scope:
 def _systems(rule: Rule) -> set[str]:
     """The systems whose work items the rule can match."""
     if rule.then.form is not None:
-        return {rule.then.form.value.split(".", 1)[0]}
+        return set(rule.form_systems())
     return {s.value for s in rule.work_item.systems} or {s.value for s in System}
 
 

@@ -91,7 +91,14 @@ class Audience(StrEnum):
 class Action(RuleModel):
     """What to do with a selected lesson in a matching work item."""
 
-    form: EmbeddingForm | None = None
+    form: EmbeddingForm | None = Field(
+        default=None,
+        description="Where the lesson goes: an item in the work item (`jira.*`, `github.*`), or "
+        "`lms.assignment`: training in the LMS. On learner work items (`systems: [lms]`) it "
+        "trains that learner; on a GitHub pull request or a Jira issue it trains the work "
+        "item's assignee (the member of the team map with that `github` login or `jira` account "
+        "id), once per lesson version and learner, and puts nothing in the PR or ticket.",
+    )
     suppress: bool = Field(default=False, description="Do not place the lesson (an opt-out).")
     mandate: Mandate | None = Field(default=None, description="Default: the lesson's own.")
     due: Duration | None = Field(default=None, description="Due window such as 14d.")
@@ -145,13 +152,23 @@ class Rule(RuleModel):
     )
     then: Action
 
+    def form_systems(self) -> frozenset[str]:
+        """The systems whose work items the rule's form can go into: the form's own, and for
+        `lms.assignment` also the ticket and PR systems the rule names in `work_item.systems`
+        (work-driven: the work item's assignee is trained). Empty without a form."""
+        form = self.then.form
+        if form is None:
+            return frozenset()
+        own = form.value.split(".", 1)[0]
+        if form == EmbeddingForm.LMS_ASSIGNMENT:
+            return frozenset({own, *(s.value for s in self.work_item.systems)})
+        return frozenset({own})
+
     @model_validator(mode="after")
     def _form_fits_systems(self) -> "Rule":
-        form = self.then.form
-        if form is not None and self.work_item.systems:
-            system = form.value.split(".", 1)[0]
-            if system not in {s.value for s in self.work_item.systems}:
-                raise ValueError(f"form {form.value} cannot be placed in {self.work_item.systems}")
+        form, systems = self.then.form, self.work_item.systems
+        if form and systems and self.form_systems().isdisjoint(s.value for s in systems):
+            raise ValueError(f"form {form.value} cannot be placed in {systems}")
         return self
 
 

@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from wcmatch.glob import BRACE, DOTGLOB, GLOBSTAR, globmatch
 
 from core.lesson import Lesson, Scope
+from core.placement import EmbeddingForm
 from core.work import WorkItem
 from rules.decision import Candidate, Routing, Skipped
 from rules.globs import normalise
@@ -42,10 +43,9 @@ def work_item_failure(rule: Rule, item: WorkItem) -> str | None:
     """The first work-item condition of `rule` that `item` fails, or None."""
     form = rule.then.form
     if form is not None:
-        system, kind = form.value.split(".", 1)
-        if system != item.system.value:
+        if item.system.value not in rule.form_systems():
             return f"form {form.value} does not fit a {item.system.value} work item"
-        if kind == "pr_template":
+        if form == EmbeddingForm.GITHUB_PR_TEMPLATE:
             return "form github.pr_template is placed per repository, not per pull request"
     c: WorkItemCondition = rule.work_item
     checks = (

@@ -9,34 +9,15 @@ is enrolled twice.
 
 from datetime import datetime
 
-from connectors.lms_target import USER_LABEL
+from connectors.lms_target import learner_item, learner_ref
 from core.base import utcnow
-from core.team import Member
-from core.work import System, WorkItem
 from store import audit, outbox, teams, work_items
 from store.engine import Database
 
+__all__ = ["learner_item", "learner_ref", "sync"]
+
 ROUTE_TOPIC = "route"
 ACTOR = "cairn:training"
-
-
-def learner_ref(team: str, person: str) -> str:
-    """The work item ref of one learner in one team."""
-    return f"lms:{team}/{person}"
-
-
-def learner_item(team: str, member: Member) -> WorkItem:
-    """The work item a learner's training assignments are placed in."""
-    return WorkItem(
-        system=System.LMS,
-        ref=learner_ref(team, member.person),
-        project=team,
-        type="learner",
-        title=member.name or member.person,
-        team=team,
-        assignee=member.email or member.person,
-        labels=tuple(sorted(f"{USER_LABEL}{lms}:{uid}" for lms, uid in member.lms_ids.items())),
-    )
 
 
 def sync(db: Database, now: datetime | None = None) -> int:

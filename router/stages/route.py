@@ -3,12 +3,13 @@
 import hashlib
 from typing import Any
 
+from connectors.lms_target import learner_item
 from core.compliance import NotReached
 from core.errors import PayloadError
 from core.feedback import LIVE
-from core.lesson import Mandate
-from core.placement import Placement, PlacementState
-from core.work import WorkItem
+from core.lesson import Lesson, Mandate
+from core.placement import EmbeddingForm, Placement, PlacementState
+from core.work import System, WorkItem
 from router.pipeline import Stage, StageContext
 from router.ruleset.active import ActiveRules
 from router.stages.held_back import Held, held_back
@@ -17,7 +18,7 @@ from rules.engine import Engine
 from rules.loader import RuleSet
 from rules.model import FlagAction, Rule
 from rules.select import grouped
-from store import audit, flags, placements, work_items
+from store import audit, flags, placements, teams, work_items
 from store import held_back as held_back_store
 
 TOPIC = "route"
@@ -44,6 +45,12 @@ def _rules_by_id(rule_set: RuleSet) -> dict[str, Rule]:
 def placement_id(effect_id: str) -> str:
     """A stable placement id derived from the effect it stands for."""
     return "pl_" + hashlib.sha256(effect_id.encode()).hexdigest()[:20]
+
+
+def trains_assignee(decision: Decision, item: WorkItem) -> bool:
+    """Whether the decision assigns training to the work item's assignee (work-driven) rather
+    than placing an item in it: `lms.assignment` decided for a ticket or a pull request."""
+    return decision.form == EmbeddingForm.LMS_ASSIGNMENT and item.system != System.LMS
 
 
 def _past_budget(
@@ -83,9 +90,14 @@ def make_handler(active: ActiveRules) -> Stage:
             and rules_by_id[d.rule_id].flag_action == FlagAction.SUPPRESS_ADVISORY
             and d.mandate == Mandate.INVITED
         }
-        to_group = _past_budget(
-            engine, item, current, [d for d in routing.placements if d.lesson_id not in waiting]
-        )
+        # The fatigue budget counts what the work item shows: training goes to its assignee.
+        shown_here = [
+            d
+            for d in routing.placements
+            if d.lesson_id not in waiting and not trains_assignee(d, item)
+        ]
+        to_group = _past_budget(engine, item, current, shown_here)
+        trained: set[str] = set()
         for decision in routing.placements:
             rule = rules_by_id[decision.rule_id]
             if decision.lesson_id in waiting:
@@ -106,8 +118,13 @@ def make_handler(active: ActiveRules) -> Stage:
                     f"{decision.rule_id} is flagged for revision (suppress_advisory)",
                 )
                 continue
-            planned += 1
             lesson = engine.by_id[decision.lesson_id]
+            if trains_assignee(decision, item):
+                learner = _train_assignee(ctx, item, decision, rule, lesson)
+                if learner is not None:
+                    trained.add(learner)
+                continue
+            planned += 1
             text = decision.text(lesson, item, rule)
             due_at = None if decision.due_in is None else ctx.now + decision.due_in
             candidate = Placement(
@@ -148,8 +165,85 @@ def make_handler(active: ActiveRules) -> Stage:
         _record_held_back(ctx, item, held)
         if planned:
             ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
+        for learner in sorted(trained):
+            ctx.emit(EMBED_TOPIC, {"ref": learner}, key=learner)
 
     return handle
+
+
+def _learner(ctx: StageContext, item: WorkItem) -> WorkItem | None:
+    """The learner work item of the work item's assignee (recorded when it changed), or None
+    when the assignee is not a member of the team map under that system's login. A member of
+    several teams learns as a member of the work item's team when they are in it."""
+    if item.assignee is None:
+        return None
+    found = teams.find(ctx.session, login=(item.system.value, item.assignee))
+    if not found:
+        return None
+    team, member = next(((t, m) for t, m in found if t == item.team), found[0])
+    learner = learner_item(team, member)
+    if work_items.get(ctx.session, learner.ref) != learner:
+        work_items.record(ctx.session, learner, ctx.now)
+    return learner
+
+
+def _train_assignee(
+    ctx: StageContext, item: WorkItem, decision: Decision, rule: Rule, lesson: Lesson
+) -> str | None:
+    """Work-driven training: plan the `lms.assignment` placement on the learner work item of
+    `item`'s assignee, once per (lesson version, learner) however many work items ask for it;
+    the learner's ref when a placement was planned now, else None (already assigned, or no
+    learner, which is audited)."""
+    details = {
+        "via": item.ref,
+        "lesson": f"{decision.lesson_id}@{decision.lesson_version}",
+        "rule": decision.rule_id,
+    }
+    learner = _learner(ctx, item)
+    if learner is None:
+        audit.record(
+            ctx.session,
+            actor=ACTOR,
+            action="training.no_learner",
+            subject=item.ref,
+            details={**details, "system": item.system.value, "assignee": item.assignee},
+            now=ctx.now,
+        )
+        return None
+    candidate = Placement(
+        id="pending",
+        lesson_id=decision.lesson_id,
+        lesson_version=decision.lesson_version,
+        work_item_ref=learner.ref,
+        rule_id=decision.rule_id,
+        rule_set_version=decision.rule_set_version,
+        form=decision.form,
+        mandate=decision.mandate,
+        due_at=None if decision.due_in is None else ctx.now + decision.due_in,
+        state=PlacementState.PLANNED,
+        text=decision.text(lesson, item, rule),
+        created_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    new = candidate.model_copy(update={"id": placement_id(candidate.effect_id)})
+    if placements.get(ctx.session, new.id) is not None:
+        return None  # assigned before, lesson-driven or through another work item
+    placements.add(ctx.session, new)
+    audit.record(
+        ctx.session,
+        actor=ACTOR,
+        action="placement.planned",
+        subject=learner.ref,
+        details={
+            "placement": new.id,
+            **details,
+            "rule_set_version": decision.rule_set_version,
+            "form": decision.form.value,
+            "mandate": decision.mandate.value,
+        },
+        now=ctx.now,
+    )
+    return learner.ref
 
 
 def _record_held_back(ctx: StageContext, item: WorkItem, held: Held) -> None:

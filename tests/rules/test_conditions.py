@@ -409,6 +409,23 @@ FIT_CASES = [
         "lms-form-on-lms", {"then": {"form": "lms.assignment"}}, True, item={"system": System.LMS}
     ),
     Case(
+        "lms-form-on-jira-when-the-rule-names-jira",  # work-driven: trains the assignee
+        {"work_item": {"systems": ["jira"]}, "then": {"form": "lms.assignment"}},
+        True,
+        item={"system": System.JIRA},
+    ),
+    Case(
+        "lms-form-on-github-when-the-rule-names-github",
+        {"work_item": {"systems": ["github"]}, "then": {"form": "lms.assignment"}},
+        True,
+    ),
+    Case(
+        "lms-form-never-on-github-when-the-rule-names-jira",
+        {"work_item": {"systems": ["jira"]}, "then": {"form": "lms.assignment"}},
+        False,
+        "does not fit",
+    ),
+    Case(
         "jira-subtask-on-jira",
         {"then": {"form": "jira.subtask"}},
         True,
