@@ -260,21 +260,27 @@ def entries(
     *,
     now: datetime = AT_REST,
     placement_ids: Sequence[str] = (),
+    newest_first: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> Iterator[Entry]:
-    """Placements made in the period, filtered, oldest first, with work item and signals
-    (a tier filter counts the tier at `now`)."""
+    """Placements made in the period, filtered, oldest first (or newest first), with work
+    item and signals (a tier filter counts the tier at `now`); `limit`/`offset` page them in
+    the database."""
     # Plain columns, not ORM entities: reports read many rows and change none.
-    stmt = (
-        _select(
-            select(PlacementRow.id, PlacementRow.doc, WorkItemRow.doc, PlacementRow.theatre),
-            filters or Filters(),
-            now,
-        )
-        .outerjoin(WorkItemRow, WorkItemRow.ref == PlacementRow.work_item_ref)
-        .order_by(PlacementRow.created_at, PlacementRow.id)
-    )
+    stmt = _select(
+        select(PlacementRow.id, PlacementRow.doc, WorkItemRow.doc, PlacementRow.theatre),
+        filters or Filters(),
+        now,
+    ).outerjoin(WorkItemRow, WorkItemRow.ref == PlacementRow.work_item_ref)
+    if newest_first:
+        stmt = stmt.order_by(PlacementRow.created_at.desc(), PlacementRow.id.desc())
+    else:
+        stmt = stmt.order_by(PlacementRow.created_at, PlacementRow.id)
     if placement_ids:
         stmt = stmt.where(PlacementRow.id.in_(placement_ids))
+    if limit is not None:
+        stmt = stmt.limit(limit).offset(offset)
     rows = session.execute(stmt).all()
     by_id = signals_for(session, [placement_id for placement_id, _, _, _ in rows])
     items: dict[str, WorkItem] = {}  # many placements share a work item: parse it once
@@ -287,6 +293,24 @@ def entries(
                 item = items[placement.work_item_ref] = from_doc(WorkItem, item_doc)
         flags = frozenset(theatre.split(",")) if theatre else frozenset()
         yield Entry(placement, item, tuple(by_id.get(placement_id, ())), flags)
+
+
+def tier_counts(
+    session: Session, by: str | None, filters: Filters, now: datetime
+) -> dict[str | None, dict[str, int]]:
+    """Placements per tier at `now`, per group (`lesson`, `team`, `rule`, `repository`; None:
+    one total under the key None): counts only, for pages that need no medians or trend."""
+    _for_aggregates(session)
+    tier = tier_at(now)
+    if by is None:
+        totals = _select(select(tier, func.count()), filters, now).group_by(tier)
+        return {None: {str(t): n for t, n in session.execute(totals)}}
+    key = _key(session, GROUPS[by])
+    grouped = _select(select(key, tier, func.count()), filters, now).group_by(key, tier)
+    found: dict[str | None, dict[str, int]] = defaultdict(dict)
+    for group, t, n in session.execute(grouped):
+        found[group][str(t)] = n
+    return dict(found)
 
 
 def lesson_ids(session: Session, filters: Filters, now: datetime) -> list[str]:

@@ -74,6 +74,26 @@ class ReportService:
         with self.db.transaction() as session:
             return [_assessed(e, now) for e in ledger.entries(session, filters, now=now)]
 
+    def newest(
+        self, filters: Filters, limit: int, offset: int = 0, now: datetime | None = None
+    ) -> list[Assessed]:
+        """One page of the placements the filters select, newest first, paged in the database."""
+        now = now or utcnow()
+        with self.db.transaction() as session:
+            found = ledger.entries(
+                session, filters, now=now, newest_first=True, limit=limit, offset=offset
+            )
+            return [_assessed(e, now) for e in found]
+
+    def tier_counts(
+        self, by: GroupBy | None, filters: Filters, now: datetime | None = None
+    ) -> dict[str | None, dict[str, int]]:
+        """Placements per tier, per group (None: the total under the key None); counts only."""
+        with self.db.transaction() as session:
+            return ledger.tier_counts(
+                session, None if by is None else by.value, filters, now or utcnow()
+            )
+
     def of_placements(self, placement_ids: Sequence[str], now: datetime) -> list[Assessed]:
         """These placements with their tiers at `now`, oldest first."""
         found: list[Assessed] = []

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from core.access import Permission
+from core.adoption import REACHED, Tier, precision
 from core.base import utcnow
 from core.errors import describe_validation_error
 from router.access.tokens import parse_expiry
@@ -212,11 +213,24 @@ async def grant_waiver(request: Request, actor: Acting) -> Response:
 # ---- rules --------------------------------------------------------------------------------
 
 
+def _precision(tiers: dict[str, int]) -> dict[str, Any]:
+    """Verified ÷ (verified + dismissed + ignored), with the three counts."""
+    verified, dismissed, ignored = (
+        tiers.get(t.value, 0) for t in (Tier.VERIFIED, Tier.DISMISSED, Tier.IGNORED)
+    )
+    return {
+        "value": precision(verified, dismissed, ignored),
+        "verified": verified,
+        "dismissed": dismissed,
+        "ignored": ignored,
+    }
+
+
 def _rules(runtime: Runtime) -> dict[str, Any]:
     rule_set = runtime.rules.rule_set
     settings = runtime.settings
     since = utcnow() - timedelta(days=90)
-    rows, _total = ReportService(runtime.db).adoption(GroupBy.RULE, Filters(since=since))
+    counted = ReportService(runtime.db).tier_counts(GroupBy.RULE, Filters(since=since))
     flags = FlagService(
         runtime.db, Thresholds(settings.flag_precision_below, settings.flag_min_outcomes)
     ).listed(open_only=True)
@@ -224,7 +238,10 @@ def _rules(runtime: Runtime) -> dict[str, Any]:
         "rule_set": rule_set,
         "packs": [] if rule_set is None else list(rule_set.packs),
         "last_error": runtime.rules.last_error,
-        "precision": [(row.group, row.precision(), row.reach) for row in rows],
+        "precision": [
+            (rule, _precision(tiers), sum(n for t, n in tiers.items() if Tier(t) in REACHED))
+            for rule, tiers in sorted(counted.items(), key=lambda kv: str(kv[0]))
+        ],
         "flags": [f for f in flags if f.kind == "rule"],
         "threshold": settings.flag_precision_below,
         "min_outcomes": settings.flag_min_outcomes,

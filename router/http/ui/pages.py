@@ -316,11 +316,10 @@ def _lesson_page(
                 "b": b,
                 "lines": _diff(service.version(lesson_id, a), service.version(lesson_id, b)),
             }
-    placed = ReportService(runtime.db).assessed(Filters(lessons=[lesson_id]))
-    placed.reverse()  # newest first
-    tiers: dict[str, int] = {}
-    for item in placed:
-        tiers[item.adoption.tier.value] = tiers.get(item.adoption.tier.value, 0) + 1
+    reports = ReportService(runtime.db)
+    of_lesson = Filters(lessons=[lesson_id])
+    tiers = reports.tier_counts(None, of_lesson).get(None, {})
+    placed = reports.newest(of_lesson, LEDGER_PAGE, offset)
     feedback = [
         row
         for row in FeedbackService(runtime.db).dismissals(
@@ -332,8 +331,8 @@ def _lesson_page(
         "lesson": lesson,
         "versions": versions,
         "diff": diff,
-        "placements": placed[offset : offset + LEDGER_PAGE],
-        "placements_total": len(placed),
+        "placements": placed,
+        "placements_total": sum(tiers.values()),
         "offset": offset,
         "ledger_page": LEDGER_PAGE,
         "tiers": tiers,

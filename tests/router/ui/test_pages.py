@@ -514,3 +514,16 @@ def test_a_typed_body_holding_text_that_does_not_encode_is_a_422(dash: Dashboard
     assert answer.status_code == 422
     assert answer.json()["status"] == "rejected"
     assert "team" in answer.json()["reason"]
+
+
+def test_the_lesson_page_pages_its_placements_and_counts_them_all(dash: Dashboard) -> None:
+    from core.adoption import Tier
+
+    browser = dash.signed_in("lena", "reader")
+    page = browser.get("/ui/lessons/derive-pool-size").text
+    assert "Placements (1)" in page
+    assert Tier.DELIVERED.value in page
+    beyond = browser.get("/ui/lessons/derive-pool-size?offset=50").text
+    assert "Placements (1)" in beyond and "Newer" in beyond
+    rules = browser.get("/ui/rules").text
+    assert "team-payments/pool-sizing-is-required-here" in rules
