@@ -172,8 +172,9 @@ GROUPS: dict[str, ColumnElement[Any]] = {
     "team": TEAM,
     "rule": PlacementRow.rule_id.expression,
     "repository": PROJECT,
+    "week": PlacementRow.week.expression,
 }
-"""What a report can group by, as SQL."""
+"""What a report can group by, as SQL (`week`: the ISO week the placement was made in)."""
 
 
 def placement_columns(session: Session, placement: Placement) -> dict[str, Any]:

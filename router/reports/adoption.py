@@ -94,6 +94,22 @@ class ReportService:
                 session, None if by is None else by.value, filters, now or utcnow()
             )
 
+    def weekly(self, filters: Filters, now: datetime | None = None) -> dict[str, dict[str, int]]:
+        """Placements per ISO week and tier (counts only: the dashboard's trend)."""
+        with self.db.transaction() as session:
+            found = ledger.tier_counts(session, "week", filters, now or utcnow())
+        return {str(week): tiers for week, tiers in found.items()}
+
+    def recurrences(
+        self, filters: Filters, now: datetime | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The recurrence counts of the lessons placed in the period, and each recurrence whose
+        lesson was placed but not honoured before it."""
+        with self.db.transaction() as session:
+            placed = ledger.lesson_ids(session, filters, now or utcnow())
+        found, flagged = _recurrences(self.db, GroupBy.TEAM, placed)
+        return found.get(ledger.TOTAL, _NO_RECURRENCE), flagged
+
     def of_placements(self, placement_ids: Sequence[str], now: datetime) -> list[Assessed]:
         """These placements with their tiers at `now`, oldest first."""
         found: list[Assessed] = []

@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission, Principal
-from core.adoption import Tier
+from core.adoption import REACHED, Tier
 from core.base import utcnow
 from core.errors import AuthenticationError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate
@@ -27,7 +27,7 @@ from router.http.session import CSRF_FIELD, Sessions
 from router.http.ui.charts import line_chart
 from router.http.ui.render import STATIC, refusal, render, secured
 from router.lessons.service import LessonService, check_author
-from router.reports.adoption import Filters, GroupBy, ReportService
+from router.reports.adoption import Filters, ReportService
 from router.reports.feedback import FeedbackService
 from router.reports.flags import FlagService, Thresholds
 from store import lessons as lessons_store
@@ -177,16 +177,19 @@ def _overview(runtime: Runtime, principal: Principal, weeks: int) -> dict[str, A
     now = utcnow()
     today = now.date()
     since = today - timedelta(weeks=weeks)
-    # By team: the page needs the total, and there are far fewer teams than lessons.
-    report = ReportService(runtime.db).report(
-        GroupBy.TEAM, Filters(since=now - timedelta(weeks=weeks)), now
-    )
-    total = report.total.as_dict()
+    # Counts per week and tier only: the page shows a trend and totals, no medians.
+    reports = ReportService(runtime.db)
+    period = Filters(since=now - timedelta(weeks=weeks))
+    by_week = reports.weekly(period, now)
+    recurrence, not_honoured = reports.recurrences(period, now)
+    counts = {t.value: sum(w.get(t.value, 0) for w in by_week.values()) for t in Tier}
+    total = {"reach": sum(counts[t.value] for t in REACHED), "counts": counts}
     labels = _weeks(since, today)
-    trend: dict[str, dict[str, int]] = total["weeks"]  # type: ignore[assignment]
+    done = (Tier.ACKNOWLEDGED.value, Tier.VERIFIED.value)
     series = {
-        name: [trend.get(week, {}).get(name, 0) for week in labels]
-        for name in ("placed", "acknowledged", "verified")
+        "placed": [sum(by_week.get(week, {}).values()) for week in labels],
+        "acknowledged": [sum(by_week.get(week, {}).get(t, 0) for t in done) for week in labels],
+        "verified": [by_week.get(week, {}).get(Tier.VERIFIED.value, 0) for week in labels],
     }
     chart = line_chart(labels, series, "Placed, acknowledged and verified per week")
     settings = runtime.settings
@@ -205,8 +208,8 @@ def _overview(runtime: Runtime, principal: Principal, weeks: int) -> dict[str, A
         "trend_chart": chart,
         "table": [(week, *(series[name][i] for name in series)) for i, week in enumerate(labels)],
         "total": total,
-        "recurrence": report.recurrence_of(report.total.group),
-        "not_honoured": report.placed_but_not_honoured[:20],
+        "recurrence": recurrence,
+        "not_honoured": not_honoured[:20],
         "flags": flags,
         "due": due[:20],
         "due_total": len(due),

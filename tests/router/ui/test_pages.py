@@ -527,3 +527,22 @@ def test_the_lesson_page_pages_its_placements_and_counts_them_all(dash: Dashboar
     assert "Placements (1)" in beyond and "Newer" in beyond
     rules = browser.get("/ui/rules").text
     assert "team-payments/pool-sizing-is-required-here" in rules
+
+
+def test_the_overview_trend_counts_what_the_adoption_report_counts(dash: Dashboard) -> None:
+    from core.adoption import Tier
+    from router.reports.adoption import GroupBy, ReportService
+
+    reports = ReportService(dash.db)
+    weekly = reports.weekly(Filters())
+    total = reports.report(GroupBy.TEAM, Filters()).total.as_dict()
+    expected: dict[str, dict[str, int]] = total["weeks"]  # type: ignore[assignment]
+    done = (Tier.ACKNOWLEDGED.value, Tier.VERIFIED.value)
+    assert expected
+    for week, counts in expected.items():
+        tiers = weekly[week]
+        assert sum(tiers.values()) == counts.get("placed", 0)
+        assert sum(tiers.get(t, 0) for t in done) == counts.get("acknowledged", 0)
+        assert tiers.get(Tier.VERIFIED.value, 0) == counts.get("verified", 0)
+    page = dash.signed_in("otto", "reader").get("/ui/?weeks=4").text
+    assert f"<dt>Reached</dt><dd>{total['reach']}</dd>" in page
