@@ -15,6 +15,7 @@ from router.cli.rules import rules_group
 from router.cli.service import serve, worker
 from router.cli.teams import teams_group
 from router.cli.tokens import tokens_group
+from router.cli.training import training_group
 
 
 @click.group()
@@ -39,6 +40,7 @@ for command in (
     lessons_group,
     tokens_group,
     teams_group,
+    training_group,
     audit_group,
     placements_group,
     report_group,

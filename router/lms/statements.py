@@ -7,7 +7,7 @@ errors.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -150,34 +150,52 @@ CURSOR = "xapi:statements"
 MAX_PER_ROUND = 5_000
 
 
+def _log_progress(count: int) -> None:
+    """A long first read says how far it got, page by page (after its first page)."""
+    if count > PROGRESS_AFTER:
+        log.info("xAPI: %d statements read so far", count)
+
+
+PROGRESS_AFTER = 100
+
+
 class StatementPoller:
     """Reads new statements from the LRS and records them, with the cursor, in one transaction
     per page of work: a crash repeats at most what was not yet committed, never loses any."""
 
-    def __init__(self, db: Database, client: XapiClient, max_per_round: int = MAX_PER_ROUND):
+    def __init__(
+        self,
+        db: Database,
+        client: XapiClient,
+        max_per_round: int = MAX_PER_ROUND,
+        progress: Callable[[int], None] | None = None,
+    ):
         self.db = db
         self.client = client
         self.max_per_round = max_per_round
+        self.progress = progress or _log_progress
 
     def __repr__(self) -> str:
         return f"StatementPoller({self.client!r})"
 
     @classmethod
-    def configured(cls, db: Database, settings: Settings) -> "StatementPoller":
+    def configured(
+        cls, db: Database, settings: Settings, progress: Callable[[int], None] | None = None
+    ) -> "StatementPoller":
         """The poller of the LRS the settings name."""
         if not settings.xapi_url or not settings.xapi_username or settings.xapi_password is None:
             raise ConfigurationError(
                 "CAIRN_XAPI_URL needs CAIRN_XAPI_USERNAME and CAIRN_XAPI_PASSWORD"
             )
         client = XapiClient(settings.xapi_url, settings.xapi_username, settings.xapi_password)
-        return cls(db, client)
+        return cls(db, client, progress=progress)
 
     def poll_once(self) -> int:
         """Read up to `max_per_round` new statements; returns the signals they recorded."""
         with self.db.transaction() as session:
             saved = cursors.get(session, CURSOR)
         cursor = None if saved is None else Cursor.model_validate(saved)
-        found, moved = poll(self.client, cursor, self.max_per_round)
+        found, moved = poll(self.client, cursor, self.max_per_round, progress=self.progress)
         if not found:
             return 0
         now = utcnow()
