@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from connectors.generic.webhook import sign
 from connectors.lms_target import Handle, LmsTarget
 from connectors.moodle.fake import MoodleFake
 from core.base import utcnow
-from core.lesson import Lesson, LessonStatus
 from core.placement import EmbeddingForm, PlacementState
 from core.team import Member, Team
 from core.work import System
@@ -26,7 +25,8 @@ from router.lms import learners
 from rules.model import Rule
 from store import audit, lessons, placements, teams, work_items
 from store.engine import Database
-from tests.router.support import EXAMPLES, PR, PR_REF, drain, serving
+from tests.router.support import PR, PR_REF, drain, serving
+from tests.router.test_training import course_lesson
 
 RULES = """\
 pack: work-training
@@ -46,24 +46,6 @@ rules:
       text: "{{ lesson.title }} (for {{ work_item.ref }})"
 """
 DANA = learners.learner_ref("payments", "dana@example.com")
-
-
-def course_lesson(course_id: int) -> Lesson:
-    found = TypeAdapter(list[Lesson]).validate_json((EXAMPLES / "lessons.json").read_bytes())
-    doc = found[0].model_dump(mode="json")
-    doc.update(
-        id="pool-course",
-        title="Pool sizing in 20 minutes",
-        form="training",
-        status=LessonStatus.DRAFT.value,
-        training={
-            "title": "Pool sizing",
-            "duration_minutes": 20,
-            "modules": {"moodle": str(course_id)},
-        },
-        applicability={"teams": ["payments"]},
-    )
-    return Lesson.model_validate(doc, strict=False)
 
 
 @dataclass
