@@ -37,6 +37,15 @@ def record(session: Session, item: WorkItem, now: datetime) -> bool:
     return False
 
 
+def record_if_changed(session: Session, item: WorkItem, now: datetime) -> bool:
+    """Store the item's state only when it differs from the stored one (no event otherwise);
+    True when something was recorded."""
+    if get(session, item.ref) == item:
+        return False
+    record(session, item, now)
+    return True
+
+
 def get(session: Session, ref: str, *, for_update: bool = False) -> WorkItem | None:
     """The latest state of one work item; `for_update` locks it for the rest of the transaction
     (so two routings of one work item never interleave)."""

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from connectors.canvas.jwt import LiveEvent, LiveEventVerifier
 from connectors.lms_target import Handle
-from core.feedback import ItemMark, ItemObservation, Observation
+from core.feedback import ItemMark
 from core.placement import EmbeddingForm, PlacementState
 from router.lms.learners import learner_ref
+from router.lms.progress import mark_lessons
 from router.settings import Settings
-from router.stages import feedback
 from store import lessons, placements, teams
 
 CANVAS = "canvas"
@@ -143,24 +143,19 @@ def record(session: Session, event: LiveEvent, now: datetime) -> EventOutcome:
     delivery = delivery_id(event)
     placed = 0
     for ref in refs:
-        items = tuple(
-            ItemObservation(
-                placement_id=p.id, mark=ItemMark.COMPLETED, reason=f"Canvas: {event.name}"
-            )
-            for p in placements.for_work_item(session, ref)
-            if p.form == EmbeddingForm.LMS_ASSIGNMENT and p.lesson_id in lesson_ids
-        )
-        if not items:
-            continue
-        placed += len(items)
-        observation = Observation(
-            work_item_ref=ref,
-            observed_at=event.at,
+        matched, signals = mark_lessons(
+            session,
+            ref,
+            lesson_ids,
+            ItemMark.COMPLETED,
+            at=event.at,
             actor=f"{CANVAS}:{event.user_id}",
-            delivery_id=delivery,
-            items=items,
+            delivery=delivery,
+            now=now,
+            reason=f"Canvas: {event.name}",
         )
-        outcome.recorded += len(feedback.apply(session, observation, now))
+        placed += matched
+        outcome.recorded += signals
     if not placed:
         outcome.not_placed += 1
     elif not outcome.recorded:

@@ -28,8 +28,7 @@ def sync(db: Database, now: datetime | None = None) -> int:
     with db.transaction() as session:
         for team, member in teams.all_members(session):
             item = learner_item(team, member)
-            if work_items.get(session, item.ref) != item:
-                work_items.record(session, item, now)
+            work_items.record_if_changed(session, item, now)
             outbox.enqueue(
                 session, topic=ROUTE_TOPIC, payload={"ref": item.ref}, key=item.ref, now=now
             )

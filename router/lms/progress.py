@@ -3,8 +3,10 @@ its progress, and a completion (or a failure) is recorded as a signal, like a ti
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
+
+from sqlalchemy.orm import Session
 
 from connectors.lms import Completion, LmsClient
 from connectors.lms_target import Handle
@@ -67,3 +69,35 @@ def poll(
         with db.transaction() as session:
             recorded += len(feedback.apply(session, observation, now or utcnow()))
     return recorded
+
+
+def mark_lessons(
+    session: Session,
+    ref: str,
+    lesson_ids: Collection[str],
+    mark: ItemMark,
+    *,
+    at: datetime,
+    actor: str,
+    delivery: str,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[int, int]:
+    """Mark the training placements of these lessons in one learner's work item `ref`, as one
+    observation (a redelivery of `delivery` records nothing): (placements matched, signals
+    recorded). Completions reported by an LRS or by Canvas Live Events come in through here."""
+    items = tuple(
+        ItemObservation(placement_id=p.id, mark=mark, reason=reason)
+        for p in placements.for_work_item(session, ref)
+        if p.form == EmbeddingForm.LMS_ASSIGNMENT and p.lesson_id in lesson_ids
+    )
+    if not items:
+        return 0, 0
+    observation = Observation(
+        work_item_ref=ref,
+        observed_at=at,
+        actor=actor[:200],
+        delivery_id=delivery[:200],
+        items=items,
+    )
+    return len(items), len(feedback.apply(session, observation, now))

@@ -18,13 +18,11 @@ from connectors.xapi.client import Cursor, XapiClient, poll
 from connectors.xapi.statements import Statement, outcome
 from core.base import utcnow
 from core.errors import ConfigurationError
-from core.feedback import ItemMark, ItemObservation, Observation
-from core.placement import EmbeddingForm
+from core.feedback import ItemMark
 from router.lms.learners import learner_ref
-from router.lms.progress import MARKS
+from router.lms.progress import MARKS, mark_lessons
 from router.settings import Settings
-from router.stages import feedback
-from store import audit, cursors, lessons, placements, teams
+from store import audit, cursors, lessons, teams
 from store.engine import Database
 
 log = logging.getLogger("cairn.training")
@@ -107,22 +105,17 @@ def _record(
 ) -> int:
     recorded = 0
     for team, person in who:
-        ref = learner_ref(team, person)
-        items = tuple(
-            ItemObservation(placement_id=p.id, mark=mark)
-            for p in placements.for_work_item(session, ref)
-            if p.form == EmbeddingForm.LMS_ASSIGNMENT and p.lesson_id in lesson_ids
+        _matched, signals = mark_lessons(
+            session,
+            learner_ref(team, person),
+            lesson_ids,
+            mark,
+            at=report.at,
+            actor=f"xapi:{report.email or report.account}",
+            delivery=f"xapi:{report.id}",
+            now=now,
         )
-        if not items:
-            continue
-        observation = Observation(
-            work_item_ref=ref,
-            observed_at=report.at,
-            actor=f"xapi:{report.email or report.account}"[:200],
-            delivery_id=f"xapi:{report.id}"[:200],
-            items=items,
-        )
-        recorded += len(feedback.apply(session, observation, now))
+        recorded += signals
     return recorded
 
 

@@ -1,6 +1,7 @@
 """Stage `route`: decide which published lessons belong in a work item and plan placements."""
 
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from connectors.lms_target import learner_item
@@ -45,6 +46,29 @@ def _rules_by_id(rule_set: RuleSet) -> dict[str, Rule]:
 def placement_id(effect_id: str) -> str:
     """A stable placement id derived from the effect it stands for."""
     return "pl_" + hashlib.sha256(effect_id.encode()).hexdigest()[:20]
+
+
+def _planned(
+    decision: Decision, ref: str, text: str, now: datetime, grouped: bool = False
+) -> Placement:
+    """The planned placement a decision makes in work item `ref`, with its stable id."""
+    candidate = Placement(
+        id="pending",
+        lesson_id=decision.lesson_id,
+        lesson_version=decision.lesson_version,
+        work_item_ref=ref,
+        rule_id=decision.rule_id,
+        rule_set_version=decision.rule_set_version,
+        form=decision.form,
+        mandate=decision.mandate,
+        due_at=None if decision.due_in is None else now + decision.due_in,
+        state=PlacementState.PLANNED,
+        text=text,
+        grouped=grouped,
+        created_at=now,
+        updated_at=now,
+    )
+    return candidate.model_copy(update={"id": placement_id(candidate.effect_id)})
 
 
 def trains_assignee(decision: Decision, item: WorkItem) -> bool:
@@ -126,26 +150,8 @@ def make_handler(active: ActiveRules) -> Stage:
                 continue
             planned += 1
             text = decision.text(lesson, item, rule)
-            due_at = None if decision.due_in is None else ctx.now + decision.due_in
-            candidate = Placement(
-                id="pending",
-                lesson_id=decision.lesson_id,
-                lesson_version=decision.lesson_version,
-                work_item_ref=ref,
-                rule_id=decision.rule_id,
-                rule_set_version=decision.rule_set_version,
-                form=decision.form,
-                mandate=decision.mandate,
-                due_at=due_at,
-                state=PlacementState.PLANNED,
-                text=text,
-                grouped=decision.lesson_id in to_group,
-                created_at=ctx.now,
-                updated_at=ctx.now,
-            )
-            stored = placements.add(
-                ctx.session, candidate.model_copy(update={"id": placement_id(candidate.effect_id)})
-            )
+            candidate = _planned(decision, ref, text, ctx.now, decision.lesson_id in to_group)
+            stored = placements.add(ctx.session, candidate)
             audit.record(
                 ctx.session,
                 actor=ACTOR,
@@ -182,8 +188,7 @@ def _learner(ctx: StageContext, item: WorkItem) -> WorkItem | None:
         return None
     team, member = next(((t, m) for t, m in found if t == item.team), found[0])
     learner = learner_item(team, member)
-    if work_items.get(ctx.session, learner.ref) != learner:
-        work_items.record(ctx.session, learner, ctx.now)
+    work_items.record_if_changed(ctx.session, learner, ctx.now)
     return learner
 
 
@@ -210,22 +215,7 @@ def _train_assignee(
             now=ctx.now,
         )
         return None
-    candidate = Placement(
-        id="pending",
-        lesson_id=decision.lesson_id,
-        lesson_version=decision.lesson_version,
-        work_item_ref=learner.ref,
-        rule_id=decision.rule_id,
-        rule_set_version=decision.rule_set_version,
-        form=decision.form,
-        mandate=decision.mandate,
-        due_at=None if decision.due_in is None else ctx.now + decision.due_in,
-        state=PlacementState.PLANNED,
-        text=decision.text(lesson, item, rule),
-        created_at=ctx.now,
-        updated_at=ctx.now,
-    )
-    new = candidate.model_copy(update={"id": placement_id(candidate.effect_id)})
+    new = _planned(decision, learner.ref, decision.text(lesson, item, rule), ctx.now)
     if placements.get(ctx.session, new.id) is not None:
         return None  # assigned before, lesson-driven or through another work item
     placements.add(ctx.session, new)
