@@ -1,9 +1,11 @@
 """Runs one pipeline message exactly once in effect, whichever transport delivered it."""
 
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -66,6 +68,9 @@ class Outcome(StrEnum):
     ALREADY_DONE = "already_done"
     RETRY = "retry"
     DEAD = "dead"
+    BUSY = "busy"
+    """Another delivery holds the message: it is still running, or took over after this
+    delivery's lease lapsed. This delivery changed nothing."""
 
 
 class Dispatcher:
@@ -90,26 +95,70 @@ class Dispatcher:
         """Every topic a handler exists for."""
         return sorted(self.stages)
 
-    def run(self, message_id: int) -> Outcome:
-        """Process one message; a repeat delivery of a done message does nothing."""
-        outcome = self._run(message_id)
+    def run(
+        self, message_id: int, *, token: str | None = None, lease_seconds: float = 30.0
+    ) -> Outcome:
+        """Process one message; a repeat delivery of a done message does nothing.
+
+        The run holds the message with a run token: a worker passes its claim's `token`; a
+        broker delivery (`count_attempts`) takes one when it starts, and does not run while
+        another delivery holds a live lease. The lease (`lease_seconds`) is renewed while the
+        run lasts, so it lapses only when the process running it dies or hangs.
+        """
+        outcome = self._run(message_id, token, timedelta(seconds=lease_seconds))
         MESSAGES.labels(outcome.value).inc()
         return outcome
 
-    def _run(self, message_id: int) -> Outcome:
+    def _run(self, message_id: int, token: str | None, lease: timedelta) -> Outcome:
         if self.count_attempts:
+            token = token or outbox.new_token()
             with self.db.transaction() as session:
-                refused = outbox.start_attempt(session, message_id, self.max_attempts)
+                refused = outbox.start_attempt(
+                    session, message_id, self.max_attempts, token=token, now=utcnow(), lease=lease
+                )
             if refused == outbox.MessageStatus.DEAD:
                 log.error("message %s dead-lettered: deliveries keep dying", message_id)
                 return Outcome.DEAD
+            if refused == outbox.MessageStatus.LEASED:
+                log.info("message %s is still running in another delivery; not run", message_id)
+                return Outcome.BUSY
             if refused is not None:
                 return Outcome.ALREADY_DONE
+        if token is None:
+            return self._attempt(message_id, None)
+        with self._renewing(message_id, token, lease):
+            return self._attempt(message_id, token)
+
+    @contextmanager
+    def _renewing(self, message_id: int, token: str, lease: timedelta) -> Iterator[None]:
+        """Renew this run's lease every third of it until the run ends (or loses the message)."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(lease.total_seconds() / 3):
+                try:
+                    with self.db.transaction() as session:
+                        held = outbox.extend(session, message_id, token, utcnow() + lease)
+                except Exception:
+                    log.warning("could not renew the lease of message %s", message_id)
+                    continue
+                if not held:
+                    return
+
+        # A daemon that is not joined: a renewal landing after the run ended matches no
+        # leased row with this token, so it changes nothing.
+        threading.Thread(target=renew, name=f"cairn-lease-{message_id}", daemon=True).start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+    def _attempt(self, message_id: int, token: str | None) -> Outcome:
         try:
             with self.db.transaction() as session:
-                message = outbox.begin(session, message_id)
+                message = outbox.begin(session, message_id, token)
                 if message is None:
-                    return Outcome.ALREADY_DONE
+                    return self._refused(session, message_id, token)
                 stage = self.stages.get(message.topic)
                 if stage is None:
                     raise PayloadError(f"no stage handles topic {message.topic!r}")
@@ -125,8 +174,10 @@ class Dispatcher:
                     return Outcome.DONE
             result = stage.perform(plan)
             with self.db.transaction() as session:
-                if outbox.begin(session, message_id) is None:
-                    return Outcome.ALREADY_DONE  # another worker's retry finished it meanwhile
+                if outbox.begin(session, message_id, token) is None:
+                    # Another delivery finished it, or took it over after this run's lease
+                    # lapsed: that delivery records, this one does not write over it.
+                    return self._refused(session, message_id, token)
                 now = utcnow()
                 stage.record(StageContext(session, now, message_id), plan, result)
                 outbox.complete(session, message_id, now)
@@ -134,16 +185,25 @@ class Dispatcher:
         except (PayloadError, UnsupportedEventError, DataError) as exc:
             # Retrying cannot help (a bad payload, or a value the database refuses):
             # dead-letter at once, keeping the reason.
-            return self._fail(message_id, exc, max_attempts=0)
+            return self._fail(message_id, token, exc, max_attempts=0)
         except TransientError as exc:
-            return self._fail(message_id, exc, retry_after=exc.retry_after)
+            return self._fail(message_id, token, exc, retry_after=exc.retry_after)
         except Exception as exc:
             log.exception("message %s failed", message_id)
-            return self._fail(message_id, exc)
+            return self._fail(message_id, token, exc)
+
+    @staticmethod
+    def _refused(session: Session, message_id: int, token: str | None) -> Outcome:
+        """Why `begin` refused: another delivery holds the message now, or it is settled."""
+        if token is not None and outbox.begin(session, message_id) is not None:
+            log.warning("message %s lost its lease to another delivery; not recorded", message_id)
+            return Outcome.BUSY
+        return Outcome.ALREADY_DONE
 
     def _fail(
         self,
         message_id: int,
+        token: str | None,
         exc: Exception,
         *,
         max_attempts: int | None = None,
@@ -158,7 +218,11 @@ class Dispatcher:
                 now=utcnow(),
                 max_attempts=self.max_attempts if max_attempts is None else max_attempts,
                 retry_after=retry_after,
+                token=token,
             )
+        if status == outbox.MessageStatus.LEASED:
+            log.warning("message %s failed after another delivery took it over", message_id)
+            return Outcome.BUSY
         if status == outbox.MessageStatus.DEAD:
             log.error("message %s dead-lettered: %s", message_id, error)
             return Outcome.DEAD

@@ -2,8 +2,14 @@
 
 In embedded mode workers claim rows from here directly; in broker mode a relay claims rows and
 publishes them. Either way a message is done only when its handler's transaction commits.
+
+A delivery that runs a message holds it with a run token and a lease it keeps renewing (a
+worker's claim, or `start_attempt` for a broker delivery). While that lease lasts no other
+delivery of the message starts, and a run whose token was replaced (its lease lapsed and
+another delivery took over) can neither record nor fail the message.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,10 +39,17 @@ class Message:
     key: str
     payload: dict[str, Any]
     attempts: int
+    token: str | None = None
+    """The run token of the claim that handed this message out (None from a relay's claim)."""
+
+
+def new_token() -> str:
+    """A fresh run token."""
+    return uuid.uuid4().hex
 
 
 def _message(row: OutboxRow) -> Message:
-    return Message(row.id, row.topic, row.key, row.payload, row.attempts)
+    return Message(row.id, row.topic, row.key, row.payload, row.attempts, row.run_token)
 
 
 def enqueue(
@@ -74,8 +87,10 @@ def claim(
 
     With `count_attempt` (a worker about to run the message) each claim is an attempt, so a
     message that keeps killing its worker is dead-lettered after `max_attempts` instead of
-    crashing workers for ever. A broker relay claims without counting: its lease only decides
-    when a message lost on the way is published again, and the consumer counts the attempt.
+    crashing workers for ever, and the claim is the run: the messages carry its run token. A
+    broker relay claims without counting and without a token: its lease only decides when a
+    message lost on the way is published again, and the consumer counts the attempt and takes
+    the token (`start_attempt`).
     """
     if count_attempt:
         exhausted = (
@@ -93,6 +108,7 @@ def claim(
             .values(
                 status=MessageStatus.DEAD,
                 leased_until=None,
+                run_token=None,
                 last_error="lease expired on every attempt (its worker died or hung each time)",
             )
         )
@@ -121,44 +137,83 @@ def claim(
             status=MessageStatus.LEASED,
             leased_until=now + lease,
             attempts=OutboxRow.attempts + (1 if count_attempt else 0),
+            # One token per claim: each of its messages is run by the one claiming worker.
+            run_token=new_token() if count_attempt else None,
         )
         .returning(
-            OutboxRow.id, OutboxRow.topic, OutboxRow.key, OutboxRow.payload, OutboxRow.attempts
+            OutboxRow.id,
+            OutboxRow.topic,
+            OutboxRow.key,
+            OutboxRow.payload,
+            OutboxRow.attempts,
+            OutboxRow.run_token,
         )
     ).all()
     return sorted((Message(*row) for row in rows), key=lambda m: m.id)
 
 
-def begin(session: Session, message_id: int) -> Message | None:
+def begin(session: Session, message_id: int, token: str | None = None) -> Message | None:
     """Lock a leased message for processing; None if it is done, dead, waiting or unknown.
 
     Two deliveries of one message serialise here, and the second finds it done. A stale broker
     copy of a message that is waiting out a retry backoff (pending) does not run early either.
+    With `token`, also None when another run holds the message now: this run lost its lease.
     """
     row = session.get(OutboxRow, message_id, with_for_update=True)
     if row is None or row.status != MessageStatus.LEASED:
         return None
+    if token is not None and row.run_token != token:
+        return None
     return _message(row)
 
 
-def start_attempt(session: Session, message_id: int, max_attempts: int) -> MessageStatus | None:
+def start_attempt(
+    session: Session,
+    message_id: int,
+    max_attempts: int,
+    *,
+    token: str,
+    now: datetime,
+    lease: timedelta,
+) -> MessageStatus | None:
     """Count a delivery that is about to run (broker mode), in its own committed transaction.
 
-    Returns None when the message should run; otherwise the status that says why not (done,
-    waiting, or dead because deliveries keep dying mid-run).
+    Returns None when the message should run, now held by `token` until `now + lease`;
+    otherwise the status that says why not: leased (another delivery holds a live lease on
+    it: it is still running), done, waiting, or dead because deliveries keep dying mid-run.
+    A run whose lease lapsed is taken as dead, and this delivery takes over.
     """
     row = session.get(OutboxRow, message_id, with_for_update=True)
     if row is None:
         return MessageStatus.DEAD
     if row.status != MessageStatus.LEASED:
         return MessageStatus(row.status)
+    if row.run_token is not None and row.leased_until is not None and row.leased_until > now:
+        return MessageStatus.LEASED
     if row.attempts >= max_attempts:
         row.status = MessageStatus.DEAD
         row.leased_until = None
+        row.run_token = None
         row.last_error = "every delivery died before finishing (max attempts reached)"
         return MessageStatus.DEAD
     row.attempts += 1
+    row.run_token = token
+    row.leased_until = now + lease
     return None
+
+
+def extend(session: Session, message_id: int, token: str, until: datetime) -> bool:
+    """Renew a running delivery's lease; False when the message is no longer this run's."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.id == message_id,
+            OutboxRow.status == MessageStatus.LEASED,
+            OutboxRow.run_token == token,
+        )
+        .values(leased_until=until)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
 def complete(session: Session, message_id: int, now: datetime) -> None:
@@ -166,7 +221,7 @@ def complete(session: Session, message_id: int, now: datetime) -> None:
     session.execute(
         update(OutboxRow)
         .where(OutboxRow.id == message_id)
-        .values(status=MessageStatus.DONE, done_at=now, leased_until=None)
+        .values(status=MessageStatus.DONE, done_at=now, leased_until=None, run_token=None)
     )
 
 
@@ -178,13 +233,21 @@ def fail(
     now: datetime,
     max_attempts: int,
     retry_after: float | None = None,
+    token: str | None = None,
 ) -> MessageStatus:
-    """Schedule a retry with exponential backoff, or dead-letter after `max_attempts`."""
+    """Schedule a retry with exponential backoff, or dead-letter after `max_attempts`.
+
+    With `token`, a run that no longer holds the message changes nothing and gets its status
+    (leased: another delivery runs it now).
+    """
     row = session.get(OutboxRow, message_id, with_for_update=True)
     if row is None or row.status == MessageStatus.DONE:
         return MessageStatus.DONE
+    if token is not None and row.run_token != token:
+        return MessageStatus(row.status)
     row.last_error = error[:2000]
     row.leased_until = None
+    row.run_token = None
     if row.attempts >= max_attempts:
         row.status = MessageStatus.DEAD
     else:
@@ -200,7 +263,9 @@ def release(session: Session, message_ids: list[int], now: datetime) -> None:
         session.execute(
             update(OutboxRow)
             .where(OutboxRow.id.in_(message_ids), OutboxRow.status == MessageStatus.LEASED)
-            .values(status=MessageStatus.PENDING, leased_until=None, available_at=now)
+            .values(
+                status=MessageStatus.PENDING, leased_until=None, run_token=None, available_at=now
+            )
         )
 
 
@@ -239,6 +304,6 @@ def requeue_dead(session: Session, now: datetime) -> int:
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.status == MessageStatus.DEAD)
-        .values(status=MessageStatus.PENDING, attempts=0, available_at=now)
+        .values(status=MessageStatus.PENDING, attempts=0, available_at=now, run_token=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 Durable by construction: a message is marked done in the same transaction as its handler's
 writes, and a claim is only a lease, so `kill -9` at any point loses and duplicates nothing.
+The running worker renews its lease, so a message is handed out again only when its worker died.
 """
 
 import asyncio
@@ -75,7 +76,14 @@ class EmbeddedTransport:
                 continue
             for message in messages:
                 try:
-                    await asyncio.to_thread(self.dispatcher.run, message.id)
+                    # The claim's token fences the run: while it renews its lease no other
+                    # worker is handed the message, and if it lost the lease it records nothing.
+                    await asyncio.to_thread(
+                        self.dispatcher.run,
+                        message.id,
+                        token=message.token,
+                        lease_seconds=self.pacing.lease_seconds,
+                    )
                 except Exception:
                     # Recording the failure failed too (database gone): the lease expires and
                     # the message is handed out again.

@@ -5,9 +5,15 @@ persistent, mandatory and confirmed to quorum queues (one per topic, with a deli
 dead-letter exchange). Consumers ack only after the handler's transaction committed. A message
 lost anywhere (relay killed after leasing, a consumer's failure) is published again when its
 lease expires, and a repeat is harmless because the Dispatcher skips messages already done.
+
+A redelivery never runs beside its first handling: a closed connection cancels the consumer
+but not the handler's thread, so this process keeps the runs it started and a copy of one of
+them waits for it; across processes the run token on the outbox row refuses the copy while
+the first run's lease (renewed as it runs) lasts.
 """
 
 import asyncio
+import functools
 import logging
 from contextlib import suppress
 from typing import Any
@@ -23,7 +29,7 @@ from faststream.rabbit import (
     RabbitQueue,
 )
 
-from router.pipeline import Dispatcher
+from router.pipeline import Dispatcher, Outcome
 from router.transport.poller import Pacing, Wakeup, claim_due, release
 from store.engine import Database
 
@@ -84,6 +90,8 @@ class RabbitTransport:
                 )
         self._wakeup = Wakeup()
         self._relay_task: asyncio.Task[None] | None = None
+        # Runs started by this process, by outbox id, until their thread returns.
+        self._running: dict[int, asyncio.Future[Outcome]] = {}
 
     def __repr__(self) -> str:
         return f"RabbitTransport(exchange={self.exchange.name!r}, consume={self.consume})"
@@ -102,13 +110,20 @@ class RabbitTransport:
         self._relay_task = asyncio.create_task(self._relay(), name="cairn-relay")
 
     async def stop(self) -> None:
-        """Stop the relay, then the consumers (waiting for handlers in flight)."""
+        """Stop the relay, then the consumers, then wait for handlers still running.
+
+        The wait is bounded by one lease: a run still going then keeps renewing its lease
+        while this process lives; once the process exits, the lease lapses and the message is
+        published again.
+        """
         if self._relay_task is not None:
             self._relay_task.cancel()
             with suppress(asyncio.CancelledError):
                 await self._relay_task
             self._relay_task = None
         await self.broker.stop()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=self.pacing.lease_seconds)
 
     def notify(self) -> None:
         """Wake the relay."""
@@ -130,8 +145,14 @@ class RabbitTransport:
             log.error("rejecting a message without an outbox id: %r", body)
             await message.reject(requeue=False)
             return
+        first = self._running.get(message_id)
+        if first is not None:
+            # The broker delivered again while this process still runs the first copy (its
+            # channel closed under it): wait for that run instead of starting a second one.
+            log.info("message %s delivered again while its first run goes on; waiting", message_id)
+            await asyncio.wait([first])
         try:
-            await asyncio.to_thread(self.dispatcher.run, message_id)
+            await self._run(message_id)
         except Exception:
             # Not even the failure could be recorded (database gone). Rejecting parks this copy
             # in the dead queue instead of hot-looping; the outbox lease republishes it later.
@@ -139,6 +160,29 @@ class RabbitTransport:
             await message.reject(requeue=False)
             return
         await message.ack()
+
+    async def _run(self, message_id: int) -> Outcome:
+        """Run the message in a thread that this process tracks until it returns.
+
+        Cancelling this coroutine (the connection closed) does not stop the thread, so the run
+        stays in `_running` until the thread itself ends.
+        """
+        future = asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                self.dispatcher.run, message_id, lease_seconds=self.pacing.lease_seconds
+            ),
+        )
+        self._running[message_id] = future
+
+        def finished(done: asyncio.Future[Outcome]) -> None:
+            if self._running.get(message_id) is done:
+                del self._running[message_id]
+            if not done.cancelled():
+                done.exception()  # observed here: the consumer awaiting it may be cancelled
+
+        future.add_done_callback(finished)
+        return await asyncio.shield(future)
 
     async def _relay(self) -> None:
         while True:

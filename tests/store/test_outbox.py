@@ -6,10 +6,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from core.base import utcnow
 from store import outbox
 from store.engine import Database
 from store.outbox import Message, MessageStatus
+from store.tables import OutboxRow
 
 LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 3
@@ -122,8 +125,10 @@ def test_claim_leases_a_message_with_its_content(db: Database) -> None:
         key=message.key,
         payload={"n": 0, "tags": ["a", "b"]},
         attempts=1,
+        token=message.token,
     )
     assert message.key.startswith("k-")
+    assert message.token is not None and len(message.token) == 32
     assert counts(db) == status_counts(leased=1)
 
 
@@ -147,6 +152,18 @@ def test_an_expired_lease_is_handed_out_again_as_a_new_attempt(db: Database) -> 
     assert again.id == message_id
     assert again.attempts == 2
     assert counts(db) == status_counts(leased=1)
+
+
+def test_each_claim_holds_its_messages_with_a_token_of_its_own(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [first] = claim(db, now)
+    [second] = claim(db, now + LEASE + TICK)  # the first worker died: its lease lapsed
+
+    assert first.token != second.token
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id, first.token) is None
+        assert outbox.begin(session, message_id, second.token) == second
 
 
 def test_claim_skips_messages_not_yet_available(db: Database) -> None:
@@ -500,11 +517,11 @@ def test_start_attempt_counts_deliveries_and_stops_a_crash_loop(db: Database) ->
     [message_id] = enqueue(db, now)
     with db.transaction() as session:
         outbox.claim(session, now=now, lease=LEASE, max_attempts=3, count_attempt=False)
-    for _ in range(3):  # three deliveries that die mid-run
+    for n in range(3):  # three deliveries that die mid-run, each after the last one's lease
         with db.transaction() as session:
-            assert outbox.start_attempt(session, message_id, 3) is None
+            assert start_attempt(session, message_id, now + (LEASE + TICK) * n) is None
     with db.transaction() as session:
-        assert outbox.start_attempt(session, message_id, 3) == MessageStatus.DEAD
+        assert start_attempt(session, message_id, now + (LEASE + TICK) * 3) == MessageStatus.DEAD
     assert counts(db) == status_counts(dead=1)
 
 
@@ -513,4 +530,116 @@ def test_begin_refuses_a_message_that_is_not_leased(db: Database) -> None:
     [message_id] = enqueue(db, now)
     with db.transaction() as session:
         assert outbox.begin(session, message_id) is None  # pending: not handed out yet
-        assert outbox.start_attempt(session, message_id, 3) == MessageStatus.PENDING
+        assert start_attempt(session, message_id, now) == MessageStatus.PENDING
+
+
+# --- run tokens: one delivery runs a message at a time ------------------------------------------
+
+
+def start_attempt(
+    session: Session, message_id: int, now: datetime, token: str | None = None
+) -> MessageStatus | None:
+    return outbox.start_attempt(
+        session, message_id, 3, token=token or outbox.new_token(), now=now, lease=LEASE
+    )
+
+
+def relay_claim(db: Database, now: datetime) -> list[Message]:
+    with db.transaction() as session:
+        return outbox.claim(
+            session, now=now, lease=timedelta(minutes=5), max_attempts=3, count_attempt=False
+        )
+
+
+def row(db: Database, message_id: int) -> tuple[str, int, str | None, datetime | None]:
+    with db.transaction() as session:
+        found = session.get(OutboxRow, message_id)
+        assert found is not None
+        return found.status, found.attempts, found.run_token, found.leased_until
+
+
+def test_a_second_delivery_does_not_start_while_the_first_holds_a_live_lease(
+    db: Database,
+) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [published] = relay_claim(db, now)
+    assert published.token is None  # a relay's claim holds no run
+
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, now, "a" * 32) is None
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, now + LEASE - TICK) == MessageStatus.LEASED
+
+    # The refused copy counted no attempt and took nothing from the first run.
+    assert row(db, message_id) == ("leased", 1, "a" * 32, now + LEASE)
+
+
+def test_a_delivery_takes_over_a_run_whose_lease_lapsed(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    relay_claim(db, now)
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, now, "a" * 32) is None
+
+    later = now + LEASE + TICK  # the first run's process died: nothing renewed its lease
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, later, "b" * 32) is None
+
+    assert row(db, message_id) == ("leased", 2, "b" * 32, later + LEASE)
+    with db.transaction() as session:
+        assert outbox.begin(session, message_id, "a" * 32) is None
+        assert outbox.begin(session, message_id, "b" * 32) is not None
+
+
+def test_the_relay_republishes_a_run_only_after_its_lease_lapsed(db: Database) -> None:
+    now = utcnow()
+    an_hour_ago = now - timedelta(hours=1)
+    [message_id] = enqueue(db, an_hour_ago)
+    assert len(relay_claim(db, an_hour_ago)) == 1  # published an hour ago: that lease is over
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, now, "a" * 32) is None
+
+    assert relay_claim(db, now + LEASE - TICK) == []
+    [again] = relay_claim(db, now + LEASE)
+    assert (again.id, again.token) == (message_id, None)
+    with db.transaction() as session:  # the republished copy may run: nobody holds it
+        assert start_attempt(session, message_id, now + LEASE) is None
+
+
+def test_extend_renews_only_the_holders_lease(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [message] = claim(db, now)
+    assert message.token is not None
+
+    with db.transaction() as session:
+        assert outbox.extend(session, message_id, message.token, now + 2 * LEASE) is True
+        assert outbox.extend(session, message_id, "b" * 32, now + 3 * LEASE) is False
+    assert claim(db, now + LEASE + TICK) == []  # renewed: not handed out again
+
+    with db.transaction() as session:
+        outbox.complete(session, message_id, now)
+        assert outbox.extend(session, message_id, message.token, now + 3 * LEASE) is False
+    assert row(db, message_id) == ("done", 1, None, None)
+
+
+def test_a_run_that_lost_its_message_cannot_fail_it(db: Database) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [first] = claim(db, now)
+    [second] = claim(db, now + LEASE + TICK)
+
+    with db.transaction() as session:
+        status = outbox.fail(
+            session, message_id, error="late", now=now, max_attempts=3, token=first.token
+        )
+
+    assert status == MessageStatus.LEASED
+    assert row(db, message_id) == ("leased", 2, second.token, now + 2 * LEASE + TICK)
+    with db.transaction() as session:
+        status = outbox.fail(
+            session, message_id, error="boom", now=now, max_attempts=3, token=second.token
+        )
+    assert status == MessageStatus.PENDING
+    assert row(db, message_id)[2] is None

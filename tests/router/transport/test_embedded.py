@@ -1,0 +1,126 @@
+"""The embedded transport: a message runs in one worker at a time, and a dead worker's message
+runs again once its lease lapses."""
+
+import asyncio
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.base import utcnow
+from router.pipeline import Dispatcher, Effect, StageContext
+from router.transport.embedded import EmbeddedTransport
+from router.transport.poller import Pacing
+from store import audit, outbox
+from store.engine import Database
+from store.tables import OutboxRow
+
+LEASE_SECONDS = 0.3
+
+
+class Embed:
+    """An Effect like an embed in flight: `perform` blocks until released and counts its calls."""
+
+    def __init__(self) -> None:
+        self.performed: list[int] = []
+        self.release = threading.Event()
+
+    def effect(self) -> Effect:
+        def prepare(ctx: StageContext, payload: dict[str, Any]) -> Any:
+            return payload["n"]
+
+        def perform(plan: Any) -> Any:
+            self.performed.append(plan)
+            if not self.release.wait(60):
+                raise TimeoutError("the embed was never released")
+            return plan
+
+        def record(ctx: StageContext, plan: Any, result: Any) -> None:
+            audit.record(
+                ctx.session,
+                actor="test",
+                action="embedded",
+                subject=str(result),
+                details={},
+                now=ctx.now,
+            )
+
+        return Effect(prepare=prepare, perform=perform, record=record)
+
+
+def _transport(db: Database, embed: Embed) -> EmbeddedTransport:
+    dispatcher = Dispatcher(db, {"embed": embed.effect()}, max_attempts=5)
+    pacing = Pacing(concurrency=3, poll_interval=0.02, lease_seconds=LEASE_SECONDS, max_attempts=5)
+    return EmbeddedTransport(db, dispatcher, pacing)
+
+
+def _enqueue(db: Database) -> int:
+    with db.transaction() as session:
+        return outbox.enqueue(session, topic="embed", payload={"n": 7}, key="pr-1", now=utcnow())
+
+
+def _row(db: Database, message_id: int) -> tuple[str, int, datetime | None]:
+    with db.transaction() as session:
+        row = session.get(OutboxRow, message_id)
+        assert row is not None
+        return row.status, row.attempts, row.leased_until
+
+
+def _embedded(db: Database) -> list[str]:
+    with db.transaction() as session:
+        return [e.subject for e in audit.entries(session, action="embedded")]
+
+
+async def _until(predicate: Any, seconds: float = 30.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+def test_a_long_embed_keeps_its_lease_and_no_other_worker_runs_it(db: Database) -> None:
+    embed = Embed()
+    message_id = _enqueue(db)
+
+    async def scenario() -> None:
+        transport = _transport(db, embed)
+        await transport.start()
+        try:
+            await _until(lambda: bool(embed.performed))
+            claimed_until = _row(db, message_id)[2]
+            assert claimed_until is not None
+            # Wait out several leases: the running worker renews its own, so the idle workers
+            # polling meanwhile are never handed the message (without renewal one would be).
+            renewed = claimed_until + timedelta(seconds=3 * LEASE_SECONDS)
+            await _until(
+                lambda: len(embed.performed) > 1 or (_row(db, message_id)[2] or renewed) > renewed
+            )
+            embed.release.set()
+            await _until(lambda: _row(db, message_id)[0] == "done")
+        finally:
+            embed.release.set()
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert embed.performed == [7]
+    assert _row(db, message_id)[:2] == ("done", 1)
+    assert _embedded(db) == ["7"]
+
+
+def test_a_dead_workers_message_runs_again_once_its_lease_lapses(db: Database) -> None:
+    embed = Embed()
+    embed.release.set()
+    message_id = _enqueue(db)
+    with db.transaction() as session:  # claimed by a worker that was then killed
+        outbox.claim(session, now=utcnow(), lease=timedelta(seconds=LEASE_SECONDS), max_attempts=5)
+
+    async def scenario() -> None:
+        transport = _transport(db, embed)
+        await transport.start()
+        try:
+            await _until(lambda: _row(db, message_id)[0] == "done")
+        finally:
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert embed.performed == [7]
+    assert _row(db, message_id)[:2] == ("done", 2)
+    assert _embedded(db) == ["7"]
