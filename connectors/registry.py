@@ -1,15 +1,26 @@
 """The typed registry of inbound connectors: route name → verifier, parser and secret."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from connectors.base import Parser, Verifier
+from connectors.base import InboundEvent, Parser, Verifier
 from connectors.generic import webhook as generic
+from connectors.github import capture as github_capture
 from connectors.github import webhook as github
 from connectors.incidentio import webhook as incidentio
+from connectors.jira import capture as jira_capture
 from connectors.jira import webhook as jira
 from connectors.opsgenie import webhook as opsgenie
 from connectors.pagerduty import webhook as pagerduty
+
+
+def together(*parsers: Callable[[Mapping[str, str], bytes], Sequence[InboundEvent]]) -> Parser:
+    """One parser giving what each of `parsers` finds in a delivery, in order."""
+
+    def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
+        return [event for parser in parsers for event in parser(headers, body)]
+
+    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +68,14 @@ SOURCES: dict[str, SourceSpec] = {
         package="connectors.github",
         secret_env="CAIRN_GITHUB_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
         verifier=github.GitHubVerifier,
-        parse=github.parse,
+        parse=together(github.parse, github_capture.parse),
     ),
     "jira": SourceSpec(
         name="jira",
         package="connectors.jira",
         secret_env="CAIRN_JIRA_WEBHOOK_SECRET",  # noqa: S106 (a variable name)
         verifier=jira.JiraVerifier,
-        parse=jira.parse,
+        parse=together(jira.parse, jira_capture.parse),
     ),
 }
 

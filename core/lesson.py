@@ -49,6 +49,14 @@ class Confidence(StrEnum):
     HIGH = "high"
 
 
+class SourceRead(CoreModel):
+    """One read of a work source a lesson was captured from: which source, which version."""
+
+    ref: Name = Field(description="`jira:PM-7`, `github:acme/api#12`, `github:acme/api:<path>`.")
+    version: Name = Field(description="The source's own version: `updated` time or commit sha.")
+    read_at: UtcDateTime
+
+
 class Provenance(CoreModel):
     """Where the lesson came from: incidents, evidence, who captured it and when."""
 
@@ -56,6 +64,17 @@ class Provenance(CoreModel):
     evidence_links: tuple[HttpUrl, ...] = ()
     captured_by: Name
     captured_at: UtcDateTime
+    sources: tuple[SourceRead, ...] = Field(
+        default=(), description="Work sources (tickets, issues, files) read, each version once."
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_sources(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Lessons captured from incidents keep their canonical form (content hash).
+        data: dict[str, Any] = handler(self)
+        if not data.get("sources"):
+            data.pop("sources", None)
+        return data
 
 
 class LessonContext(CoreModel):

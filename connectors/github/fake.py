@@ -3,12 +3,15 @@
 Serves on 127.0.0.1 (an ephemeral port) for tests and the demo, never in production:
 `GET`/`PATCH /repos/{o}/{r}/pulls/{n}`, `GET …/pulls/{n}/files` (Link-header pagination),
 `GET`/`POST /repos/{o}/{r}/issues/{n}/comments` (a pull request's conversation, paginated),
+`GET /repos/{o}/{r}/contents/{path}` (base64), an issue's comments the same way,
 `POST /repos/{o}/{r}/check-runs`, `POST /app/installations/{id}/access_tokens`, and scripted
 rate-limit or outage answers. It counts reads and writes per pull request, and each change it
 makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request` webhook GitHub
 would send, ready to be signed and delivered to Cairn.
 """
 
+import base64
+import hashlib
 import itertools
 import json
 import re
@@ -21,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 import jwt
@@ -38,6 +41,7 @@ _PULL = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)(?P<files>/fi
 _CHECKS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/check-runs$")
 _COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")
 _TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
+_CONTENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)$")
 
 
 def _now() -> str:
@@ -60,6 +64,7 @@ class FakePull:
     draft: bool = False
     state: str = "open"
     merged: bool = False
+    added: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
 
@@ -103,6 +108,8 @@ class FakeGitHub:
         self.writes: Counter[Key] = Counter()
         self.check_runs: list[dict[str, Any]] = []
         self.comments: dict[Key, list[dict[str, Any]]] = {}
+        self.issues: dict[Key, dict[str, Any]] = {}
+        self.contents: dict[tuple[str, str], str] = {}
         self.requests: list[str] = []
         self.deliveries: list[Delivery] = []
         self.failures = Failures()
@@ -148,6 +155,7 @@ class FakeGitHub:
             "labels": [{"name": label} for label in pull.labels],
             "draft": pull.draft,
             "merged": pull.merged,
+            "merge_commit_sha": pull.head_sha if pull.merged else None,
             "head": {"label": f"{owner}:topic", "ref": "topic", "sha": pull.head_sha},
             "base": {"label": f"{owner}:{pull.base}", "ref": pull.base, "sha": "0" * 40},
         }
@@ -250,6 +258,53 @@ class FakeGitHub:
             pull.state, pull.updated_at = "closed", _now()
             return self._event(pull, "closed", by or pull.author)
 
+    def add_files(self, key: Key, files: dict[str, str]) -> Delivery:
+        """Push commits adding `files` (path → text); returns the `synchronize` webhook."""
+        with self.lock:
+            pull = self.pulls[key]
+            pull.added.extend(f for f in files if f not in pull.added)
+            for path, text in files.items():
+                self.contents[(pull.repo, path)] = text
+            return self.push(key, list(files))
+
+    def seed_pull(self, payload: dict[str, Any], files: dict[str, str]) -> None:
+        """Hold the pull request a recorded webhook describes, with the files it added."""
+        with self.lock:
+            pr, repo = payload["pull_request"], payload["repository"]["full_name"]
+            pull = FakePull(
+                repo, pr["number"], pr["title"], pr.get("body"), pr["user"]["login"], list(files)
+            )
+            pull.state, pull.merged = pr.get("state", "open"), bool(pr.get("merged"))
+            pull.head_sha = pr.get("merge_commit_sha") or pull.head_sha
+            pull.added = list(files)
+            self.pulls[(repo, pull.number)] = pull
+            for path, text in files.items():
+                self.contents[(repo, path)] = text
+
+    def seed_issue(self, payload: dict[str, Any], comments: list[tuple[str, str]]) -> None:
+        """Hold the issue a recorded `issues` webhook describes, with (login, text) comments."""
+        with self.lock:
+            issue, repo = payload["issue"], payload["repository"]["full_name"]
+            key = (repo, int(issue["number"]))
+            self.issues[key] = issue
+            self.comments[key] = []
+            for login, text in comments:
+                self._add_comment(key, issue["html_url"], text, login)
+
+    def _add_comment(self, key: Key, html_url: str, body: str, author: str) -> dict[str, Any]:
+        ident = next(self._comment_ids)
+        made = {
+            "id": ident,
+            "url": f"{self.url}/repos/{key[0]}/issues/comments/{ident}",
+            "html_url": f"{html_url}#issuecomment-{ident}",
+            "body": body,
+            "user": self._account(author),
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
+        self.comments.setdefault(key, []).append(made)
+        return made
+
     # --- delivering webhooks --------------------------------------------------------------------
 
     @staticmethod
@@ -305,7 +360,12 @@ class FakeGitHub:
             if (match := _CHECKS.match(path)) and method == "POST":
                 return self._check_run(match.group("repo"), data)
             if match := _COMMENTS.match(path):
+                key = (match["repo"], int(match["n"]))
+                if key in self.issues and key not in self.pulls:
+                    return self._issue_comments(method, key, path, query, data)
                 return self._comments(method, match["repo"], int(match["n"]), path, query, data)
+            if (match := _CONTENTS.match(path)) and method == "GET":
+                return self._content(match["repo"], unquote(match["path"]), query)
             match = _PULL.match(path)
             pull = None if match is None else self.pulls.get((match["repo"], int(match["n"])))
             if match is None or pull is None:
@@ -340,7 +400,13 @@ class FakeGitHub:
 
     def _files(self, pull: FakePull, path: str, query: dict[str, list[str]]) -> Reply:
         listed = [
-            {"sha": "0" * 40, "filename": f, "status": "modified", "additions": 1, "deletions": 0}
+            {
+                "sha": "0" * 40,
+                "filename": f,
+                "status": "added" if f in pull.added else "modified",
+                "additions": 1,
+                "deletions": 0,
+            }
             for f in pull.files
         ]
         return self._page(listed, path, query)
@@ -379,6 +445,44 @@ class FakeGitHub:
             return 422, {"message": "Validation Failed"}, {}
         self.writes[key] += 1
         return 201, self.comment(pull, data["body"], self.actor), {}
+
+    def _content(self, repo: str, path: str, query: dict[str, list[str]]) -> Reply:
+        text = self.contents.get((repo, path))
+        if text is None:
+            return 404, {"message": "Not Found"}, {}
+        raw = text.encode()
+        ref = query.get("ref", ["main"])[0]
+        return (
+            200,
+            {
+                "type": "file",
+                "encoding": "base64",
+                "size": len(raw),
+                "name": path.rsplit("/", 1)[-1],
+                "path": path,
+                "content": base64.b64encode(raw).decode(),
+                "sha": hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest(),  # noqa: S324
+                "url": f"{self.url}/repos/{repo}/contents/{path}?ref={ref}",
+                "html_url": f"https://github.com/{repo}/blob/{ref}/{path}",
+            },
+            {},
+        )
+
+    def _issue_comments(
+        self, method: str, key: Key, path: str, query: dict[str, list[str]], data: dict[str, Any]
+    ) -> Reply:
+        listed = self.comments.setdefault(key, [])
+        if method == "GET":
+            self.reads[key] += 1
+            return self._page(listed, path, query)
+        if method != "POST" or not isinstance(data.get("body"), str) or not data["body"]:
+            return 422, {"message": "Validation Failed"}, {}
+        self.writes[key] += 1
+        return (
+            201,
+            self._add_comment(key, self.issues[key]["html_url"], data["body"], self.actor),
+            {},
+        )
 
     def comment(self, pull: FakePull, body: str, author: str) -> dict[str, Any]:
         """Add a comment to the pull request's conversation (queues `issue_comment`)."""

@@ -3,10 +3,10 @@
 Endpoints (under `/rest/api/3`): `GET serverInfo` (deploymentType Cloud, which the `jira`
 constructor reads), `GET field` (fetched before searches), `GET/POST/PUT issue[/KEY]` with ADF
 descriptions and `properties` on create and edit, `GET/PUT/DELETE issue/KEY/properties/NAME`,
-`GET/POST issue/KEY/transitions`, `GET/POST issue/KEY/comment` (ADF bodies, `properties` on
-create, `expand=properties` and `startAt` paging on read), `GET/POST search/jql` (token
-pagination) and `POST search/approximate-count` over the JQL subset in `fake_jql`. createmeta is
-not served: Cairn names the sub-task type directly.
+`GET/POST issue/KEY/transitions`, `GET issue/KEY/remotelink`, `GET/POST issue/KEY/comment`
+(ADF bodies, `properties` on create, `expand=properties` and `startAt` paging on read),
+`GET/POST search/jql` (token pagination) and `POST search/approximate-count` over the JQL
+subset in `fake_jql`. createmeta is not served: Cairn names the sub-task type directly.
 
 It keeps state, counts requests and writes per issue, answers scripted failures (429 with
 Retry-After on demand), and can run a callback after a given request (a human edit racing
@@ -206,6 +206,48 @@ class JiraFake:
         value = {"name": resolution or "Done"} if done else None
         self.edit(key, {"status": STATUSES[status], "resolution": value})
 
+    def seed(self, issue: dict[str, Any]) -> None:
+        """Hold an issue exactly as a recorded webhook shows it (its key, id and fields)."""
+        with self.lock:
+            self.issues[issue["key"]] = {
+                "id": issue["id"],
+                "key": issue["key"],
+                "fields": json.loads(json.dumps(issue["fields"])),
+                "properties": {},
+            }
+
+    def add_remote_link(self, key: str, url: str, title: str) -> None:
+        """Link a web page to `key` (a dashboard, a document), as Jira's remote links do."""
+        with self.lock:
+            links = self.issues[key].setdefault("remotelinks", [])
+            ident = 10000 + len(links)
+            links.append(
+                {
+                    "id": ident,
+                    "self": f"{self.url}{API}/issue/{key}/remotelink/{ident}",
+                    "object": {"url": url, "title": title},
+                }
+            )
+
+    def comment_as(self, key: str, text: str, account_id: str, display_name: str) -> None:
+        """A person's comment on `key` (plain ADF paragraph)."""
+        with self.lock:
+            stored = self.issues[key].setdefault("comments", [])
+            ident = str(20000 + len(stored))
+            now = self._now()
+            paragraph = {"type": "paragraph", "content": [{"type": "text", "text": text}]}
+            stored.append(
+                {
+                    "id": ident,
+                    "self": f"{self.url}{API}/issue/{key}/comment/{ident}",
+                    "author": {"accountId": account_id, "displayName": display_name},
+                    "body": {"type": "doc", "version": 1, "content": [paragraph]},
+                    "created": now,
+                    "updated": now,
+                    "properties": {},
+                }
+            )
+
     # --- REST --------------------------------------------------------------------------------
 
     def _self(self, issue: dict[str, Any]) -> str:
@@ -303,6 +345,8 @@ class JiraFake:
             return (201 if created else 200), None, {}
         if rest == "/comment":
             return self._comment(method, issue, query, data)
+        if rest == "/remotelink" and method == "GET":
+            return 200, json.loads(json.dumps(issue.get("remotelinks", []))), {}
         if rest == "/transitions" and method == "GET":
             return (
                 200,

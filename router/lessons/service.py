@@ -17,6 +17,7 @@ from core.errors import ForbiddenError, NotFoundError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate, content_hash
 from core.placement import PlacementState
 from core.recurrence import Recurrence
+from router.lessons import findings
 from router.stages.embed import TOPIC as EMBED_TOPIC
 from store import audit, lessons, outbox, placements, recurrences, search
 from store.engine import Database
@@ -173,7 +174,9 @@ class LessonService:
         check_reviewer(actor)
         with self.db.transaction() as session:
             now = utcnow()
-            lifecycle.check_publishable(self._load(session, lesson_id))
+            current = self._load(session, lesson_id)
+            lifecycle.check_publishable(current)
+            findings.check_names(session, current)  # no name reaches a target unless kept
             published = lessons.publish(session, lesson_id, now)
             digest = content_hash(published.model_dump(mode="json"))
             details = {"version": published.version, "content_hash": digest}

@@ -6,10 +6,12 @@ from datetime import timedelta
 from connectors.base import Enricher
 from connectors.target import Target
 from core.work import System
+from core.work_capture import CaptureConfig
 from router.pipeline import Stage
 from router.ruleset.active import ActiveRules
 from router.stages import (
     capture,
+    capture_work,
     embed,
     enrich,
     hydrate,
@@ -30,15 +32,21 @@ def build_stages(
     enrichers: Mapping[str, Enricher] | None = None,
     public_url: str = DEFAULT_PUBLIC_URL,
     reminder_window: timedelta = remind.DEFAULT_WINDOW,
+    capture_settings: capture_work.CaptureSettings | None = None,
+    readers: Mapping[str, capture_work.SourceReader] | None = None,
 ) -> Mapping[str, Stage]:
-    """Every topic and its handler, bound to this process's services."""
+    """Every topic and its handler, bound to this process's services; `readers` read work
+    sources (system → reader) for capture."""
     targets = dict(targets or {})
     enrichers = dict(enrichers or {})
     own_actors = {system: target.own_actor for system, target in targets.items()}
+    default = capture_work.CaptureSettings(CaptureConfig(), {}, public_url)
     return {
         inbound.TOPIC: inbound.make_handler(own_actors, frozenset(enrichers)),
         enrich.TOPIC: enrich.make_stage(enrichers),
         capture.TOPIC: capture.handle,
+        capture_work.TOPIC: capture_work.make_stage(readers or {}, capture_settings or default),
+        capture_work.NOTIFY_TOPIC: capture_work.make_notify_stage(readers or {}, public_url),
         route.TOPIC: route.make_handler(rules),
         hydrate.TOPIC: hydrate.make_stage(targets),
         embed.TOPIC: embed.make_stage(targets, public_url),

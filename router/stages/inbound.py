@@ -10,6 +10,7 @@ from core.events import FeedbackEvent, IncidentEvent, WorkItemEvent
 from core.incident import updated
 from core.recurrence import CHECKED as RECURRENCE_CHECKED
 from core.work import System
+from core.work_capture import CaptureEvent
 from router.pipeline import Handler, StageContext
 from store import audit, inbox, incidents, work_items
 
@@ -17,6 +18,7 @@ TOPIC = "inbound"
 ROUTE_TOPIC = "route"
 HYDRATE_TOPIC = "hydrate"
 CAPTURE_TOPIC = "capture"
+CAPTURE_WORK_TOPIC = "capture_work"
 ENRICH_TOPIC = "enrich"
 OBSERVE_TOPIC = "observe"
 RECURRENCE_TOPIC = "recurrence"
@@ -86,6 +88,11 @@ def _inbound(
             )
         elif isinstance(event, FeedbackEvent):
             _feedback(ctx, event, own_actors)
+        elif isinstance(event, CaptureEvent):
+            ref = event.document.ref
+            ctx.emit(
+                CAPTURE_WORK_TOPIC, {"document": event.document.model_dump(mode="json")}, key=ref
+            )
     inbox.mark_processed(ctx.session, inbox_id, ctx.now)
 
 
