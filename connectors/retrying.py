@@ -8,12 +8,14 @@ briefly; a longer wait than `max_wait` is not slept but handed back as a Transie
 `retry_after`, so the pipeline retries the whole message later instead of holding a worker.
 """
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from types import FrameType
+from typing import Protocol, TypeVar
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -96,6 +98,40 @@ class _TooLong(stop_base):
         return asked is not None and asked > self.max_wait
 
 
+class CallObserver(Protocol):
+    """Told about every outside call (for metrics): its connector, and each wait before a retry."""
+
+    def called(self, connector: str, result: str) -> None:
+        """One call ended: `ok`, or `failed` once the retries ran out (or were not worth it)."""
+
+    def waited(self, connector: str, seconds: float) -> None:
+        """A failed or rate-limited try is retried after `seconds`."""
+
+
+OBSERVERS: list[CallObserver] = []
+_SHARED = frozenset({"retrying", "json_api"})
+
+
+def _connector() -> str:
+    """The connector making the call: the nearest caller module in `connectors.<name>`."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        parts = str(frame.f_globals.get("__name__", "")).split(".")
+        if len(parts) >= 2 and parts[0] == "connectors" and parts[1] not in _SHARED:
+            return parts[1]
+        frame = frame.f_back
+    return "other"
+
+
+def _tell_wait(connector: str) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        seconds = state.upcoming_sleep
+        for observer in OBSERVERS:
+            observer.waited(connector, seconds)
+
+    return before_sleep
+
+
 def run(
     attempt: Callable[[], T],
     policy: RetryPolicy,
@@ -104,17 +140,25 @@ def run(
 ) -> T:
     """Call `attempt`, retrying the Retryable failures `retry_if` accepts; once retries run out
     (or the server asks for more than `max_wait`), the failure becomes a TransientError."""
+    connector = _connector() if OBSERVERS else ""
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts) | _TooLong(policy.max_wait),
         wait=_wait(policy),
         retry=retry_if_exception(lambda exc: isinstance(exc, Retryable) and retry_if(exc)),
         sleep=policy.sleep,
+        before_sleep=_tell_wait(connector) if OBSERVERS else None,
         reraise=True,
     )
+    result = "failed"
     try:
-        return retrying(attempt)
+        answer = retrying(attempt)
+        result = "ok"
+        return answer
     except Retryable as exc:
         raise TransientError(str(exc), retry_after=exc.retry_after) from exc
+    finally:
+        for observer in OBSERVERS:
+            observer.called(connector, result)
 
 
 def _refuse(response: httpx.Response, what: str) -> Exception:

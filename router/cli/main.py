@@ -9,6 +9,7 @@ from router.cli.backfill import backfill_group
 from router.cli.compliance import evidence_group, waivers_group
 from router.cli.db import db, queue
 from router.cli.demo import demo
+from router.cli.docs import docs_group
 from router.cli.lessons import lessons_group
 from router.cli.report import feedback_group, flags_group, placements_group, report_group
 from router.cli.rules import rules_group
@@ -50,5 +51,6 @@ for command in (
     evidence_group,
     backfill_group,
     demo,
+    docs_group,
 ):
     main.add_command(command)

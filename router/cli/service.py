@@ -6,10 +6,14 @@ import signal
 
 import click
 import uvicorn
+from prometheus_client import start_http_server
 
 from router.cli.support import load_settings, require_schema
 from router.compose import build_runtime
 from router.lms.sweeper import TrainingSync
+from router.metrics import REGISTRY
+from router.observability import tracing
+from router.observability.setup import configure
 from router.overdue import OverdueSweeper
 from router.ruleset.reloader import RulesReloader
 
@@ -25,6 +29,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
     from router.http.app import create_app
 
     settings = load_settings()
+    configure(settings)
     require_schema(settings)
     runtime = build_runtime(settings, consume=not no_workers)
     log.info(
@@ -40,14 +45,19 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
         port=settings.port if port is None else port,
         log_level="warning",
     )
+    tracing.stop()
 
 
 @click.command()
 def worker() -> None:
     """Run pipeline workers only (scale them out in broker mode)."""
     settings = load_settings()
+    configure(settings)
     require_schema(settings)
     runtime = build_runtime(settings)
+    if settings.metrics_port is not None:
+        # This process's own counters (stage timings, outside calls); the API serves the queue.
+        start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -72,3 +82,4 @@ def worker() -> None:
         runtime.db.dispose()
 
     asyncio.run(run())
+    tracing.stop()

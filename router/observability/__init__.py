@@ -1,0 +1,1 @@
+"""Operations: the correlation id, JSON logs, OpenTelemetry tracing and stage instrumentation."""
