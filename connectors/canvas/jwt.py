@@ -56,7 +56,10 @@ def local_id(value: Any, what: str) -> str:
 
 def _time(value: Any) -> datetime | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None  # out of any calendar: no time, like a missing one
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -83,7 +86,10 @@ def parse_event(claims: Mapping[str, Any]) -> LiveEvent:
     context = metadata.get("context_id") if metadata.get("context_type") == "Course" else None
     if name == "course_completed":
         user = local_id(_object(body, "user", "body.user").get("id"), "body.user.id")
-        course = _object(body, "course", "body.course").get("id") or context
+        found = body.get("course")
+        course = (found.get("id") if isinstance(found, Mapping) else None) or context
+        if course is None:
+            raise PayloadError("Canvas live event: no course (body.course.id or context_id)")
         progress = body.get("progress")
         done = progress.get("completed_at") if isinstance(progress, Mapping) else None
         at = _time(done) or _time(metadata.get("event_time"))
@@ -95,7 +101,8 @@ def parse_event(claims: Mapping[str, Any]) -> LiveEvent:
         at = _time(body.get("submitted_at")) or _time(metadata.get("event_time"))
     if at is None:
         raise PayloadError(f"Canvas live event {name}: no time")
-    course_id = local_id(course, "course id") if course is not None else None
+    where = "course id (body.course.id or metadata.context_id)"
+    course_id = local_id(course, where) if course is not None else None
     return LiveEvent(str(name), user, course_id, assignment, at)
 
 

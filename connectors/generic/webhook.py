@@ -66,7 +66,8 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         data = load_json(body)
     except PayloadError:
         data = None
-    if isinstance(data, dict) and data.get("type") not in CANONICAL_TYPES:
+    kind = data.get("type") if isinstance(data, dict) else None
+    if isinstance(data, dict) and not (isinstance(kind, str) and kind in CANONICAL_TYPES):
         try:
             found = active_mapping()
         except ConfigurationError as exc:

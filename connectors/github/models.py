@@ -1,12 +1,12 @@
 """GitHub's webhook payloads as far as Cairn reads them (tolerant: unknown fields are ignored)."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from connectors.base import VendorModel
 
 
-class Vendor(BaseModel):
-    """Base of GitHub payload models: extra fields ignored, nothing frozen."""
-
-    model_config = ConfigDict(extra="ignore")
+class Vendor(VendorModel):
+    """Base of GitHub payload models: tolerant (see `VendorModel`), nothing frozen."""
 
 
 class Account(Vendor):
@@ -39,7 +39,7 @@ class PullRequest(Vendor):
     draft: bool = False
     merged: bool | None = None
     user: Account | None = None
-    labels: list[Label] = []
+    labels: list[Label] = Field(default_factory=list)
     base: Branch | None = None
     head: Branch | None = None
     updated_at: str | None = None

@@ -17,7 +17,12 @@ from pydantic import ValidationError
 from connectors.base import InboundEvent, VerifiedDelivery, load_json
 from connectors.github import section
 from connectors.github.models import PullRequestEvent
-from core.errors import AuthenticationError, ConfigurationError, PayloadError
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PayloadError,
+    describe_validation_error,
+)
 from core.events import FeedbackEvent, WorkItemEvent
 from core.feedback import Closure, Observation
 from core.work import System, WorkItem
@@ -121,7 +126,7 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     try:
         payload = PullRequestEvent.model_validate(raw)
     except ValidationError as exc:
-        raise PayloadError(f"pull_request payload: {exc.error_count()} invalid fields") from exc
+        raise PayloadError(f"pull_request payload: {describe_validation_error(exc)}") from exc
     if reaction == Reaction.WORK_ITEM:
         return [WorkItemEvent(type="work_item", work_item=work_item(payload), complete=True)]
     delivery = header(headers, "X-GitHub-Delivery")

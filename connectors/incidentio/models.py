@@ -1,12 +1,12 @@
 """incident.io's payloads as far as Cairn reads them (tolerant: unknown fields are ignored)."""
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
+
+from connectors.base import VendorModel
 
 
-class Vendor(BaseModel):
-    """Base of incident.io payload models: extra fields ignored."""
-
-    model_config = ConfigDict(extra="ignore")
+class Vendor(VendorModel):
+    """Base of incident.io payload models: tolerant (see `VendorModel`), nothing frozen."""
 
 
 class Named(Vendor):
@@ -40,7 +40,7 @@ class FieldEntry(Vendor):
     """A custom field and its values on one incident."""
 
     custom_field: Named
-    values: list[FieldValue] = []
+    values: list[FieldValue] = Field(default_factory=list)
 
 
 class TimestampValue(Vendor):
@@ -68,8 +68,8 @@ class IoIncident(Vendor):
     incident_status: Status
     severity: Named | None = None
     incident_type: Named | None = None
-    custom_field_entries: list[FieldEntry] = []
-    incident_timestamp_values: list[IncidentTimestamp] = []
+    custom_field_entries: list[FieldEntry] = Field(default_factory=list)
+    incident_timestamp_values: list[IncidentTimestamp] = Field(default_factory=list)
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -86,7 +86,7 @@ class PostmortemDocument(Vendor):
     incident_id: str
     title: str | None = None
     document_url: str | None = None
-    exported_urls: list[str] = []
+    exported_urls: list[str] = Field(default_factory=list)
 
 
 class PostmortemChange(Vendor):

@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from connectors.base import VendorModel
 
 
-class Vendor(BaseModel):
-    """Base for vendor payloads: extra fields ignored, wrong optional shapes never fatal."""
-
-    model_config = ConfigDict(extra="ignore")
+class Vendor(VendorModel):
+    """Base of Jira payload models: tolerant (see `VendorModel`), nothing frozen."""
 
 
 class Named(Vendor):

@@ -9,10 +9,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field, ValidationError
 
 from connectors import fields
-from connectors.base import InboundEvent, VerifiedDelivery, load_json
+from connectors.base import InboundEvent, VendorModel, VerifiedDelivery, load_json
 from core.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -39,29 +39,25 @@ PRIORITIES = {
 }
 
 
-class Alert(BaseModel):
+class Alert(VendorModel):
     """The alert subset Opsgenie's webhook sends (createdAt in ms, updatedAt in ns).
 
     Field names are Opsgenie's own camelCase.
     """
-
-    model_config = ConfigDict(extra="ignore")
 
     alertId: str
     message: str | None = None
     description: str | None = None
     entity: str | None = None
     priority: str | None = None
-    tags: list[str] = []
-    teams: list[str] = []
+    tags: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
     createdAt: int | None = None
     updatedAt: int | None = None
 
 
-class Delivery(BaseModel):
+class Delivery(VendorModel):
     """An outgoing webhook body: the action taken and the alert it was taken on."""
-
-    model_config = ConfigDict(extra="ignore")
 
     action: str
     alert: Alert

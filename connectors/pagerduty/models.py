@@ -2,13 +2,13 @@
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
+
+from connectors.base import VendorModel
 
 
-class Vendor(BaseModel):
-    """Base of PagerDuty payload models: extra fields ignored, nothing frozen."""
-
-    model_config = ConfigDict(extra="ignore")
+class Vendor(VendorModel):
+    """Base of PagerDuty payload models: tolerant (see `VendorModel`), nothing frozen."""
 
 
 class Reference(Vendor):
@@ -37,7 +37,7 @@ class PdIncident(Vendor):
     created_at: str | None = None
     resolved_at: str | None = None
     service: Reference | None = None
-    teams: list[Reference] = []
+    teams: list[Reference] = Field(default_factory=list)
     priority: Reference | None = None
     urgency: str | None = None
 
@@ -50,9 +50,10 @@ class PdNote(Vendor):
 
 
 class Event(Vendor):
-    """The v3 event: what happened (`event_type`) to what (`data`)."""
+    """The v3 event: what happened (`event_type`) to what (`data`). The id only keys the
+    delivery, which falls back to a hash of the body without one."""
 
-    id: str
+    id: str | None = None
     event_type: str
     occurred_at: str | None = None
     data: dict[str, Any] | None = None

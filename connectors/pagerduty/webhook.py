@@ -3,8 +3,9 @@
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from connectors import fields
 from connectors.base import InboundEvent, VerifiedDelivery, load_json
@@ -19,6 +20,7 @@ from core.errors import (
 from core.events import IncidentEvent
 from core.incident import Incident, IncidentStatus, Severity
 
+M = TypeVar("M", bound=BaseModel)
 SOURCE = "pagerduty"
 SIGNATURE_HEADER = "x-pagerduty-signature"
 MIN_SECRET_CHARS = 16
@@ -105,17 +107,28 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     """Incident events become incidents; a `Postmortem:` note completes one; the rest is []."""
     try:
         event = Envelope.model_validate_json(body).event
-        if event.event_type in INCIDENT_EVENTS and (event.data or {}).get("type") == "incident":
-            data = PdIncident.model_validate(event.data)
-            resolved = event.occurred_at if event.event_type == "incident.resolved" else None
-            incident = to_incident(data, resolved_at=data.resolved_at or resolved)
-        elif event.event_type == "incident.annotated":
-            incident = _from_note(PdNote.model_validate(event.data))
-        else:
-            return []  # a known kind Cairn does not act on: acknowledged, ignored
     except ValidationError as exc:
         raise PayloadError(describe_validation_error(exc)) from exc
+    if event.event_type in INCIDENT_EVENTS:
+        data = _read(PdIncident, event.data, event.event_type)
+        resolved = event.occurred_at if event.event_type == "incident.resolved" else None
+        incident = to_incident(data, resolved_at=data.resolved_at or resolved)
+    elif event.event_type == "incident.annotated":
+        incident = _from_note(_read(PdNote, event.data, event.event_type))
+    else:
+        return []  # a known kind Cairn does not act on: acknowledged, ignored
     return [] if incident is None else [IncidentEvent(type="incident", incident=incident)]
+
+
+def _read(model: type[M], data: dict[str, Any] | None, event_type: str) -> M:
+    """`event.data` as `model`: every event Cairn acts on needs it, and what `model` requires."""
+    if data is None:
+        raise PayloadError(f"event.data: missing or not an object in {event_type}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where = describe_validation_error(exc).replace("; ", "; event.data.")
+        raise PayloadError(f"event.data.{where}") from exc
 
 
 def incident_id(body: bytes) -> str | None:

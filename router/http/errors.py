@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import ConflictError, ForbiddenError, NotFoundError, describe_validation_error
 
@@ -84,7 +85,20 @@ def install_error_answers(app: FastAPI, pages: PageAnswer | None = None) -> None
         }
         return JSONResponse(body, status_code=422)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        # FastAPI's own refusals (a body that is not JSON, an unknown path or method) in the
+        # same shape as every other, with a reason instead of `detail`.
+        assert isinstance(exc, StarletteHTTPException)
+        reason = exc.detail if isinstance(exc.detail, str) else "the request was refused"
+        if exc.status_code == 400 and "parsing the body" in reason:
+            reason = "the body could not be read as the content type it declares"
+        if pages is not None and _on_page(request):
+            return pages(request, exc.status_code, reason)
+        body = {"status": "rejected", "reason": reason}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     for error in (NotFoundError, ForbiddenError, ConflictError, ValidationError):
         app.add_exception_handler(error, answer)
     app.add_exception_handler(Refusal, refuse)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,19 +1,20 @@
 """Operations endpoints: `/healthz`, `/readyz` (database and transport usable), `/metrics`."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from router.compose import Runtime
+from router.http.api.schemas import Health, Readiness
 from router.http.guard import Access, policy
 from router.metrics import render
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", openapi_extra=policy(Access.PUBLIC))
+@router.get("/healthz", response_model=Health, openapi_extra=policy(Access.PUBLIC))
 async def healthz() -> dict[str, str]:
     """Liveness: answers while the event loop runs."""
     return {"status": "ok"}
@@ -28,7 +29,12 @@ def _database_problem(runtime: Runtime) -> str | None:
     return None
 
 
-@router.get("/readyz", openapi_extra=policy(Access.PUBLIC))
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: the failing check says why."}},
+    openapi_extra=policy(Access.PUBLIC),
+)
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the database answers and the transport can move messages."""
     runtime: Runtime = request.app.state.runtime
@@ -47,7 +53,12 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@router.get("/metrics", openapi_extra=policy(Access.METRICS))
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    openapi_extra=policy(Access.METRICS),
+)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition: deliveries, pipeline outcomes, outbox messages by status.
 

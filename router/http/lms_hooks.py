@@ -28,8 +28,14 @@ from core.errors import (
     UnsupportedEventError,
 )
 from router.compose import Runtime
+from router.http.api.schemas import (
+    CANVAS_BODY,
+    XAPI_BODY,
+    LiveEventRecorded,
+    StatementsRecorded,
+)
 from router.http.guard import Access, policy
-from router.http.ingress import BodyTooLarge, read_body
+from router.http.ingress import HOOK_REFUSALS, BodyTooLarge, read_body
 from router.lms import canvas_events
 from router.lms.canvas_events import EventOutcome
 from router.lms.statements import Outcome, ingest, reported
@@ -45,7 +51,12 @@ def _record(runtime: Runtime, statements: list[Statement]) -> Outcome:
         return ingest(session, found, now)
 
 
-@router.post("/hooks/xapi", openapi_extra=policy(Access.SIGNED))
+@router.post(
+    "/hooks/xapi",
+    response_model=StatementsRecorded,
+    responses=HOOK_REFUSALS,
+    openapi_extra={**policy(Access.SIGNED), **XAPI_BODY},
+)
 async def xapi(request: Request) -> JSONResponse:
     """Record pushed xAPI statements (one statement or a list)."""
     runtime: Runtime = request.app.state.runtime
@@ -99,7 +110,12 @@ def _record_event(runtime: Runtime, event: LiveEvent) -> EventOutcome:
         return canvas_events.record(session, event, utcnow())
 
 
-@router.post("/hooks/canvas", openapi_extra=policy(Access.SIGNED))
+@router.post(
+    "/hooks/canvas",
+    response_model=LiveEventRecorded,
+    responses=HOOK_REFUSALS,
+    openapi_extra={**policy(Access.SIGNED), **CANVAS_BODY},
+)
 async def canvas(request: Request) -> JSONResponse:
     """Record a Canvas Live Event (`course_completed`, `submission_created`), a signed JWT."""
     runtime: Runtime = request.app.state.runtime

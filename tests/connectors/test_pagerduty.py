@@ -95,7 +95,7 @@ def test_incident_id_names_the_incident_of_every_incident_event() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"event": {"event_type": "incident.resolved"}}, "event.id"),
+        ({"event": {"event_type": "incident.resolved"}}, "event.data"),
         ({"nothing": 1}, "event"),
     ],
 )

@@ -4,15 +4,16 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission
 from core.errors import describe_validation_error
+from core.waiver import Waiver
 from router.access.tokens import parse_expiry
 from router.compose import Runtime
 from router.http.api.placements import Values, filters_from
+from router.http.api.schemas import ComplianceMatrix, Evidence
 from router.http.errors import problem
 from router.http.guard import Acting, policy
 from router.reports.compliance import ComplianceService
@@ -27,7 +28,9 @@ def _db(request: Request) -> Any:
     return runtime.db
 
 
-@router.get("/reports/compliance", openapi_extra=policy(Permission.READ))
+@router.get(
+    "/reports/compliance", response_model=ComplianceMatrix, openapi_extra=policy(Permission.READ)
+)
 async def matrix(
     request: Request,
     lesson: Values = None,
@@ -45,7 +48,11 @@ async def matrix(
     return found.as_dict()
 
 
-@router.get("/reports/compliance/evidence", openapi_extra=policy(Permission.READ))
+@router.get(
+    "/reports/compliance/evidence",
+    response_model=Evidence,
+    openapi_extra=policy(Permission.READ),
+)
 async def evidence(
     request: Request,
     lesson: Annotated[str, Query(description="The cell's lesson.")],
@@ -71,11 +78,11 @@ async def evidence(
     return await run_in_threadpool(read)
 
 
-@router.get("/waivers", openapi_extra=policy(Permission.READ))
+@router.get("/waivers", response_model=list[Waiver], openapi_extra=policy(Permission.READ))
 async def list_waivers(request: Request) -> Any:
     """Every waiver, active or expired, oldest first."""
     found = await run_in_threadpool(ComplianceService(_db(request)).waivers)
-    return [w.model_dump(mode="json") for w in found]
+    return list(found)
 
 
 class WaiverRequest(BaseModel):
@@ -90,7 +97,12 @@ class WaiverRequest(BaseModel):
     work_item: str | None = Field(default=None, max_length=320)
 
 
-@router.post("/waivers", status_code=201, openapi_extra=policy(Permission.WAIVE))
+@router.post(
+    "/waivers",
+    status_code=201,
+    response_model=Waiver,
+    openapi_extra=policy(Permission.WAIVE),
+)
 async def grant(request: Request, actor: Acting, body: WaiverRequest) -> Any:
     """Exempt a team (or one `work_item`) from a mandated lesson until `expires`; approved by
     the caller, audited."""
@@ -114,4 +126,4 @@ async def grant(request: Request, actor: Acting, body: WaiverRequest) -> Any:
         return problem(422, describe_validation_error(exc))
     except ValueError as exc:
         return problem(422, str(exc))
-    return JSONResponse(waiver.model_dump(mode="json"), 201)
+    return waiver

@@ -16,7 +16,7 @@ from router.reports.feedback import FeedbackService
 router = APIRouter(prefix="/api/v1", tags=["adoption"])
 
 
-@router.get("/feedback", openapi_extra=policy(Permission.READ))
+@router.get("/feedback", response_model=list[dict[str, Any]], openapi_extra=policy(Permission.READ))
 async def feedback(
     request: Request,
     owner: Annotated[str | None, Query(description="The team that owns the lessons.")] = None,

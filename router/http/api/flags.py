@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission
 from router.compose import Runtime
+from router.http.api.schemas import Flag as FlagView
 from router.http.guard import Acting, policy
 from router.reports.flags import FlagService, Thresholds
 from store.flags import Flag
@@ -34,7 +35,7 @@ def _json(flag: Flag) -> dict[str, Any]:
     }
 
 
-@router.get("", openapi_extra=policy(Permission.READ))
+@router.get("", response_model=list[FlagView], openapi_extra=policy(Permission.READ))
 async def list_flags(
     request: Request, open_only: Annotated[bool, Query(alias="open")] = False
 ) -> Any:
@@ -43,13 +44,19 @@ async def list_flags(
     return [_json(flag) for flag in found]
 
 
-@router.post("/evaluate", openapi_extra=policy(Permission.OPERATE))
+@router.post(
+    "/evaluate", response_model=list[dict[str, Any]], openapi_extra=policy(Permission.OPERATE)
+)
 async def evaluate(request: Request, actor: Acting) -> Any:
     """Measure every rule and lesson now; returns the flags raised by this evaluation."""
     return await run_in_threadpool(_service(request).evaluate, actor)
 
 
-@router.post("/{kind}/{subject:path}/clear", openapi_extra=policy(Permission.OPERATE))
+@router.post(
+    "/{kind}/{subject:path}/clear",
+    response_model=FlagView,
+    openapi_extra=policy(Permission.OPERATE),
+)
 async def clear(
     request: Request,
     actor: Acting,

@@ -2,8 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission
@@ -11,6 +10,16 @@ from core.base import utcnow
 from core.lesson import Applicability, Lesson, LessonForm, LessonStatus, Mandate
 from router.compose import Runtime
 from router.http.api import lessons_transfer as api_lessons_transfer
+from router.http.api.schemas import (
+    Approval,
+    LessonChanges,
+    LessonDetail,
+    LessonDraft,
+    LessonHit,
+    LessonPage,
+    RecurrenceView,
+    RetiredLesson,
+)
 from router.http.errors import problem
 from router.http.guard import Acting, policy
 from router.lessons.service import LessonService
@@ -21,21 +30,16 @@ router = APIRouter(prefix="/api/v1/lessons", tags=["lessons"])
 # Before `/{lesson_id}`, which would otherwise take `export` and `schema` for lesson ids.
 router.include_router(api_lessons_transfer.router)
 
-JsonBody = Annotated[dict[str, Any], Body()]
-
 
 def _service(request: Request) -> LessonService:
     runtime: Runtime = request.app.state.runtime
     return LessonService(runtime.db)
 
 
-def _json(lesson: Lesson, **extra: Any) -> dict[str, Any]:
-    return {**lesson.model_dump(mode="json"), **extra}
-
-
-@router.post("", openapi_extra=policy(Permission.AUTHOR), status_code=201)
-async def create(request: Request, body: JsonBody, actor: Acting) -> Any:
+@router.post("", response_model=Lesson, openapi_extra=policy(Permission.AUTHOR), status_code=201)
+async def create(request: Request, draft: LessonDraft, actor: Acting) -> Lesson:
     """Capture a new draft lesson (version 1)."""
+    body = draft.model_dump(exclude_unset=True)
     # Who captured it and when are the server's to say; the service sets them again.
     given = body.get("provenance")
     provenance = {**(given if isinstance(given, dict) else {})}
@@ -44,26 +48,28 @@ async def create(request: Request, body: JsonBody, actor: Acting) -> Any:
         {**body, "provenance": provenance, "version": 1, "status": "draft", "review": None},
         strict=False,
     )
-    result = await run_in_threadpool(_service(request).create, lesson, actor)
-    return JSONResponse(_json(result), 201)
+    return await run_in_threadpool(_service(request).create, lesson, actor)
 
 
 Values = Annotated[list[str] | None, Query()]
 
 
-def _page(page: SearchPage, request: SearchRequest) -> dict[str, Any]:
-    return {
-        "q": request.text,
-        "total": page.total,
-        "offset": request.offset,
-        "limit": request.limit,
-        "next_offset": page.next_offset,
-        "facets": page.facets,
-        "hits": [_json(hit.lesson, score=hit.score) for hit in page.hits],
-    }
+def _page(page: SearchPage, request: SearchRequest) -> LessonPage:
+    return LessonPage(
+        q=request.text,
+        total=page.total,
+        offset=request.offset,
+        limit=request.limit,
+        next_offset=page.next_offset,
+        facets=page.facets,
+        hits=[
+            LessonHit.model_validate({**dict(hit.lesson), "score": float(hit.score)})
+            for hit in page.hits
+        ],
+    )
 
 
-@router.get("", openapi_extra=policy(Permission.READ))
+@router.get("", response_model=list[Lesson] | LessonPage, openapi_extra=policy(Permission.READ))
 async def list_lessons(
     request: Request,
     status: Annotated[list[LessonStatus] | None, Query()] = None,
@@ -91,7 +97,7 @@ async def list_lessons(
         if status is not None and len(status) > 1:
             return problem(422, "status: give one status, or search with q")
         found = await run_in_threadpool(_service(request).list, status[0] if status else None)
-        return [_json(lesson) for lesson in found]
+        return list(found)
     wanted = SearchRequest(
         text=q,
         filters={
@@ -108,93 +114,96 @@ async def list_lessons(
     return _page(page, wanted)
 
 
-@router.get("/{lesson_id}", openapi_extra=policy(Permission.READ))
-async def show(lesson_id: str, request: Request) -> Any:
+@router.get("/{lesson_id}", response_model=LessonDetail, openapi_extra=policy(Permission.READ))
+async def show(lesson_id: str, request: Request) -> LessonDetail:
     """The working copy and the list of published versions."""
-    result = await run_in_threadpool(_service(request).get, lesson_id)
-    lesson, versions = result
-    return _json(lesson, published_versions=versions)
+    lesson, versions = await run_in_threadpool(_service(request).get, lesson_id)
+    return LessonDetail.model_validate({**dict(lesson), "published_versions": list(versions)})
 
 
-@router.get("/{lesson_id}/recurrences", openapi_extra=policy(Permission.READ))
-async def list_recurrences(lesson_id: str, request: Request) -> Any:
+@router.get(
+    "/{lesson_id}/recurrences",
+    response_model=list[RecurrenceView],
+    openapi_extra=policy(Permission.READ),
+)
+async def list_recurrences(lesson_id: str, request: Request) -> list[RecurrenceView]:
     """Later incidents where the lesson applied: what matched, and what its placements did."""
     found = await run_in_threadpool(_service(request).recurrences, lesson_id)
     return [
-        {**r.model_dump(mode="json"), "placed": r.placed, "placement_states": r.states}
+        RecurrenceView.model_validate(
+            {
+                **dict(r),
+                "placements": list(r.placements),
+                "placed": r.placed,
+                "placement_states": r.states,
+            }
+        )
         for r in found
     ]
 
 
-@router.get("/{lesson_id}/versions/{version}", openapi_extra=policy(Permission.READ))
+@router.get(
+    "/{lesson_id}/versions/{version}",
+    response_model=Lesson,
+    openapi_extra=policy(Permission.READ),
+)
 async def show_version(
     lesson_id: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)], request: Request
-) -> Any:
+) -> Lesson:
     """One published version, exactly as it was published."""
-    result = await run_in_threadpool(_service(request).version, lesson_id, version)
-    return _json(result)
+    return await run_in_threadpool(_service(request).version, lesson_id, version)
 
 
-@router.patch("/{lesson_id}", openapi_extra=policy(Permission.AUTHOR))
-async def edit(lesson_id: str, request: Request, body: JsonBody, actor: Acting) -> Any:
+@router.patch("/{lesson_id}", response_model=Lesson, openapi_extra=policy(Permission.AUTHOR))
+async def edit(lesson_id: str, request: Request, body: LessonChanges, actor: Acting) -> Lesson:
     """Change fields of a draft or a lesson in review (an edit withdraws any approval)."""
-    result = await run_in_threadpool(_service(request).edit, lesson_id, body, actor)
-    return _json(result)
+    changes = body.model_dump(exclude_unset=True)
+    return await run_in_threadpool(_service(request).edit, lesson_id, changes, actor)
 
 
-@router.post("/{lesson_id}/submit", openapi_extra=policy(Permission.AUTHOR))
-async def submit(lesson_id: str, request: Request, actor: Acting) -> Any:
+@router.post("/{lesson_id}/submit", response_model=Lesson, openapi_extra=policy(Permission.AUTHOR))
+async def submit(lesson_id: str, request: Request, actor: Acting) -> Lesson:
     """Ask for review."""
-    result = await run_in_threadpool(_service(request).submit, lesson_id, actor)
-    return _json(result)
+    return await run_in_threadpool(_service(request).submit, lesson_id, actor)
 
 
-@router.post("/{lesson_id}/approve", openapi_extra=policy(Permission.REVIEW))
+@router.post("/{lesson_id}/approve", response_model=Lesson, openapi_extra=policy(Permission.REVIEW))
 async def approve(
-    lesson_id: str,
-    request: Request,
-    actor: Acting,
-    body: Annotated[dict[str, Any] | None, Body()] = None,
-) -> Any:
+    lesson_id: str, request: Request, actor: Acting, body: Approval | None = None
+) -> Lesson:
     """Record the transferability check: where it applies, exclusions, adaptations, mandate."""
-    body = body or {}
+    body = body or Approval()
     applicability = (
-        Applicability.model_validate(body["applicability"], strict=False)
-        if body.get("applicability") is not None
+        Applicability.model_validate(body.applicability, strict=False)
+        if body.applicability is not None
         else None
     )
-    try:
-        mandate = Mandate(body["mandate"]) if body.get("mandate") is not None else None
-    except ValueError as exc:
-        return problem(422, f"mandate: {exc}")
-    result = await run_in_threadpool(
+    return await run_in_threadpool(
         _service(request).approve,
         lesson_id,
         actor,
-        notes=str(body.get("notes", "")),
+        notes=body.notes,
         applicability=applicability,
-        mandate=mandate,
+        mandate=body.mandate,
     )
-    return _json(result)
 
 
-@router.post("/{lesson_id}/publish", openapi_extra=policy(Permission.REVIEW))
-async def publish(lesson_id: str, request: Request, actor: Acting) -> Any:
+@router.post("/{lesson_id}/publish", response_model=Lesson, openapi_extra=policy(Permission.REVIEW))
+async def publish(lesson_id: str, request: Request, actor: Acting) -> Lesson:
     """Freeze the approved lesson as a new immutable version."""
-    result = await run_in_threadpool(_service(request).publish, lesson_id, actor)
-    return _json(result)
+    return await run_in_threadpool(_service(request).publish, lesson_id, actor)
 
 
-@router.post("/{lesson_id}/revise", openapi_extra=policy(Permission.AUTHOR))
-async def revise(lesson_id: str, request: Request, actor: Acting) -> Any:
+@router.post("/{lesson_id}/revise", response_model=Lesson, openapi_extra=policy(Permission.AUTHOR))
+async def revise(lesson_id: str, request: Request, actor: Acting) -> Lesson:
     """Open the next version as a draft; the published one stays in force."""
-    result = await run_in_threadpool(_service(request).revise, lesson_id, actor)
-    return _json(result)
+    return await run_in_threadpool(_service(request).revise, lesson_id, actor)
 
 
-@router.post("/{lesson_id}/retire", openapi_extra=policy(Permission.AUTHOR))
-async def retire(lesson_id: str, request: Request, actor: Acting) -> Any:
+@router.post(
+    "/{lesson_id}/retire", response_model=RetiredLesson, openapi_extra=policy(Permission.AUTHOR)
+)
+async def retire(lesson_id: str, request: Request, actor: Acting) -> RetiredLesson:
     """Retire the lesson and withdraw its open placements."""
-    result = await run_in_threadpool(_service(request).retire, lesson_id, actor)
-    lesson, withdrawn = result
-    return _json(lesson, withdrawn_placements=withdrawn)
+    lesson, withdrawn = await run_in_threadpool(_service(request).retire, lesson_id, actor)
+    return RetiredLesson.model_validate({**dict(lesson), "withdrawn_placements": withdrawn})

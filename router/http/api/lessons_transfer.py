@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from core.access import Permission
 from core.lesson import LessonStatus
 from router.compose import Runtime
+from router.http.api.schemas import ImportReport
 from router.http.guard import Acting, policy
 from router.lessons import file as lessons_file
 from router.lessons import transfer as lessons_transfer
@@ -31,7 +32,20 @@ async def file_schema() -> dict[str, Any]:
     return lessons_file.schema()
 
 
-@router.get("/export", openapi_extra=policy(Permission.READ))
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The export file (`format=yaml`: YAML).",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "object"}},
+            },
+        }
+    },
+    openapi_extra=policy(Permission.READ),
+)
 async def export(
     request: Request,
     status: LessonStatus | None = None,
@@ -44,7 +58,21 @@ async def export(
     return Response(text, media_type=media)
 
 
-@router.post("/import", openapi_extra=policy(Permission.IMPORT, accepts=IMPORT_TYPES))
+@router.post(
+    "/import",
+    response_model=ImportReport,
+    openapi_extra={
+        **policy(Permission.IMPORT, accepts=IMPORT_TYPES),
+        "requestBody": {
+            "required": True,
+            "description": "An export file: JSON, or YAML with a YAML content type.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        },
+    },
+)
 async def import_file(
     request: Request,
     actor: Acting,

@@ -8,8 +8,9 @@ from starlette.concurrency import run_in_threadpool
 
 from core.access import Permission
 from core.adoption import Tier
-from core.placement import PlacementState
+from core.placement import PlacementState, Signal
 from router.compose import Runtime
+from router.http.api.schemas import PlacementDetail, PlacementPage
 from router.http.errors import problem
 from router.http.guard import policy
 from router.reports.adoption import Filters, ReportService
@@ -49,7 +50,7 @@ def filters_from(
     )
 
 
-@router.get("", openapi_extra=policy(Permission.READ))
+@router.get("", response_model=PlacementPage, openapi_extra=policy(Permission.READ))
 async def list_placements(
     request: Request,
     work_item: Annotated[
@@ -85,15 +86,21 @@ async def list_placements(
     }
 
 
-@router.get("/{placement_id}", openapi_extra=policy(Permission.READ))
+@router.get(
+    "/{placement_id}", response_model=PlacementDetail, openapi_extra=policy(Permission.READ)
+)
 async def show(placement_id: str, request: Request) -> Any:
     """One placement with its tier and its signals."""
     found = await run_in_threadpool(_service(request).placement, placement_id)
-    return {**found.as_dict(), "signals": [s.model_dump(mode="json") for s in found.entry.signals]}
+    return {**found.as_dict(), "signals": list(found.entry.signals)}
 
 
-@router.get("/{placement_id}/signals", openapi_extra=policy(Permission.READ))
-async def signals(placement_id: str, request: Request) -> Any:
+@router.get(
+    "/{placement_id}/signals",
+    response_model=list[Signal],
+    openapi_extra=policy(Permission.READ),
+)
+async def signals(placement_id: str, request: Request) -> list[Signal]:
     """What came back about one placement: each signal with its delivery id and time."""
     found = await run_in_threadpool(_service(request).placement, placement_id)
-    return [s.model_dump(mode="json") for s in found.entry.signals]
+    return list(found.entry.signals)

@@ -8,13 +8,14 @@ from starlette.concurrency import run_in_threadpool
 from core.access import Permission
 from core.base import utcnow
 from router.compose import Runtime
+from router.http.api.schemas import QueueStatus, Requeued
 from router.http.guard import Acting, policy
 from store import audit, outbox
 
 router = APIRouter(prefix="/api/v1/queue", tags=["operations"])
 
 
-@router.get("", openapi_extra=policy(Permission.OPERATE))
+@router.get("", response_model=QueueStatus, openapi_extra=policy(Permission.OPERATE))
 async def status(request: Request) -> dict[str, Any]:
     """Messages per status, and the dead-lettered ones with their last error (newest 100)."""
     runtime: Runtime = request.app.state.runtime
@@ -30,7 +31,7 @@ async def status(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(read)
 
 
-@router.post("/retry-dead", openapi_extra=policy(Permission.OPERATE))
+@router.post("/retry-dead", response_model=Requeued, openapi_extra=policy(Permission.OPERATE))
 async def retry_dead(request: Request, actor: Acting) -> dict[str, int]:
     """Give every dead-lettered message a fresh set of attempts."""
     runtime: Runtime = request.app.state.runtime

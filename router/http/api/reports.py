@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from core.access import Permission
 from router.compose import Runtime
 from router.http.api.placements import Values, filters_from
+from router.http.api.schemas import AdoptionReport
 from router.http.errors import problem
 from router.http.guard import policy
 from router.reports.adoption import GroupBy, ReportService
@@ -16,7 +17,7 @@ from router.reports.adoption import GroupBy, ReportService
 router = APIRouter(prefix="/api/v1/reports", tags=["adoption"])
 
 
-@router.get("/adoption", openapi_extra=policy(Permission.READ))
+@router.get("/adoption", response_model=AdoptionReport, openapi_extra=policy(Permission.READ))
 async def adoption(
     request: Request,
     by: GroupBy = GroupBy.LESSON,

@@ -20,9 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from core.access import Permission
 from core.base import NO_CONTROL_CHARACTERS
 from core.errors import ConflictError, describe_validation_error
-from core.team import Member, TeamFileError
+from core.team import Member, Team, TeamFileError
 from router.access.teams import TeamService
 from router.compose import Runtime
+from router.http.api.schemas import TeamCounts, TeamsImported
 from router.http.errors import problem
 from router.http.guard import Acting, policy
 
@@ -92,23 +93,23 @@ class TeamFileUpload(BaseModel):
     text: str = Field(max_length=MAX_FILE_CHARACTERS)
 
 
-@router.get("", openapi_extra=policy(Permission.READ))
+@router.get("", response_model=list[Team], openapi_extra=policy(Permission.READ))
 async def list_teams(request: Request) -> Any:
     """Every team with its members, by name."""
     found = await run_in_threadpool(_service(request).list)
-    return [t.model_dump(mode="json") for t in found]
+    return list(found)
 
 
-@router.get("/{team}", openapi_extra=policy(Permission.READ))
+@router.get("/{team}", response_model=Team, openapi_extra=policy(Permission.READ))
 async def get_team(request: Request, team: str) -> Any:
     """One team and its members (404 when no team of that name has members)."""
     found = await run_in_threadpool(_service(request).get, team)
     if found is None:
         return problem(404, f"no team {team!r}")
-    return found.model_dump(mode="json")
+    return found
 
 
-@router.put("/{team}", openapi_extra=policy(Permission.OPERATE))
+@router.put("/{team}", response_model=TeamCounts, openapi_extra=policy(Permission.OPERATE))
 async def put_team(request: Request, actor: Acting, team: str, body: TeamMembers) -> Any:
     """Make the team exactly these members (audited as `team.imported`): how many were added,
     changed and removed. 422 for a bad team name or a person listed twice, 409 when an email,
@@ -122,7 +123,7 @@ async def put_team(request: Request, actor: Acting, team: str, body: TeamMembers
     return {"team": team.strip(), **counts}
 
 
-@router.post("/import", openapi_extra=policy(Permission.OPERATE))
+@router.post("/import", response_model=TeamsImported, openapi_extra=policy(Permission.OPERATE))
 async def import_teams(request: Request, actor: Acting, body: TeamFileUpload) -> Any:
     """Replace every team the file lists, all or nothing: per team how many members were added,
     changed and removed. 422 with every problem as `FILE:LINE: …` in `errors`."""
