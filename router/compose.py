@@ -12,7 +12,9 @@ from pydantic import SecretStr
 
 from connectors.base import Enricher, Verifier
 from connectors.canvas.client import CanvasClient
+from connectors.github.capture import GitHubSourceReader
 from connectors.github.target import GitHubTarget
+from connectors.jira.capture import JiraSourceReader
 from connectors.jira.client import Credentials
 from connectors.jira.target import JiraTarget
 from connectors.lms import LmsClient
@@ -22,10 +24,14 @@ from connectors.registry import SOURCES
 from connectors.target import Target
 from core.errors import ConfigurationError
 from core.work import System
+from core.work_capture import DEFAULT_HEADINGS, CaptureConfig, load_headings
+from router.observability import changes, outbound
+from router.observability.stages import instrument
 from router.pipeline import Dispatcher
 from router.ruleset.active import ActiveRules
 from router.settings import Settings
 from router.stages import build_stages
+from router.stages.capture_work import CaptureSettings, SourceReader
 from router.transport import Transport
 from router.transport.embedded import EmbeddedTransport
 from router.transport.poller import Pacing
@@ -125,6 +131,41 @@ def build_enrichers(settings: Settings) -> dict[str, Enricher]:
     return enrichers
 
 
+def capture_settings(settings: Settings) -> CaptureSettings:
+    """Which finished work becomes a draft lesson, and who owns it."""
+    headings = DEFAULT_HEADINGS
+    if settings.capture_headings is not None:
+        path = settings.capture_headings
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(f"CAIRN_CAPTURE_HEADINGS: cannot read {path}") from exc
+        headings = {**DEFAULT_HEADINGS, **load_headings(text, str(path))}
+    config = CaptureConfig(
+        jira_types=frozenset(t.lower() for t in settings.listed(settings.capture_jira_types)),
+        jira_labels=frozenset(t.lower() for t in settings.listed(settings.capture_jira_labels)),
+        github_labels=frozenset(t.lower() for t in settings.listed(settings.capture_github_labels)),
+        github_paths=settings.listed(settings.capture_github_paths),
+        notify_author=settings.capture_notify_author,
+        headings=headings,
+    )
+    return CaptureSettings(config, dict(settings.capture_project_teams), settings.public_url)
+
+
+def build_readers(settings: Settings, targets: Mapping[System, Target]) -> dict[str, SourceReader]:
+    """Readers of work sources, through the GitHub and Jira targets' credentials."""
+    readers: dict[str, SourceReader] = {}
+    github = targets.get(System.GITHUB)
+    if isinstance(github, GitHubTarget):
+        readers["github"] = GitHubSourceReader(
+            github, settings.listed(settings.capture_github_paths)
+        )
+    jira = targets.get(System.JIRA)
+    if isinstance(jira, JiraTarget):
+        readers["jira"] = JiraSourceReader(jira.calls)
+    return readers
+
+
 def _secret(value: SecretStr | None) -> str:
     """A configured secret's value; "" when it is unset or empty."""
     return "" if value is None else value.get_secret_value()
@@ -148,14 +189,20 @@ def build_runtime(
     lms_clients = build_lms_clients(settings) if lms_clients is None else dict(lms_clients)
     targets = dict(build_targets(settings, lms_clients) if targets is None else targets)
     enrichers = dict(build_enrichers(settings) if enrichers is None else enrichers)
+    changes.install()
+    outbound.install()
     dispatcher = Dispatcher(
         db,
-        build_stages(
-            rules,
-            targets,
-            enrichers=enrichers,
-            public_url=settings.public_url,
-            reminder_window=settings.reminder_window,
+        instrument(
+            build_stages(
+                rules,
+                targets,
+                enrichers=enrichers,
+                public_url=settings.public_url,
+                reminder_window=settings.reminder_window,
+                capture_settings=capture_settings(settings),
+                readers=build_readers(settings, targets),
+            )
         ),
         max_attempts=settings.max_attempts,
         count_attempts=settings.broker_mode,

@@ -161,8 +161,52 @@ class Settings(BaseSettings):
     flag_min_outcomes: int = Field(
         default=10, ge=1, description="…once it has at least this many decided placements."
     )
+    capture_jira_types: str = Field(
+        default="Postmortem,Post-incident review,Retro",
+        description="Jira issue types (comma-separated) whose done issues become draft lessons.",
+    )
+    capture_jira_labels: str = Field(
+        default="lesson-learned", description="…or done Jira issues carrying one of these labels."
+    )
+    capture_github_labels: str = Field(
+        default="lesson", description="Closed GitHub issues and discussions with these labels."
+    )
+    capture_github_paths: str = Field(
+        default="docs/postmortems/*.md",
+        description="Globs of files a merged pull request adds that become drafts (empty: off).",
+    )
+    capture_project_teams: dict[str, str] = Field(
+        default_factory=dict,
+        description='Jira project or GitHub repo → owner team, JSON: {"PM": "payments"}.',
+    )
+    capture_headings: Path | None = Field(
+        default=None, description="YAML mapping section headings to lesson fields (optional)."
+    )
+    capture_notify_author: bool = Field(
+        default=False, description="Comment on the source with a link to its draft lesson."
+    )
+    capture_min_statement_chars: int = Field(
+        default=40, ge=0, le=2000, description="Review warns about shorter statements."
+    )
+    capture_slogans: str = Field(
+        default="communicate better,be more careful,pay more attention,be careful,test more",
+        description="Statements containing one of these (comma-separated) are flagged as weak.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None, description="A bearer token `/metrics` asks scrapers for; unset: open."
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="`cairn worker` serves /metrics on this port."
+    )
+    log_format: str = Field(
+        default="text",
+        pattern=r"^(text|json)$",
+        description="`json`: one JSON object per log line, with the delivery's correlation id.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^(https?://\S+)?$",
+        description="OTLP/HTTP collector spans are sent to (…/v1/traces); unset: tracing off.",
     )
     trusted_user_header: str | None = Field(
         default=None,
@@ -227,6 +271,11 @@ class Settings(BaseSettings):
         if self.digest_webhook_url and (secret is None or not secret.get_secret_value()):
             raise ValueError("CAIRN_DIGEST_WEBHOOK_URL needs CAIRN_DIGEST_WEBHOOK_SECRET")
         return self
+
+    @staticmethod
+    def listed(value: str) -> tuple[str, ...]:
+        """A comma-separated setting as its non-empty items."""
+        return tuple(item.strip() for item in value.split(",") if item.strip())
 
     @property
     def reminder_window(self) -> timedelta:

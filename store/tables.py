@@ -85,6 +85,8 @@ class OutboxRow(Base):
     leased_until: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The delivery running this message, while `leased_until` (which it renews) lasts.
+    run_token: Mapped[str | None] = mapped_column(String(32))
 
 
 class IncidentRow(Base):
@@ -379,4 +381,17 @@ class CursorRow(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     doc: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class LessonCaptureRow(Base):
+    """Capture and review state of a lesson captured from work: findings and decisions in
+    `doc`; the restricted provenance (people, redacted originals) apart in `restricted`."""
+
+    __tablename__ = "lesson_captures"
+
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source_ref: Mapped[str] = mapped_column(String(300), index=True)
+    doc: Mapped[dict[str, Any]]
+    restricted: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]

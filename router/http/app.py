@@ -8,6 +8,7 @@ from fastapi import Depends, FastAPI
 from router.compose import Runtime
 from router.http import health, ingress, lms_hooks
 from router.http.api import (
+    capture,
     compliance,
     feedback,
     flags,
@@ -20,14 +21,17 @@ from router.http.api import (
     rules,
     teams,
 )
+from router.http.api.schemas import REFUSALS
 from router.http.errors import install_error_answers
 from router.http.guard import Guard
 from router.http.limits import BodyLimit
 from router.http.session import Sessions
+from router.http.ui import capture as ui_capture
 from router.http.ui import oversight as ui_oversight
 from router.http.ui import pages as ui_pages
 from router.http.ui.render import page_error
 from router.lms.sweeper import TrainingSync
+from router.observability import tracing
 from router.overdue import OverdueSweeper
 from router.ruleset.reloader import RulesReloader
 
@@ -57,7 +61,13 @@ def create_app(runtime: Runtime) -> FastAPI:
             runtime.db.dispose()
 
     guard = Guard(runtime.settings.auth_failures_per_minute)
-    app = FastAPI(title="Cairn", version="0.1.0", lifespan=lifespan, dependencies=[Depends(guard)])
+    app = FastAPI(
+        title="Cairn",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(guard)],
+        responses=REFUSALS,
+    )
     app.state.runtime = runtime
     app.state.guard = guard
     app.state.sessions = Sessions(runtime.settings)
@@ -68,6 +78,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(rules.router)
     app.include_router(placements.router)
     app.include_router(lessons.router)
+    app.include_router(capture.router)
     app.include_router(queue.router)
     app.include_router(reports.router)
     app.include_router(overdue.router)
@@ -76,8 +87,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(flags.router)
     app.include_router(teams.router)
     app.include_router(ui_pages.router)
+    app.include_router(ui_capture.router)
     app.include_router(ui_oversight.router)
     install_error_answers(app, page_error)
     settings = runtime.settings
     app.add_middleware(BodyLimit, limit=max(settings.max_api_body_bytes, settings.max_body_bytes))
+    tracing.instrument_app(app)
     return app

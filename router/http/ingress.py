@@ -7,6 +7,7 @@ nothing. Every 2xx means the delivery is committed and will be processed.
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -16,8 +17,11 @@ from connectors.registry import SOURCES
 from core.base import utcnow
 from core.errors import AuthenticationError, PayloadError
 from router.compose import Runtime
+from router.http.api.schemas import HOOK_BODY, HookAnswer, Rejected
 from router.http.guard import Access, policy
 from router.metrics import DELIVERIES
+from router.observability.correlation import bound, for_delivery
+from router.observability.stages import stamp
 from router.stages.inbound import TOPIC
 from store import inbox, outbox
 
@@ -81,19 +85,42 @@ def _accept(
     runtime: Runtime, source: str, key: str, headers: dict[str, str], body: bytes
 ) -> int | None:
     now = utcnow()
-    with runtime.db.transaction() as session:
+    with bound(for_delivery(source, key)), runtime.db.transaction() as session:
         inbox_id = inbox.accept(
             session, source=source, delivery_key=key, headers=headers, body=body, now=now
         )
         if inbox_id is not None:
-            outbox.enqueue(
-                session, topic=TOPIC, payload={"inbox_id": inbox_id}, key=f"{source}:{key}", now=now
-            )
+            payload = stamp({"inbox_id": inbox_id})
+            outbox.enqueue(session, topic=TOPIC, payload=payload, key=f"{source}:{key}", now=now)
+            log.info("accepted %s delivery as inbox row %s", source, inbox_id)
     return inbox_id
 
 
+HOOK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **{
+        status: {"model": Rejected, "description": description}
+        for status, description in {
+            400: "The payload cannot be processed (the reason says which field).",
+            401: "The signature, token or credentials did not verify.",
+            404: "No such source is enabled on this server.",
+            413: "The body is over the configured limit.",
+        }.items()
+    },
+    503: {"model": Rejected, "description": "Storage unavailable; retry later."},
+}
+"""What every webhook route may answer besides its success."""
+
+
 @router.post(
-    "/hooks/{source}", status_code=202, tags=["ingress"], openapi_extra=policy(Access.SIGNED)
+    "/hooks/{source}",
+    status_code=202,
+    tags=["ingress"],
+    response_model=HookAnswer,
+    responses={
+        200: {"model": HookAnswer, "description": "A redelivery of a known id: nothing done."},
+        **HOOK_REFUSALS,
+    },
+    openapi_extra={**policy(Access.SIGNED), **HOOK_BODY},
 )
 async def receive_hook(source: str, request: Request) -> JSONResponse:
     """Accept one webhook delivery from `source`."""

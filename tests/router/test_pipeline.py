@@ -365,6 +365,8 @@ def test_every_pipeline_topic_is_registered() -> None:
         "inbound",
         "enrich",
         "capture",
+        "capture_work",
+        "capture_notify",
         "route",
         "hydrate",
         "embed",
@@ -571,3 +573,125 @@ def test_an_effect_whose_record_fails_is_retried_and_calls_out_again(db: Databas
     assert dispatcher.run(again) == Outcome.DONE
     # The call ran twice: this is why targets must read their markers before writing.
     assert (calls.performed, calls.recorded) == ([2, 2], [20])
+
+
+# --- run tokens: one delivery of a message runs at a time ---------------------------------------
+
+
+class Blocked:
+    """An Effect whose call blocks until released, like an embed in flight."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.performed: list[Any] = []
+        self.recorded: list[Any] = []
+
+    def effect(self) -> Effect:
+        def prepare(ctx: StageContext, payload: dict[str, Any]) -> Any:
+            return payload["n"]
+
+        def perform(plan: Any) -> Any:
+            self.performed.append(plan)
+            self.started.set()
+            if not self.release.wait(30):
+                raise TimeoutError("never released")
+            return plan
+
+        def record(ctx: StageContext, plan: Any, result: Any) -> None:
+            self.recorded.append(result)
+
+        return Effect(prepare=prepare, perform=perform, record=record)
+
+
+def claimed(db: Database, *, at: datetime | None = None) -> outbox.Message:
+    with db.transaction() as session:
+        [message] = outbox.claim(
+            session, now=at or utcnow(), lease=timedelta(seconds=30), max_attempts=8
+        )
+    return message
+
+
+def test_a_broker_delivery_does_not_run_while_another_still_runs_it(db: Database) -> None:
+    blocked = Blocked()
+    run = Dispatcher(db, {TOPIC: blocked.effect()}, count_attempts=True)
+    message_id = enqueue(db)
+    attempts = row(db, message_id)["attempts"]
+    first_outcome: list[Outcome] = []
+    first = threading.Thread(
+        target=lambda: first_outcome.append(run.run(message_id, lease_seconds=0.3))
+    )
+    first.start()
+    try:
+        assert blocked.started.wait(10)
+        # Several leases long: the first run renews its own, so it has not lapsed.
+        time.sleep(1.0)
+        assert run.run(message_id, lease_seconds=0.3) is Outcome.BUSY
+    finally:
+        blocked.release.set()
+        first.join(timeout=30)
+
+    assert first_outcome == [Outcome.DONE]
+    assert (blocked.performed, blocked.recorded) == ([1], [1])
+    assert (row(db, message_id)["status"], row(db, message_id)["attempts"]) == (
+        "done",
+        attempts + 1,  # the refused delivery counted no attempt
+    )
+
+
+def test_a_broker_delivery_takes_over_when_the_first_runs_lease_lapsed(db: Database) -> None:
+    calls = Calls()
+    message_id = enqueue(db, payload={"n": 3})
+    with db.transaction() as session:  # a delivery that started, then its process was killed
+        started = outbox.start_attempt(
+            session,
+            message_id,
+            8,
+            token=outbox.new_token(),
+            now=utcnow() - timedelta(seconds=31),
+            lease=timedelta(seconds=30),
+        )
+    assert started is None
+
+    run = Dispatcher(db, {TOPIC: effect(db, calls)}, count_attempts=True)
+    assert run.run(message_id) is Outcome.DONE
+    assert (calls.performed, calls.recorded) == ([3], [30])
+
+
+def test_a_worker_that_lost_its_lease_records_nothing_over_the_new_holder(db: Database) -> None:
+    blocked = Blocked()
+    run = Dispatcher(db, {TOPIC: blocked.effect()})
+    message_id = enqueue(db, leased=False)
+    mine = claimed(db)
+    outcomes: list[Outcome] = []
+    worker = threading.Thread(target=lambda: outcomes.append(run.run(message_id, token=mine.token)))
+    worker.start()
+    try:
+        assert blocked.started.wait(10)
+        # As if this worker had hung past its lease: another worker's claim takes over.
+        theirs = claimed(db, at=utcnow() + timedelta(seconds=31))
+    finally:
+        blocked.release.set()
+        worker.join(timeout=30)
+
+    assert outcomes == [Outcome.BUSY]
+    assert blocked.recorded == []
+    assert row(db, message_id)["status"] == "leased"
+    assert run.run(message_id, token=theirs.token) is Outcome.DONE
+    assert blocked.recorded == [1]
+
+
+def test_a_worker_that_lost_its_lease_does_not_hand_the_message_back(db: Database) -> None:
+    def perform(plan: Any) -> Any:
+        # This worker's call outlasted its lease and another worker took the message over.
+        claimed(db, at=utcnow() + timedelta(seconds=31))
+        raise TransientError("the target timed out")
+
+    stage = Effect(prepare=lambda ctx, payload: 1, perform=perform, record=lambda *_: None)
+    message_id = enqueue(db, leased=False)
+    mine = claimed(db)
+    outcome = dispatcher(db, stage).run(message_id, token=mine.token)
+
+    assert outcome is Outcome.BUSY
+    found = row(db, message_id)
+    assert (found["status"], found["attempts"], found["last_error"]) == ("leased", 2, None)

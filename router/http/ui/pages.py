@@ -24,6 +24,7 @@ from router.access.tokens import TokenService
 from router.compose import Runtime
 from router.http.guard import Access, Acting, page_policy
 from router.http.session import CSRF_FIELD, Sessions
+from router.http.ui import capture as ui_capture
 from router.http.ui.charts import line_chart
 from router.http.ui.render import STATIC, refusal, render, secured
 from router.lessons.service import LessonService, check_author
@@ -364,10 +365,13 @@ async def lesson(
 
 def _queue(runtime: Runtime) -> dict[str, Any]:
     service = LessonService(runtime.db)
+    in_review, drafts = service.list(LessonStatus.IN_REVIEW), service.list(LessonStatus.DRAFT)
+    checks = ui_capture.review_service(runtime)
     return {
-        "in_review": service.list(LessonStatus.IN_REVIEW),
-        "drafts": service.list(LessonStatus.DRAFT),
+        "in_review": in_review,
+        "drafts": drafts,
         "mandates": [m.value for m in Mandate],
+        "checks": {lesson.id: checks.report(lesson.id) for lesson in (*in_review, *drafts)},
     }
 
 
@@ -380,6 +384,8 @@ async def review(request: Request, done: str | None = None) -> Response:
         "published": "Published.",
         "submitted": "Submitted for review.",
         "saved": "Saved.",
+        "redacted": "Redacted: the original is kept in the restricted provenance.",
+        "kept": "Kept: it will be published as written.",
     }.get(done or "")
     return render(request, "review.html", {**data, "notice": notice}, section="review")
 

@@ -70,6 +70,10 @@ EXPECTED: dict[tuple[str, str], str | frozenset[Role]] = {
     ("POST", "/api/v1/lessons/{lesson_id}/publish"): REVIEW,
     ("POST", "/api/v1/lessons/{lesson_id}/revise"): AUTHOR,
     ("POST", "/api/v1/lessons/{lesson_id}/retire"): AUTHOR,
+    ("GET", "/api/v1/lessons/{lesson_id}/findings"): READ,
+    ("POST", "/api/v1/lessons/{lesson_id}/findings/{finding_id}/redact"): REVIEW,
+    ("POST", "/api/v1/lessons/{lesson_id}/findings/{finding_id}/keep"): REVIEW,
+    ("GET", "/api/v1/lessons/{lesson_id}/restricted"): AUTHOR,
     ("GET", "/api/v1/queue"): OPERATE,
     ("POST", "/api/v1/queue/retry-dead"): OPERATE,
     ("GET", "/api/v1/teams"): READ,
@@ -86,6 +90,7 @@ PATH_VALUES = {
     "{kind}": "rule",
     "{subject}": "org/probe",
     "{team}": "payments",
+    "{finding_id}": "person-0123456789ab",
 }
 QUERIES = {
     "/api/v1/placements": {"work_item": "github:acme/api#1"},
