@@ -23,7 +23,9 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     broker_url: SecretStr | None = Field(
-        default=None, description="amqp://… for RabbitMQ; unset for the embedded default."
+        default=None,
+        description="amqp://… for RabbitMQ, nats://… for NATS JetStream; unset for the "
+        "embedded default.",
     )
     broker_prefix: str = Field(default="cairn", pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
     generic_webhook_secret: SecretStr | None = None
