@@ -205,20 +205,17 @@ def lessons_placed(
 # Upkeep.
 
 
-def compact(session: Session) -> int:
-    """Fold every delta into one row per key, dropping keys that sum to nothing (the count
-    returned: rows written on PostgreSQL, rows folded on SQLite). Concurrent writers are not
-    blocked, and what they append meanwhile stays."""
-    gone = 0
+def compact(session: Session) -> None:
+    """Fold every delta into one row per key, dropping keys that sum to nothing. Concurrent
+    writers are not blocked, and what they append meanwhile stays."""
     for table, keys in (
         (PlacementTallyRow, ("day", "rule_id", "tier", "due_day")),
         (LessonDayRow, ("day", "lesson_id", "mandate")),
     ):
-        gone += _fold(session, table, keys)
-    return gone
+        _fold(session, table, keys)
 
 
-def _fold(session: Session, table: Any, keys: tuple[str, ...]) -> int:
+def _fold(session: Session, table: Any, keys: tuple[str, ...]) -> None:
     columns = [getattr(table, k) for k in keys]
     if session.get_bind().dialect.name == "postgresql":
         # One statement, one snapshot: exactly the rows deleted are summed back in, whatever
@@ -229,13 +226,13 @@ def _fold(session: Session, table: Any, keys: tuple[str, ...]) -> int:
             .group_by(*(deleted.c[k] for k in keys))
             .having(func.sum(deleted.c.n) != 0)
         )
-        result = session.execute(insert(table).from_select([*keys, "n"], sums))
-        return int(getattr(result, "rowcount", 0) or 0)
+        session.execute(insert(table).from_select([*keys, "n"], sums))
+        return
     # SQLite: the transaction holds the database's only write lock, so nothing commits
     # between the two statements.
     last = session.execute(select(func.max(table.id))).scalar_one_or_none()
     if last is None:
-        return 0
+        return
     sums = (
         select(*columns, func.sum(table.n))
         .where(table.id <= last)
@@ -243,8 +240,7 @@ def _fold(session: Session, table: Any, keys: tuple[str, ...]) -> int:
         .having(func.sum(table.n) != 0)
     )
     session.execute(insert(table).from_select([*keys, "n"], sums))
-    result = session.execute(delete(table).where(table.id <= last))
-    return int(getattr(result, "rowcount", 0) or 0)
+    session.execute(delete(table).where(table.id <= last))
 
 
 def rebuild(session: Session) -> None:

@@ -95,7 +95,7 @@ class NatsTransport:
                     f"{prefix}.{topic}",
                     stream=self.stream,
                     durable=f"{name}-{topic}",
-                    pull_sub=PullSub(batch_size=pacing.concurrency, timeout=1.0),
+                    pull_sub=PullSub(batch_size=pacing.concurrency, timeout=2.0),
                     max_workers=max(pacing.concurrency, 2),
                     config=ConsumerConfig(ack_wait=self.ack_wait, max_deliver=delivery_limit),
                     ack_policy=AckPolicy.MANUAL,
