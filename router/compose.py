@@ -203,6 +203,8 @@ def build_github_target(settings: Settings) -> GitHubTarget | None:
         "base_url": settings.github_api_url,
         "own_actor": settings.github_actor,
         "teams": settings.github_teams,
+        "seconds_between_requests": settings.github_seconds_between_requests,
+        "seconds_between_writes": settings.github_seconds_between_writes,
     }
     key = settings.github_app_private_key
     app_id = settings.github_app_id or None

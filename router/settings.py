@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     github_actor: str | None = Field(
         default=None, description="The login Cairn writes to GitHub as (its own edits)."
     )
+    github_seconds_between_requests: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="Pause between GitHub API calls per process (GitHub's guidance; 0 only "
+        "against a fake).",
+    )
+    github_seconds_between_writes: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Pause between GitHub writes per process (GitHub's secondary rate limit "
+        "guidance; 0 only against a fake).",
+    )
     github_teams: dict[str, str] = Field(
         default_factory=dict, description='Author login → team, JSON: {"octocat": "payments"}.'
     )

@@ -2,9 +2,9 @@
 
 The dashboard's trend, its per-rule precision and the list of lessons placed in a period are
 read from these instead of a quarter of placements. They are kept exact in the transaction that
-changes a placement: a writer appends delta rows (+1 for the placement's new key, -1 for its
-old one) and never updates a shared counter row, so concurrent writers neither wait for nor
-deadlock on each other. `compact` folds the deltas into one row per key; the sums are the same
+changes a placement: as it commits, the writer appends one delta row per key it changed (+1 for
+a placement's new key, -1 for its old one, summed over the transaction) and never updates a
+shared counter row, so concurrent writers neither wait for nor deadlock on each other. `compact` folds the deltas into one row per key; the sums are the same
 before and after, so readers never need it to have run.
 
 A `delivered` placement turns `overdue` when its due date passes (`ledger.tier_at`), which no
@@ -13,8 +13,9 @@ due: days before today count as overdue, days after as delivered, and today's pl
 split by their exact due time with one indexed query.
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    event,
     func,
     insert,
     literal,
@@ -66,26 +68,63 @@ def row_key(row: PlacementRow) -> TallyKey:
 
 def placed(session: Session, key: TallyKey, lesson_id: str, mandate: str) -> None:
     """Count a new placement in, in the caller's transaction."""
-    _append(session, [(key, 1)])
-    session.execute(
-        insert(LessonDayRow).values(day=key[0], lesson_id=lesson_id, mandate=mandate, n=1)
-    )
+    _pending(session).tallies[key] += 1
+    _pending(session).lessons[(key[0], lesson_id, mandate)] += 1
 
 
 def moved(session: Session, before: TallyKey, after: TallyKey) -> None:
     """Move a placement from one tally to another (its tier or due date changed)."""
     if before != after:
-        _append(session, [(before, -1), (after, 1)])
+        pending = _pending(session).tallies
+        pending[before] -= 1
+        pending[after] += 1
 
 
-def _append(session: Session, deltas: Sequence[tuple[TallyKey, int]]) -> None:
-    session.execute(
-        insert(PlacementTallyRow),
-        [
-            {"day": day, "rule_id": rule, "tier": tier, "due_day": due, "n": n}
-            for (day, rule, tier, due), n in deltas
-        ],
-    )
+@dataclass
+class _Deltas:
+    """What a transaction changed, summed per key until it commits."""
+
+    tallies: Counter[TallyKey] = field(default_factory=Counter)
+    lessons: Counter[tuple[date, str, str]] = field(default_factory=Counter)
+
+
+_KEY = "cairn.tallies"
+
+
+def _pending(session: Session) -> _Deltas:
+    found = session.info.get(_KEY)
+    if found is None:
+        found = session.info[_KEY] = _Deltas()
+    return found
+
+
+@event.listens_for(Session, "before_commit")
+def _write(session: Session) -> None:
+    """Write a transaction's deltas as it commits: one INSERT per table, however many
+    placements it wrote, summed per key."""
+    deltas = session.info.pop(_KEY, None)
+    if deltas is None:
+        return
+    tallies = [
+        {"day": day, "rule_id": rule, "tier": tier, "due_day": due, "n": n}
+        for (day, rule, tier, due), n in deltas.tallies.items()
+        if n
+    ]
+    if tallies:
+        session.execute(insert(PlacementTallyRow), tallies)
+    lessons = [
+        {"day": day, "lesson_id": lesson_id, "mandate": mandate, "n": n}
+        for (day, lesson_id, mandate), n in deltas.lessons.items()
+        if n
+    ]
+    if lessons:
+        session.execute(insert(LessonDayRow), lessons)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    """A rolled-back transaction changed nothing."""
+    session.info.pop(_KEY, None)
 
 
 # Reading.

@@ -224,8 +224,8 @@ def test_the_ledger_sweep_folds_the_tallies(db: Database) -> None:
     _seed(db, 12, count=60)
     _change_states(db, 12)
     with db.transaction() as session:
-        before = session.scalar(sa.select(sa.func.count()).select_from(LessonDayRow))
+        before = session.scalar(sa.select(sa.func.count()).select_from(PlacementTallyRow))
     OverdueSweeper(db, 60.0)._sweep()
     with db.transaction() as session:
-        after = session.scalar(sa.select(sa.func.count()).select_from(LessonDayRow))
+        after = session.scalar(sa.select(sa.func.count()).select_from(PlacementTallyRow))
     assert before is not None and after is not None and after < before
