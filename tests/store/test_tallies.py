@@ -170,7 +170,7 @@ def test_the_migration_counts_placements_written_before_it(
     backend: str, sqlite_url: str, postgres_url: str
 ) -> None:
     db = Database(sqlite_url if backend == "sqlite" else postgres_url)
-    migrate.upgrade(db, "0009")
+    migrate.upgrade(db, "0011")
     _, generated = _ledger(random.Random(10), 120)
     found = [
         (p.model_copy(update={"work_item_ref": f"github:acme/r#{n}"}), signals)
