@@ -40,7 +40,7 @@ from core.placement import EmbeddingForm, Placement, PlacementState, Signal, Sig
 from core.work import System, WorkItem
 from router.reports.adoption import Filters, GroupBy, ReportService
 from router.reports.compliance import ComplianceService
-from store import lessons, migrate
+from store import lessons, migrate, tallies
 from store.engine import Database
 from store.ledger import report_columns, theatre_text
 from store.tables import PlacementRow, SignalRow, WorkItemEventRow, WorkItemRow
@@ -279,6 +279,14 @@ def _seed(url: str, placements: int, seed: int, report: Any) -> None:
         _seed_postgresql(db, placements, seed)
     else:
         _seed_sqlite(db, placements, seed)
+    # The rows went in by bulk load, past store/placements.py: count them into the tallies.
+    with db.transaction() as session:
+        tallies.rebuild(session)
+    if db.dialect == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("VACUUM ANALYZE placement_tallies, lesson_days")
+            )
     db.dispose()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     report.send((time.perf_counter() - started, rss))

@@ -7,6 +7,7 @@ connector is composition, and connectors never see `Settings` (the layer contrac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -216,17 +217,21 @@ def build_runtime(
     )
     transport: Transport
     if settings.broker_mode and settings.broker_url is not None:
-        from router.transport.rabbit import RabbitTransport  # the broker extra is optional
+        url = settings.broker_url.get_secret_value()
+        options: dict[str, Any] = {
+            "prefix": settings.broker_prefix,
+            "delivery_limit": settings.delivery_limit,
+            "consume": consume,
+        }
+        # Each broker's client is an optional extra: import only the one in use.
+        if url.startswith(("nats://", "tls://")):
+            from router.transport.nats import NatsTransport
 
-        transport = RabbitTransport(
-            settings.broker_url.get_secret_value(),
-            db,
-            dispatcher,
-            pacing,
-            prefix=settings.broker_prefix,
-            delivery_limit=settings.delivery_limit,
-            consume=consume,
-        )
+            transport = NatsTransport(url, db, dispatcher, pacing, **options)
+        else:
+            from router.transport.rabbit import RabbitTransport
+
+            transport = RabbitTransport(url, db, dispatcher, pacing, **options)
     else:
         transport = EmbeddedTransport(db, dispatcher, pacing, consume=consume)
     verifiers = build_verifiers(settings)
@@ -245,6 +250,8 @@ def build_github_target(settings: Settings) -> GitHubTarget | None:
         "base_url": settings.github_api_url,
         "own_actor": settings.github_actor,
         "teams": settings.github_teams,
+        "seconds_between_requests": settings.github_seconds_between_requests,
+        "seconds_between_writes": settings.github_seconds_between_writes,
     }
     key = settings.github_app_private_key
     app_id = settings.github_app_id or None

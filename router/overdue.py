@@ -40,7 +40,7 @@ from core.work import System
 from router.periodic import Periodic
 from router.pipeline import REMIND_TOPIC
 from router.settings import Settings
-from store import audit, outbox, placements
+from store import audit, outbox, placements, tallies
 from store import overdue as overdue_store
 from store.engine import Database
 
@@ -220,3 +220,6 @@ class OverdueSweeper:
             sent = push_digests(self.db, self.digests)
             if sent:
                 log.info("%d overdue digests delivered", sent)
+        # The same sweep keeps the report tallies small: it folds their appended deltas.
+        with self.db.transaction() as session:
+            tallies.compact(session)

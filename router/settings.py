@@ -23,7 +23,9 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     broker_url: SecretStr | None = Field(
-        default=None, description="amqp://… for RabbitMQ; unset for the embedded default."
+        default=None,
+        description="amqp://… for RabbitMQ, nats://… for NATS JetStream; unset for the "
+        "embedded default.",
     )
     broker_prefix: str = Field(default="cairn", pattern=r"^[a-z][a-z0-9_.-]{0,40}$")
     generic_webhook_secret: SecretStr | None = None
@@ -50,6 +52,20 @@ class Settings(BaseSettings):
     github_api_url: str = Field(default="https://api.github.com", pattern=r"^https?://\S+$")
     github_actor: str | None = Field(
         default=None, description="The login Cairn writes to GitHub as (its own edits)."
+    )
+    github_seconds_between_requests: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="Pause between GitHub API calls per process (GitHub's guidance; 0 only "
+        "against a fake).",
+    )
+    github_seconds_between_writes: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Pause between GitHub writes per process (GitHub's secondary rate limit "
+        "guidance; 0 only against a fake).",
     )
     github_teams: dict[str, str] = Field(
         default_factory=dict, description='Author login → team, JSON: {"octocat": "payments"}.'

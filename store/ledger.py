@@ -11,7 +11,7 @@ query time once the due date has passed, the one part of a tier that depends on 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -318,6 +318,46 @@ def lesson_ids(session: Session, filters: Filters, now: datetime) -> list[str]:
     """The lessons with a placement among those the filters select."""
     stmt = _select(select(PlacementRow.lesson_id).distinct(), filters, now)
     return sorted(session.scalars(stmt))
+
+
+_TEAMS_SKIP_SCAN = text(
+    """
+    WITH RECURSIVE seen(team) AS (
+        (SELECT team FROM placements WHERE team IS NOT NULL ORDER BY team LIMIT 1)
+        UNION ALL
+        SELECT (SELECT p.team FROM placements p WHERE p.team > seen.team ORDER BY p.team LIMIT 1)
+        FROM seen WHERE seen.team IS NOT NULL
+    )
+    SELECT team FROM seen WHERE team IS NOT NULL AND EXISTS (
+        SELECT 1 FROM placements p
+        WHERE p.team = seen.team AND p.created_at >= :since AND p.created_at < :until
+    )
+    """
+)
+
+
+def teams_placed(session: Session, since: datetime | None, until: datetime | None) -> list[str]:
+    """Every team with a placement made in [since, until), `(no team)` for work items without
+    one. On PostgreSQL a skip scan of `ix_placements_team_created_at`: a probe or two per
+    team, not a read of the period."""
+    low = since or datetime.min.replace(tzinfo=UTC)
+    high = until or datetime.max.replace(tzinfo=UTC)
+    in_period = and_(PlacementRow.created_at >= low, PlacementRow.created_at < high)
+    if _postgresql(session):
+        found = set(session.scalars(_TEAMS_SKIP_SCAN, {"since": low, "until": high}))
+    else:
+        stmt = select(PlacementRow.team).distinct().where(PlacementRow.team.is_not(None))
+        found = set(session.scalars(stmt.where(in_period)))
+    unnamed = select(PlacementRow.id).where(PlacementRow.team.is_(None), in_period).limit(1)
+    if session.scalars(unnamed).first() is not None:
+        found.add(NO_TEAM)
+    return sorted(found)
+
+
+def mandated_lessons(session: Session, filters: Filters, mandates: Sequence[str]) -> list[str]:
+    """The lessons with a placement the filters select that carries one of `mandates`."""
+    stmt = _select(select(PlacementRow.lesson_id).distinct(), filters, AT_REST)
+    return sorted(session.scalars(stmt.where(PlacementRow.mandate.in_(list(mandates)))))
 
 
 def _per_tier(tier: Any) -> list[Any]:

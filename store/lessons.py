@@ -131,18 +131,18 @@ def with_facet(
 
 
 def due_for_review(session: Session, by: date) -> list[Lesson]:
-    """Published lessons whose review-by date is `by` or earlier, soonest first; only those
-    lessons' documents are read whole."""
-    rows = session.execute(
-        select(LessonRow.id, LessonRow.doc).where(LessonRow.status == LessonStatus.PUBLISHED.value)
+    """Published lessons whose review-by date is `by` or earlier, soonest first; found through
+    their `review_by` facet, so only those lessons' documents are read."""
+    stmt = (
+        select(LessonRow.doc)
+        .join(LessonFacetRow, LessonFacetRow.lesson_id == LessonRow.id)
+        .where(
+            LessonRow.status == LessonStatus.PUBLISHED.value,
+            LessonFacetRow.facet == "review_by",
+            LessonFacetRow.value <= by.isoformat(),
+        )
     )
-    limit = by.isoformat()
-    due = [
-        doc
-        for _id, doc in rows
-        if isinstance(doc.get("review_by"), str) and doc["review_by"] <= limit
-    ]
-    found = [from_doc(Lesson, doc) for doc in due]
+    found = [from_doc(Lesson, doc) for doc in session.scalars(stmt)]
     return sorted(found, key=lambda lesson: (lesson.review_by or by, lesson.id))
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from core.adoption import THEATRE_KINDS
 from core.errors import NotFoundError
 from core.placement import Placement, PlacementState, Signal
-from store import ledger
+from store import ledger, tallies
 from store.documents import from_doc, to_doc
 from store.tables import PlacementRow, SignalRow
 
@@ -18,6 +18,7 @@ def add(session: Session, placement: Placement) -> Placement:
     ).one_or_none()
     if existing is not None:
         return from_doc(Placement, existing.doc)
+    columns = ledger.placement_columns(session, placement)
     session.add(
         PlacementRow(
             id=placement.id,
@@ -30,10 +31,14 @@ def add(session: Session, placement: Placement) -> Placement:
             doc=to_doc(placement),
             created_at=placement.created_at,
             updated_at=placement.updated_at,
-            **ledger.placement_columns(session, placement),
+            **columns,
         )
     )
     session.flush()
+    key = tallies.key_of(
+        placement.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
+    )
+    tallies.placed(session, key, placement.lesson_id, columns["mandate"])
     return placement
 
 
@@ -46,7 +51,9 @@ def update(session: Session, placement: Placement) -> None:
     row.reminded_at = placement.reminded_at
     row.doc = to_doc(placement)
     row.updated_at = placement.updated_at
+    before = tallies.row_key(row)
     ledger.refresh(session, row, placement)
+    tallies.moved(session, before, tallies.row_key(row))
 
 
 def get(session: Session, placement_id: str) -> Placement | None:
@@ -101,7 +108,9 @@ def add_signal(session: Session, signal: Signal) -> bool:
     session.flush()
     row = session.get(PlacementRow, signal.placement_id)
     if row is not None:  # the report columns follow the signals, in this transaction
+        before = tallies.row_key(row)
         ledger.refresh(session, row, from_doc(Placement, row.doc))
+        tallies.moved(session, before, tallies.row_key(row))
         if signal.kind in THEATRE_KINDS:
             ledger.refresh_theatre(session, row.work_item_ref)
     return True

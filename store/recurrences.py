@@ -1,5 +1,7 @@
 """Repository of recurrences: later incidents where a published lesson applied."""
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -42,6 +44,22 @@ def for_lesson(session: Session, lesson_id: str) -> list[Recurrence]:
         .order_by(RecurrenceRow.detected_at, RecurrenceRow.incident_ref)
     )
     return [from_doc(Recurrence, row.doc) for row in rows]
+
+
+def for_lessons(session: Session, lesson_ids: Sequence[str]) -> list[Recurrence]:
+    """Every recurrence of these lessons, by lesson (in the order given), oldest first."""
+    order = {lesson_id: n for n, lesson_id in enumerate(lesson_ids)}
+    found: list[tuple[int, Recurrence]] = []
+    unique = list(order)
+    for start in range(0, len(unique), 500):
+        rows = session.scalars(
+            select(RecurrenceRow)
+            .where(RecurrenceRow.lesson_id.in_(unique[start : start + 500]))
+            .order_by(RecurrenceRow.detected_at, RecurrenceRow.incident_ref)
+        )
+        found += [(order[row.lesson_id], from_doc(Recurrence, row.doc)) for row in rows]
+    found.sort(key=lambda pair: pair[0])  # stable: each lesson's stay oldest first
+    return [recurrence for _, recurrence in found]
 
 
 def for_incident(session: Session, incident_ref: str) -> list[Recurrence]:

@@ -85,6 +85,8 @@ def _facet_values(lesson: Lesson) -> set[tuple[str, str]]:
         *(("tag", v) for v in a.tags),
         *(("service", v) for v in a.services),
         *(("component", v) for v in a.components),
+        # Not a search filter: lets `lessons.due_for_review` find the due ones by index.
+        *((("review_by", lesson.review_by.isoformat()),) if lesson.review_by else ()),
     }
 
 

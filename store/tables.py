@@ -1,6 +1,6 @@
 """Table definitions: queryable fields as columns, the full model as a JSON document."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -201,6 +201,8 @@ class PlacementRow(Base):
     __table_args__ = (
         Index("ix_placements_created_at", "created_at"),
         Index("ix_placements_team_created_at", "team", "created_at"),
+        # Delivered placements falling due today (the tallies' one exact correction).
+        Index("ix_placements_due_at", "due_at"),
         # The compliance matrix reads its cells in this order, without sorting a quarter.
         Index(
             "ix_placements_cells",
@@ -241,6 +243,40 @@ class PlacementRow(Base):
     dismissal_reason: Mapped[str | None] = mapped_column(Text)
     theatre: Mapped[str | None] = mapped_column(String(60))
     """Checkbox-theatre flags, comma-separated in name order; None for none."""
+
+
+class PlacementTallyRow(Base):
+    """Placements counted per UTC day placed, rule and tier at rest (and, for `delivered`, the
+    UTC day it falls due): the dashboard's trend and per-rule figures read these, not a
+    quarter of placements. Writers append deltas (+1/-1) beside the placement write and never
+    update a shared row; the ledger sweep folds them into one row per key (store/tallies.py).
+    """
+
+    __tablename__ = "placement_tallies"
+    __table_args__ = (Index("ix_placement_tallies_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date]
+    rule_id: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(12))
+    due_day: Mapped[date | None]
+    n: Mapped[int]
+
+
+class LessonDayRow(Base):
+    """Placements of one lesson per UTC day placed and mandate (appended and folded like the
+    tallies): which lessons were placed, or placed as mandated, in a period, without reading
+    the period's placements."""
+
+    __tablename__ = "lesson_days"
+    __table_args__ = (Index("ix_lesson_days_day", "day"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    day: Mapped[date]
+    lesson_id: Mapped[str] = mapped_column(String(200))
+    mandate: Mapped[str] = mapped_column(String(20))
+    """The mandate the placements carry (a rule's can make a lesson mandated)."""
+    n: Mapped[int]
 
 
 class HeldBackRow(Base):

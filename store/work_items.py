@@ -1,8 +1,10 @@
 """Repository of work items: the latest state plus every observed state for backtests."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.work import WorkItem
@@ -17,18 +19,14 @@ def record(session: Session, item: WorkItem, now: datetime) -> bool:
     session.add(WorkItemEventRow(ref=item.ref, observed_at=now, doc=doc))
     row = session.get(WorkItemRow, item.ref, with_for_update=True)
     if row is None:
-        session.add(
-            WorkItemRow(
-                ref=item.ref,
-                system=item.system.value,
-                project=item.project,
-                doc=doc,
-                updated_at=now,
-            )
-        )
-        session.flush()
-        ledger.follow_work_item(session, item)
-        return True
+        # Two workers may see a new work item at once (two webhooks of one PR): the insert
+        # waits for the other's and does nothing, and this one updates the row it made.
+        if _insert_if_absent(session, item, doc, now):
+            ledger.follow_work_item(session, item)
+            return True
+        row = session.get(WorkItemRow, item.ref, with_for_update=True, populate_existing=True)
+        if row is None:  # pragma: no cover (the conflicting row was committed)
+            raise RuntimeError(f"work item {item.ref!r} vanished while being recorded")
     if (row.project, row.doc.get("team")) != (item.project, item.team):
         ledger.follow_work_item(session, item)
     row.project = item.project
@@ -77,3 +75,17 @@ def refs_by_team(
         team = doc.get("team") if isinstance(doc, dict) else None
         found.setdefault(team if isinstance(team, str) else None, set()).add(ref)
     return found
+
+
+def _insert_if_absent(session: Session, item: WorkItem, doc: dict[str, Any], now: datetime) -> bool:
+    """Insert the work item's row unless one exists (or is being inserted); True if inserted."""
+    values = {
+        "ref": item.ref,
+        "system": item.system.value,
+        "project": item.project,
+        "doc": doc,
+        "updated_at": now,
+    }
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(WorkItemRow).values(**values).on_conflict_do_nothing(index_elements=["ref"])
+    return session.execute(stmt.returning(WorkItemRow.ref)).first() is not None

@@ -23,6 +23,7 @@ POSTGRES_URL = os.environ.get(
     "CAIRN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 RABBIT_URL = os.environ.get("CAIRN_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("CAIRN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -125,3 +126,34 @@ def sqlite_db(sqlite_url: str) -> Iterator[Database]:
     migrate.upgrade(database)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The real NATS server's URL (JetStream enabled)."""
+    require_server(NATS_URL, "NATS")
+    return NATS_URL
+
+
+@pytest.fixture
+def nats_prefix(nats_url: str) -> Iterator[str]:
+    """A private subject prefix and its streams on the real NATS server, deleted afterwards."""
+    import asyncio
+    from contextlib import suppress
+
+    import nats
+
+    from router.transport.nats import stream_name
+
+    prefix = f"cairn-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+
+    async def cleanup() -> None:
+        connection = await nats.connect(nats_url)
+        js = connection.jetstream()
+        for name in (stream_name(prefix), f"{stream_name(prefix)}_dead"):
+            with suppress(Exception):  # never created by this test
+                await js.delete_stream(name)
+        await connection.close()
+
+    asyncio.run(cleanup())

@@ -11,13 +11,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from core.adoption import Adoption, AdoptionRow, assess
 from core.base import utcnow
 from core.errors import NotFoundError
 from router.reports.recurrence import RecurrenceView
 from router.reports.recurrence import summary as recurrence_summary
 from router.reports.recurrence import views as recurrence_views
-from store import ledger
+from store import ledger, tallies
 from store.engine import Database
 from store.ledger import Entry
 from store.ledger import Filters as Filters
@@ -88,16 +90,25 @@ class ReportService:
     def tier_counts(
         self, by: GroupBy | None, filters: Filters, now: datetime | None = None
     ) -> dict[str | None, dict[str, int]]:
-        """Placements per tier, per group (None: the total under the key None); counts only."""
+        """Placements per tier, per group (None: the total under the key None); counts only.
+        A period from a UTC midnight on, per rule or in total, is read from the tallies."""
         with self.db.transaction() as session:
+            if by in (None, GroupBy.RULE) and tallies.answers(filters):
+                key = None if by is None else by.value
+                return tallies.counts(session, key, tallies.since_day(filters), now or utcnow())
             return ledger.tier_counts(
                 session, None if by is None else by.value, filters, now or utcnow()
             )
 
     def weekly(self, filters: Filters, now: datetime | None = None) -> dict[str, dict[str, int]]:
-        """Placements per ISO week and tier (counts only: the dashboard's trend)."""
+        """Placements per ISO week and tier (counts only: the dashboard's trend); from the
+        tallies for a period from a UTC midnight on."""
         with self.db.transaction() as session:
-            found = ledger.tier_counts(session, "week", filters, now or utcnow())
+            if tallies.answers(filters):
+                day = tallies.since_day(filters)
+                found = tallies.counts(session, "week", day, now or utcnow())
+            else:
+                found = ledger.tier_counts(session, "week", filters, now or utcnow())
         return {str(week): tiers for week, tiers in found.items()}
 
     def recurrences(
@@ -106,7 +117,7 @@ class ReportService:
         """The recurrence counts of the lessons placed in the period, and each recurrence whose
         lesson was placed but not honoured before it."""
         with self.db.transaction() as session:
-            placed = ledger.lesson_ids(session, filters, now or utcnow())
+            placed = _placed(session, filters, now or utcnow())
         found, flagged = _recurrences(self.db, GroupBy.TEAM, placed)
         return found.get(ledger.TOTAL, _NO_RECURRENCE), flagged
 
@@ -144,9 +155,16 @@ class ReportService:
             if by == GroupBy.LESSON:
                 placed = [row.group for row in rows]
             else:
-                placed = ledger.lesson_ids(session, filters, now)
+                placed = _placed(session, filters, now)
         recurrence, flagged = _recurrences(self.db, by, sorted({*placed, *filters.lessons}))
         return AdoptionReport(by, rows, total, recurrence, flagged)
+
+
+def _placed(session: Session, filters: Filters, now: datetime) -> list[str]:
+    """The lessons placed under `filters` (from the tallies when they can tell)."""
+    if tallies.answers(filters):
+        return tallies.lessons_placed(session, tallies.since_day(filters))
+    return ledger.lesson_ids(session, filters, now)
 
 
 def _recurrences(

@@ -22,7 +22,7 @@ from core.feedback import MANDATED
 from core.lesson import LessonStatus
 from core.waiver import Waiver
 from router.reports.adoption import Assessed, Filters, ReportService
-from store import audit, ledger, lessons, waivers
+from store import audit, ledger, lessons, tallies, waivers
 from store.engine import Database
 from store.ledger import NO_TEAM
 
@@ -154,10 +154,21 @@ class ComplianceService:
             )
         return [lesson_id for lesson_id in found if not only or lesson_id in only]
 
+    def mandated_in(self, filters: Filters, now: datetime | None = None) -> list[str]:
+        """The matrix's lessons for a period, in order: those published with a mandate, and
+        those a rule placed with one in the period (among `filters.lessons`, if given)."""
+        published = self.mandated(list(filters.lessons))
+        with self.db.transaction() as session:
+            by_rules = _placed_mandated(
+                session, filters, now or utcnow(), [m.value for m in MANDATED]
+            )
+        return sorted({*published, *by_rules})
+
     def matrix(
         self, filters: Filters, now: datetime | None = None, *, detail: bool = True
     ) -> Matrix:
-        """Mandated lessons × every team with work in the period (or the teams asked for).
+        """Mandated lessons × every team with a placement in the period (or the teams asked
+        for).
 
         A lesson is mandated when its own mandate is, or when a rule placed it with one in the
         period; a cell counts every placement of the lesson in that team's work. Without
@@ -165,17 +176,26 @@ class ComplianceService:
         """
         now = now or utcnow()
         at = min(now, filters.until) if filters.until else now
-        scope = filters.of_lessons(filters.lessons)
-        published = self.mandated(list(filters.lessons))
+        # Only the mandated lessons' placements are counted.
+        mandated = self.mandated_in(filters, now)
+        mandates = [m.value for m in MANDATED]
         with self.db.transaction() as session:
-            counts = ledger.cell_counts(
-                session, scope, now, [m.value for m in MANDATED], placements=detail
-            )
-            mandated = sorted({*published, *(c.lesson_id for c in counts if c.mandated)})
             wanted = set(mandated)
+            scope = filters.of_lessons(mandated)  # no lessons would mean every lesson
+            counts = (
+                ledger.cell_counts(session, scope, now, mandates, placements=detail)
+                if mandated
+                else []
+            )
             counts = [c for c in counts if c.lesson_id in wanted]
             active = [w for w in waivers.listed(session) if w.active(at) and w.lesson_id in wanted]
-            teams = sorted(set(filters.teams) or {c.team for c in counts})
+            # Every team with a placement in the period: one that never received a mandated
+            # lesson is a column of `not reached` cells, not missing from the matrix.
+            teams = sorted(
+                set(filters.teams)
+                or {*ledger.teams_placed(session, filters.since, filters.until)}
+                | {c.team for c in counts}
+            )
             cells = {
                 (lesson_id, team): MatrixCell(lesson_id, team)
                 for lesson_id in mandated
@@ -250,6 +270,19 @@ class ComplianceService:
         """Every waiver, active or not."""
         with self.db.transaction() as session:
             return waivers.listed(session)
+
+
+def _placed_mandated(
+    session: Session, filters: Filters, now: datetime, mandates: list[str]
+) -> list[str]:
+    """The lessons (among those asked for) that a rule placed with one of `mandates` in the
+    period: from the tallies for a period of whole days, else from the placements."""
+    days = tallies.whole_days(filters)
+    if days is None:
+        found = ledger.mandated_lessons(session, filters.of_lessons(filters.lessons), mandates)
+    else:
+        found = tallies.lessons_placed(session, days[0], days[1], mandates)
+    return [lesson_id for lesson_id in found if not filters.lessons or lesson_id in filters.lessons]
 
 
 def _decide(cell: MatrixCell, active: list[Waiver]) -> None:

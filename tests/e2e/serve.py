@@ -25,10 +25,14 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """`cairn serve` in its own process group, killable with SIGKILL and restartable."""
+    """`cairn serve` (or `args`) in its own process group, killable with SIGKILL and
+    restartable."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, args: tuple[str, ...] = ("serve",)
+    ) -> None:
         self.env = {**os.environ, **env}
+        self.args = args
         self.port = int(env["CAIRN_PORT"])
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,7 +55,7 @@ class ServeProcess:
         started = time.monotonic()
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [CAIRN, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [CAIRN, *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
         deadline = started + ready_within

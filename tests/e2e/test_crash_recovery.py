@@ -180,3 +180,25 @@ def test_postgres_rabbitmq_survives_kill_9(
     finally:
         server.stop()
         db.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_nats_survives_kill_9(
+    postgres_url: str,
+    nats_url: str,
+    nats_prefix: str,
+    webhook_secret: str,
+    tmp_path: Path,
+    report: Callable[[str], None],
+) -> None:
+    env = _env(
+        postgres_url, webhook_secret, CAIRN_BROKER_URL=nats_url, CAIRN_BROKER_PREFIX=nats_prefix
+    )
+    server = ServeProcess(env, tmp_path / "serve.log")
+    db = Database(postgres_url)
+    try:
+        _crash_and_recover(server, db, webhook_secret, report, "nats with PostgreSQL")
+    finally:
+        server.stop()
+        db.dispose()

@@ -2,7 +2,7 @@
 the rule set in force with per-rule precision, flags and a backtest form."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,7 +22,7 @@ from router.http.errors import Refusal
 from router.http.guard import Acting, page_policy
 from router.http.ui.render import refusal, render, secured
 from router.reports.adoption import Filters, GroupBy, ReportService
-from router.reports.compliance import ComplianceService
+from router.reports.compliance import ComplianceService, Matrix
 from router.reports.evidence import EvidenceService
 from router.reports.export import compliance_csv
 from router.reports.flags import FlagService, Thresholds
@@ -30,6 +30,7 @@ from router.reports.period import period
 from router.ruleset.backtest import backtest
 from rules.loader import RuleSetError, build_rule_set
 from rules.model import parse_duration
+from store import tallies
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -86,16 +87,31 @@ def _attachment(content: str, media: str, name: str) -> Response:
 # ---- compliance ---------------------------------------------------------------------------
 
 
-def _compliance(runtime: Runtime, since: datetime | None, until: datetime | None) -> dict[str, Any]:
+MATRIX_PAGE = 25
+"""Mandated lessons per page of the compliance matrix (the CSV and the bundle hold them all)."""
+
+
+def _compliance(
+    runtime: Runtime, since: datetime | None, until: datetime | None, offset: int
+) -> dict[str, Any]:
     service = ComplianceService(runtime.db)
-    matrix = service.matrix(Filters(since=since, until=until))
     now = utcnow()
+    period = Filters(since=since, until=until)
+    mandated = service.mandated_in(period, now)
+    shown = mandated[offset : offset + MATRIX_PAGE]
+    if shown:
+        # Counts only, of this page's lessons: no cell lists its placements here.
+        matrix = service.matrix(replace(period, lessons=shown), now, detail=False)
+    else:
+        matrix = Matrix([], [], {}, now, ReportService(runtime.db), detail=False)
     waivers = service.waivers()
     return {
         "matrix": matrix,
         "waivers": sorted(waivers, key=lambda w: (not w.active(now), w.expires_at)),
         "now": now,
-        "mandated": matrix.lessons,
+        "mandated": mandated,
+        "offset": offset,
+        "matrix_page": MATRIX_PAGE,
     }
 
 
@@ -104,10 +120,12 @@ async def compliance(
     request: Request,
     chosen: Period,
     done: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    """Mandated lessons × teams for a period; each cell opens its evidence chain."""
+    """Mandated lessons × teams for a period, a page of lessons at a time; each cell opens
+    its evidence chain."""
     first, last, since, until = chosen.first, chosen.last, chosen.since, chosen.until
-    data = await run_in_threadpool(_compliance, _runtime(request), since, until)
+    data = await run_in_threadpool(_compliance, _runtime(request), since, until, offset)
     return render(
         request,
         "compliance.html",
@@ -229,7 +247,7 @@ def _precision(tiers: dict[str, int]) -> dict[str, Any]:
 def _rules(runtime: Runtime) -> dict[str, Any]:
     rule_set = runtime.rules.rule_set
     settings = runtime.settings
-    since = utcnow() - timedelta(days=90)
+    since = tallies.start_of(utcnow().date() - timedelta(days=90))  # whole days: tallied
     counted = ReportService(runtime.db).tier_counts(GroupBy.RULE, Filters(since=since))
     flags = FlagService(
         runtime.db, Thresholds(settings.flag_precision_below, settings.flag_min_outcomes)

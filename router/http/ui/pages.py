@@ -32,7 +32,7 @@ from router.reports.adoption import Filters, ReportService
 from router.reports.feedback import FeedbackService
 from router.reports.flags import FlagService, Thresholds
 from store import lessons as lessons_store
-from store import outbox
+from store import outbox, tallies
 from store.search import SearchRequest
 from store.search_query import QueryTooLongError
 
@@ -180,7 +180,7 @@ def _overview(runtime: Runtime, principal: Principal, weeks: int) -> dict[str, A
     since = today - timedelta(weeks=weeks)
     # Counts per week and tier only: the page shows a trend and totals, no medians.
     reports = ReportService(runtime.db)
-    period = Filters(since=now - timedelta(weeks=weeks))
+    period = Filters(since=tallies.start_of(since))  # whole days: read from the tallies
     by_week = reports.weekly(period, now)
     recurrence, not_honoured = reports.recurrences(period, now)
     counts = {t.value: sum(w.get(t.value, 0) for w in by_week.values()) for t in Tier}

@@ -22,7 +22,7 @@ from router.reports.adoption import Filters
 from router.reports.compliance import ComplianceService
 from router.reports.evidence import EvidenceService, verify_bundle
 from router.settings import Settings
-from store import audit, ledger, lessons, migrate, work_items
+from store import audit, ledger, lessons, migrate, placements, work_items
 from store.engine import Database
 from tests.router.reports.test_adoption import NOW, T0, _work_item, seed
 from tests.router.support import DRAFT, bearer
@@ -105,6 +105,47 @@ def test_the_matrix_worked_out_by_hand(db: Database) -> None:
     asked = ComplianceService(db).matrix(Filters(teams=["security"]), NOW)
     why = asked.cells[("pool", "security")].why()
     assert why is not None and why.startswith("1 work items of this team were seen")
+
+
+def test_a_team_with_placements_but_no_mandated_one_is_a_column_of_not_reached(
+    db: Database,
+) -> None:
+    """The matrix's columns are every team with a placement in the period: a team that only
+    ever received invited lessons is where a mandated lesson failed to reach, not absent."""
+    from core.placement import EmbeddingForm, Placement, PlacementState
+
+    seeded(db)
+    with db.transaction() as session:
+        work_items.record(session, _work_item("github:acme/web#3", "web"), T0)
+        placements.add(
+            session,
+            Placement(
+                id="advisory-1",
+                lesson_id="caching",
+                lesson_version=1,
+                work_item_ref="github:acme/web#3",
+                rule_id="org/caching",
+                rule_set_version="v1",
+                form=EmbeddingForm.GITHUB_PR_CHECKLIST,
+                mandate=Mandate.INVITED,
+                state=PlacementState.EMBEDDED,
+                created_at=T0,
+                updated_at=T0,
+            ),
+        )
+    for filters in (Filters(), Filters(since=T0 - timedelta(hours=3))):  # tallies, then SQL
+        matrix = ComplianceService(db).matrix(filters, NOW)
+        assert matrix.lessons == ["pool", "retries"]  # the invited lesson is no row
+        assert matrix.teams == ["ledger", "payments", "web"]
+        web = matrix.cells[("pool", "web")]
+        assert web.cell == Cell.NOT_REACHED
+        assert web.why() == (
+            "1 work items of this team were seen in the period and none received it: "
+            "no rule placed it in 1"
+        )
+    with db.transaction() as session:
+        assert ledger.teams_placed(session, T0 + timedelta(days=1), None) == ["payments"]
+        assert ledger.teams_placed(session, None, T0) == []
 
 
 def test_waivers_count_until_they_expire_and_only_where_they_apply(db: Database) -> None:

@@ -404,6 +404,42 @@ def test_a_compliance_cell_opens_its_evidence_chain(dash: Dashboard) -> None:
     assert PR_REF in chains[0] and "rule set" in chains[0] and "Audit log" in chains[0]
 
 
+def test_the_compliance_matrix_pages_through_its_lessons(
+    dash: Dashboard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of lessons at a time, in the order of the whole matrix; every lesson on one page
+    only; the waiver form still offers every mandated lesson."""
+    from router.http.ui import oversight
+
+    found = TypeAdapter(list[Lesson]).validate_json((EXAMPLES / "lessons.json").read_bytes())
+    with dash.db.transaction() as session:  # two more mandated lessons, never placed
+        for name in ("audit-the-retries", "bound-the-queue"):
+            changes = {"id": name, "status": LessonStatus.DRAFT, "mandate": Mandate.REQUIRED}
+            lessons.add(session, found[0].model_copy(update=changes), utcnow())
+            lessons.publish(session, name, utcnow())
+    browser = dash.signed_in("ciara", "compliance")
+    whole = ComplianceService(dash.db).matrix(Filters(since=None, until=None))
+    everything = browser.get("/ui/compliance?from=2000-01-01").text
+    rows = re.findall(r'<th scope="row"><a href="/ui/lessons/[^"]+">([^<]+)</a>', everything)
+    assert len(rows) == 3
+    monkeypatch.setattr(oversight, "MATRIX_PAGE", 1)
+    seen, offset = [], 0
+    while True:
+        page = browser.get(f"/ui/compliance?from=2000-01-01&offset={offset}").text
+        shown = re.findall(r'<th scope="row"><a href="/ui/lessons/[^"]+">([^<]+)</a>', page)
+        assert len(shown) == 1
+        seen += shown
+        assert f"Lessons {offset + 1}\u2013{offset + 1} of {len(rows)}" in page
+        options = re.findall(r"<option>([^<]+)</option>", page)
+        assert options[: len(rows)] == rows
+        if 'rel="next"' not in page:
+            break
+        offset += 1
+    assert seen == rows == whole.lessons
+    beyond = browser.get(f"/ui/compliance?from=2000-01-01&offset={len(rows) + 5}").text
+    assert f"There are {len(rows)} mandated lessons in this period" in beyond
+
+
 def test_a_waiver_granted_from_the_page_is_listed(dash: Dashboard) -> None:
     browser = dash.signed_in("ciara", "compliance")
     page = browser.get("/ui/compliance").text

@@ -1,0 +1,438 @@
+"""End-to-end pipeline throughput, and the broker's own limit beside it.
+
+Signed `work_item` webhooks (generic source) go to a real `cairn serve` process; the pipeline
+runs inbound → hydrate → route (a synthetic organisation's rules and lessons, from
+`bench/rules_engine.py`) → embed, writing each pull request's section through PyGithub to the
+GitHub contract fake on loopback (its pacing set to 0: GitHub's own pacing would measure GitHub's
+rate limits, not Cairn). Per transport:
+
+- **embedded** (SQLite file, workers inside `cairn serve`; "workers" is `CAIRN_CONCURRENCY`);
+- **rabbitmq** and **nats** (PostgreSQL, `cairn serve --no-workers` plus that many
+  `cairn worker` processes, each with `CAIRN_CONCURRENCY=4`).
+
+Each run sends `--events` deliveries as fast as `--concurrency` senders can, and measures the
+sustained rate (events accepted ÷ time until every message is done) and the acknowledgement
+latency of the burst; then it sends at half that rate for `--paced-seconds` and measures the
+acknowledgement latency there. Beside it, the raw FastStream rate on the same broker: publish
+(persistent, confirmed) and consume with a handler that only parses the message.
+
+Last line per transport, one JSON object:
+`{"bench": "pipeline", "broker": …, "raw_mps": …, "cairn_eps_1w": …, "cairn_eps_3w": …,
+"ack_p50_ms": …, "ack_p99_ms": …}` (ack figures at half the one-worker sustained rate).
+
+    .venv/bin/python bench/pipeline.py --events 2000 --transports embedded,rabbitmq,nats
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+import rules_engine  # the synthetic organisation: rules, lessons, work items
+
+from connectors.github.fake import FakeGitHub
+from connectors.standard_webhooks import sign
+from core.base import utcnow
+from core.work import System
+from store import lessons, migrate, outbox
+from store.engine import Database
+
+CAIRN = str(Path(sys.executable).parent / "cairn")
+SECRET = "whsec_" + "cGlwZWxpbmUtYmVuY2gtc2VjcmV0LTAxMjM0NTY3"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ── the world ──────────────────────────────────────────────────────────────────────────────
+
+
+class World:
+    """Rules written as packs, lessons to publish, and GitHub work items to send."""
+
+    def __init__(self, rules: int, lessons_n: int, events: int, seed: int, folder: Path) -> None:
+        world = rules_engine.build_world(rules, lessons_n, events * 3, seed)
+        self.lessons = world.lessons
+        self.items = [i for i in world.items if i.system == System.GITHUB][:events]
+        if len(self.items) < events:
+            raise SystemExit(f"the generated organisation has only {len(self.items)} PRs")
+        self.rules = folder / "rules"
+        self.rules.mkdir()
+        for pack in world.rule_set.packs:
+            data = pack.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+            (self.rules / f"{pack.pack}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def publish(self, db: Database) -> None:
+        with db.transaction() as session:
+            for lesson in self.lessons:
+                lessons.add(session, lesson, utcnow())
+                lessons.publish(session, lesson.id, utcnow())
+
+
+# ── processes ──────────────────────────────────────────────────────────────────────────────
+
+
+class Stack:
+    """`cairn serve` (with or without its workers) and `cairn worker` processes."""
+
+    def __init__(self, env: dict[str, str], folder: Path, workers: int, broker: bool) -> None:
+        self.env = {**os.environ, **env}
+        self.port = int(env["CAIRN_PORT"])
+        self.procs: list[subprocess.Popen[bytes]] = []
+        api = ["serve", "--no-workers"] if broker else ["serve"]
+        self._spawn(api, folder / "api.log")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"cairn serve did not become ready; see {folder / 'api.log'}")
+        for n in range(workers if broker else 0):
+            self._spawn(["worker"], folder / f"worker-{n}.log")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, args: list[str], log: Path) -> None:
+        with log.open("ab") as out:
+            self.procs.append(
+                subprocess.Popen([CAIRN, *args], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'cairn.db'}"
+        return
+    name = f"cairn_pipe_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ── sending ────────────────────────────────────────────────────────────────────────────────
+
+
+def _body(item: Any) -> bytes:
+    return json.dumps(
+        {"type": "work_item", "work_item": item.model_dump(mode="json", exclude_none=True)}
+    ).encode()
+
+
+def send_burst(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
+    """Send every body as fast as `concurrency` senders can; the acknowledgement latencies."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(args: tuple[int, bytes]) -> None:
+        n, body = args
+        msg_id = f"msg_{uuid.uuid4().hex}_{n}"
+        with httpx.Client(base_url=url, timeout=30) as client:
+            started = time.perf_counter()
+            answer = client.post("/hooks/generic", content=body, headers=sign(SECRET, msg_id, body))
+            taken = time.perf_counter() - started
+        if answer.status_code != 202:
+            raise SystemExit(f"delivery {n}: {answer.status_code} {answer.text[:200]}")
+        with lock:
+            latencies.append(taken)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, enumerate(bodies)))
+    return latencies
+
+
+def send_paced(url: str, bodies: list[bytes], rate: float) -> list[float]:
+    """Open loop: one delivery every 1/rate seconds, whatever the answers take."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    client = httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64))
+
+    def one(n: int, body: bytes) -> None:
+        msg_id = f"msg_{uuid.uuid4().hex}_{n}"
+        started = time.perf_counter()
+        answer = client.post("/hooks/generic", content=body, headers=sign(SECRET, msg_id, body))
+        taken = time.perf_counter() - started
+        if answer.status_code == 202:
+            with lock:
+                latencies.append(taken)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        for n, body in enumerate(bodies):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, n, body)
+    client.close()
+    return latencies
+
+
+def drained(db: Database, timeout: float) -> float:
+    """Wait until no message is pending or leased; returns when (perf_counter)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.transaction() as session:
+            counts = outbox.counts(session)
+        if counts["pending"] == 0 and counts["leased"] == 0:
+            if counts["dead"]:
+                raise SystemExit(f"{counts['dead']} messages dead-lettered")
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise SystemExit(f"the pipeline did not drain in {timeout:.0f} s: {counts}")
+
+
+# ── one run ────────────────────────────────────────────────────────────────────────────────
+
+
+def run(
+    world: World, transport: str, workers: int, args: argparse.Namespace, folder: Path
+) -> dict[str, Any]:
+    broker = transport != "embedded"
+    with (
+        database("postgresql" if broker else "sqlite", folder) as url,
+        FakeGitHub(actor="cairn-bot").running() as fake,
+    ):
+        db = Database(url)
+        migrate.upgrade(db)
+        world.publish(db)
+        items = []
+        for item in world.items:
+            opened = fake.open_pull(
+                item.project, title=item.title or "change", body="", files=list(item.changed_paths)
+            )
+            number = opened.payload["number"]
+            items.append(item.model_copy(update={"ref": f"github:{item.project}#{number}"}))
+        env = {
+            "CAIRN_DATABASE_URL": url,
+            "CAIRN_BROKER_URL": {"rabbitmq": args.rabbit_url, "nats": args.nats_url}.get(
+                transport, ""
+            ),
+            "CAIRN_BROKER_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+            "CAIRN_RULES_PATH": str(world.rules),
+            "CAIRN_GENERIC_WEBHOOK_SECRET": SECRET,
+            "CAIRN_GITHUB_TOKEN": "ghp_fake",
+            "CAIRN_GITHUB_API_URL": fake.url,
+            "CAIRN_GITHUB_ACTOR": "cairn-bot",
+            "CAIRN_GITHUB_SECONDS_BETWEEN_REQUESTS": "0",
+            "CAIRN_GITHUB_SECONDS_BETWEEN_WRITES": "0",
+            "CAIRN_PORT": str(free_port()),
+            "CAIRN_CONCURRENCY": str(workers if not broker else 4),
+        }
+        stack = Stack(env, folder, workers, broker)
+        try:
+            bodies = [_body(item) for item in items]
+            started = time.perf_counter()
+            burst = send_burst(stack.url, bodies, args.concurrency)
+            sent = time.perf_counter()
+            done = drained(db, timeout=args.timeout)
+            eps = len(bodies) / (done - started)
+            paced_n = max(20, int(args.paced_seconds * eps / 2))
+            again = [
+                _body(items[n % len(items)].model_copy(update={"title": f"again {n}"}))
+                for n in range(paced_n)
+            ]
+            paced = send_paced(stack.url, again, eps / 2)
+            drained(db, timeout=args.timeout)
+            writes = sum(fake.writes.values())
+        finally:
+            stack.stop()
+            db.dispose()
+    result = {
+        "transport": transport,
+        "workers": workers,
+        "events": len(bodies),
+        "eps": round(eps, 1),
+        "sent_in_s": round(sent - started, 2),
+        "drained_in_s": round(done - started, 2),
+        "burst_ack_p50_ms": round(1000 * percentile(burst, 0.5), 1),
+        "burst_ack_p99_ms": round(1000 * percentile(burst, 0.99), 1),
+        "paced_rate": round(eps / 2, 1),
+        "paced_events": len(paced),
+        "ack_p50_ms": round(1000 * percentile(paced, 0.5), 1),
+        "ack_p99_ms": round(1000 * percentile(paced, 0.99), 1),
+        "pr_writes": writes,
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+# ── the broker alone ───────────────────────────────────────────────────────────────────────
+
+
+def raw_rate(transport: str, args: argparse.Namespace) -> float | None:
+    """FastStream publish (persistent, confirmed) → consume with a handler that only parses."""
+    if transport == "embedded":
+        return None
+    return asyncio.run(_raw(transport, args))
+
+
+async def _raw(transport: str, args: argparse.Namespace) -> float:
+    count = args.raw_messages
+    got = 0
+    finished = asyncio.Event()
+    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
+
+    async def handle(body: dict[str, Any]) -> None:
+        nonlocal got
+        int(body["id"])
+        got += 1
+        if got >= count:
+            finished.set()
+
+    if transport == "rabbitmq":
+        from faststream.rabbit import Channel, QueueType, RabbitBroker, RabbitQueue
+
+        broker: Any = RabbitBroker(
+            args.rabbit_url,
+            default_channel=Channel(prefetch_count=16, publisher_confirms=True),
+            logger=None,
+        )
+        queue = RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True)
+        broker.subscriber(queue)(handle)
+        await broker.start()
+
+        async def publish(n: int) -> None:
+            await broker.publish({"id": n}, queue=queue, persist=True)
+    else:
+        from faststream.nats import JStream, NatsBroker, PullSub
+
+        broker = NatsBroker(args.nats_url, logger=None)
+        stream = JStream(name, subjects=[f"{name}.work"])
+        broker.subscriber(
+            f"{name}.work", stream=stream, durable=name, pull_sub=PullSub(batch_size=16)
+        )(handle)
+        await broker.start()
+
+        async def publish(n: int) -> None:
+            await broker.publish({"id": n}, f"{name}.work", stream=name)
+
+    started = time.perf_counter()
+    semaphore = asyncio.Semaphore(64)
+
+    async def one(n: int) -> None:
+        async with semaphore:
+            await publish(n)
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    await asyncio.wait_for(finished.wait(), timeout=120)
+    taken = time.perf_counter() - started
+    if transport == "rabbitmq":
+        await broker.stop()
+        import aio_pika
+
+        async with await aio_pika.connect(args.rabbit_url) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete(name)
+    else:
+        js = broker.config.connection_state.stream
+        await broker.stop()
+        with suppress(Exception):
+            import nats
+
+            conn = await nats.connect(args.nats_url)
+            await conn.jetstream().delete_stream(name)
+            await conn.close()
+        del js
+    return count / taken
+
+
+# ── main ───────────────────────────────────────────────────────────────────────────────────
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rules", type=int, default=1000)
+    parser.add_argument("--lessons", type=int, default=1000)
+    parser.add_argument("--transports", default="embedded,rabbitmq,nats")
+    parser.add_argument("--workers", default="1,3")
+    parser.add_argument("--paced-seconds", type=float, default=20.0)
+    parser.add_argument("--raw-messages", type=int, default=5000)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--rabbit-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    random.seed(args.seed)
+    folder = Path(tempfile.mkdtemp(prefix="cairn-pipeline-"))
+    try:
+        world = World(args.rules, args.lessons, args.events, args.seed, folder)
+        summaries = []
+        for transport in args.transports.split(","):
+            raw = raw_rate(transport, args)
+            runs = {}
+            for workers in (int(w) for w in args.workers.split(",")):
+                run_folder = folder / f"{transport}-{workers}"
+                run_folder.mkdir()
+                runs[workers] = run(world, transport, workers, args, run_folder)
+            first = runs[min(runs)]
+            summary = {
+                "bench": "pipeline",
+                "broker": transport,
+                "raw_mps": None if raw is None else round(raw, 1),
+                **{f"cairn_eps_{w}w": r["eps"] for w, r in runs.items()},
+                "ack_p50_ms": first["ack_p50_ms"],
+                "ack_p99_ms": first["ack_p99_ms"],
+            }
+            summaries.append(summary)
+        for summary in summaries:
+            print(json.dumps(summary), flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
