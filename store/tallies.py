@@ -4,8 +4,9 @@ The dashboard's trend, its per-rule precision and the list of lessons placed in 
 read from these instead of a quarter of placements. They are kept exact in the transaction that
 changes a placement: as it commits, the writer appends one delta row per key it changed (+1 for
 a placement's new key, -1 for its old one, summed over the transaction) and never updates a
-shared counter row, so concurrent writers neither wait for nor deadlock on each other. `compact` folds the deltas into one row per key; the sums are the same
-before and after, so readers never need it to have run.
+shared counter row, so concurrent writers neither wait for nor deadlock on each other.
+`compact` folds the deltas into one row per key; the sums are the same before and after, so
+readers never need it to have run.
 
 A `delivered` placement turns `overdue` when its due date passes (`ledger.tier_at`), which no
 stored count can follow. The tallies therefore keep the UTC day a delivered placement falls

@@ -11,8 +11,9 @@ the handler's transaction committed. The guarantees carried over:
   again after `ack_wait`, and one lost anywhere is published again by the relay when its outbox
   lease expires.
 - **No second run while the first runs**: a handler in progress tells the server so every third
-  of `ack_wait` (`in_progress`), so a slow target write is never redelivered to another
-  process; the outbox's own fence covers a process that lost its connection.
+  of `ack_wait` (`in_progress`), so a slow target write is not redelivered meanwhile; should a
+  copy come anyway (a lost connection), the outbox row's run token refuses it while the first
+  run's lease lasts, and in this process it waits for the first run.
 - **Redelivery limit**: the consumer stops after `max_deliver` deliveries, and the dispatcher
   dead-letters a message in the outbox once its attempts are spent (`cairn queue dead`).
 - **Dead letters**: a delivery that cannot even record its failure (the database is gone) is
@@ -21,6 +22,7 @@ the handler's transaction committed. The guarantees carried over:
 """
 
 import asyncio
+import functools
 import logging
 from contextlib import suppress
 from typing import Any
@@ -30,7 +32,7 @@ from faststream.nats import ConsumerConfig, JStream, NatsBroker, NatsMessage, Pu
 from nats.js.api import RetentionPolicy, StorageType
 from nats.js.errors import BadRequestError
 
-from router.pipeline import Dispatcher
+from router.pipeline import Dispatcher, Outcome
 from router.transport.poller import Pacing, Wakeup, claim_due, release
 from store.engine import Database
 
@@ -102,6 +104,8 @@ class NatsTransport:
                 )(self._consume)
         self._wakeup = Wakeup()
         self._relay_task: asyncio.Task[None] | None = None
+        # Runs started by this process, by outbox id, until their thread returns.
+        self._running: dict[int, asyncio.Future[Outcome]] = {}
 
     def __repr__(self) -> str:
         return f"NatsTransport(stream={self.stream.name!r}, consume={self.consume})"
@@ -123,6 +127,8 @@ class NatsTransport:
                 await self._relay_task
             self._relay_task = None
         await self.broker.stop()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=self.pacing.lease_seconds)
 
     def notify(self) -> None:
         """Wake the relay."""
@@ -145,9 +151,15 @@ class NatsTransport:
             await self._dead(body, "no outbox id")
             await message.reject()
             return
+        first = self._running.get(message_id)
+        if first is not None:
+            # Delivered again while this process still runs the first copy: wait for that run
+            # instead of starting a second one (the run token refuses it anyway).
+            log.info("message %s delivered again while its first run goes on; waiting", message_id)
+            await asyncio.wait([first])
         beat = asyncio.create_task(self._heartbeat(message), name=f"cairn-beat-{message_id}")
         try:
-            await asyncio.to_thread(self.dispatcher.run, message_id)
+            await self._run(message_id)
         except Exception:
             # Not even the failure could be recorded (database gone): park a copy with the dead
             # letters and end this delivery; the outbox lease publishes the message again later.
@@ -160,6 +172,26 @@ class NatsTransport:
             with suppress(asyncio.CancelledError):
                 await beat
         await message.ack()
+
+    async def _run(self, message_id: int) -> Outcome:
+        """Run the message in a thread this process tracks until it returns (a cancelled
+        consumer does not stop the thread, so the run stays known until it ends)."""
+        future = asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                self.dispatcher.run, message_id, lease_seconds=self.pacing.lease_seconds
+            ),
+        )
+        self._running[message_id] = future
+
+        def finished(done: asyncio.Future[Outcome]) -> None:
+            if self._running.get(message_id) is done:
+                del self._running[message_id]
+            if not done.cancelled():
+                done.exception()  # observed here: the consumer awaiting it may be cancelled
+
+        future.add_done_callback(finished)
+        return await asyncio.shield(future)
 
     async def _heartbeat(self, message: NatsMessage) -> None:
         while True:
