@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.tables import OutboxRow
+
+EXPIRED = "lease expired on every attempt (its worker died or hung each time)"
 
 
 class MessageStatus(StrEnum):
@@ -109,7 +111,10 @@ def claim(
                 status=MessageStatus.DEAD,
                 leased_until=None,
                 run_token=None,
-                last_error="lease expired on every attempt (its worker died or hung each time)",
+                last_error=func.coalesce(
+                    literal(EXPIRED + "; the last error was: ") + OutboxRow.last_error,
+                    literal(EXPIRED),
+                ),
             )
         )
     due = or_(
@@ -194,12 +199,22 @@ def start_attempt(
         row.status = MessageStatus.DEAD
         row.leased_until = None
         row.run_token = None
-        row.last_error = "every delivery died before finishing (max attempts reached)"
+        row.last_error = _with_earlier(
+            "every delivery died before finishing (max attempts reached)", row.last_error
+        )
         return MessageStatus.DEAD
     row.attempts += 1
     row.run_token = token
     row.leased_until = now + lease
     return None
+
+
+def _with_earlier(reason: str, earlier: str | None) -> str:
+    """Why a message died, keeping the error an earlier attempt recorded (the operator's clue:
+    a target answering 500 every time, not only that the attempts ran out)."""
+    if not earlier:
+        return reason
+    return f"{reason}; the last error was: {earlier}"[:2000]
 
 
 def extend(session: Session, message_id: int, token: str, until: datetime) -> bool:

@@ -348,6 +348,43 @@ def test_claim_dead_letters_an_expired_lease_that_used_every_attempt(db: Databas
     assert "lease expired" in error
 
 
+def test_a_message_dead_after_its_workers_died_keeps_its_last_real_error(db: Database) -> None:
+    """A target answering 500, then workers killed mid-run until the attempts ran out: the
+    dead letter still names the 500, the operator's clue, beside why the attempts ran out."""
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    [first] = claim(db, now, max_attempts=3)
+    fail(db, first.id, now, max_attempts=3, error="TransientError: GitHub answered 500")
+    now += timedelta(minutes=10)  # past the retry backoff
+    for _ in range(2):  # two more claims whose workers die without recording anything
+        assert [m.id for m in claim(db, now, max_attempts=3)] == [message_id]
+        now += LEASE + timedelta(seconds=1)
+    assert claim(db, now, max_attempts=3) == []
+    with db.transaction() as session:
+        [(_dead, error)] = outbox.dead_letters(session)
+    assert error is not None
+    assert error.startswith("lease expired on every attempt")
+    assert error.endswith("the last error was: TransientError: GitHub answered 500")
+
+    [other] = enqueue(db, now)
+    with db.transaction() as session:  # a broker delivery finding every attempt spent
+        row = session.get(OutboxRow, other)
+        assert row is not None
+        row.status, row.attempts = MessageStatus.LEASED, 3
+        row.last_error = "JiraError: 503"
+    with db.transaction() as session:
+        refused = outbox.start_attempt(
+            session, other, 3, token=outbox.new_token(), now=now, lease=LEASE
+        )
+    assert refused == MessageStatus.DEAD
+    with db.transaction() as session:
+        found = dict((m.id, e) for m, e in outbox.dead_letters(session))
+    assert found[other] == (
+        "every delivery died before finishing (max attempts reached); "
+        "the last error was: JiraError: 503"
+    )
+
+
 def test_claim_keeps_a_live_lease_even_at_max_attempts(db: Database) -> None:
     now = utcnow()
     enqueue(db, now)
