@@ -245,6 +245,7 @@ def run(
         db = Database(url)
         migrate.upgrade(db)
         world.publish(db)
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
         items = []
         for item in world.items:
             opened = fake.open_pull(
@@ -257,7 +258,7 @@ def run(
             "CAIRN_BROKER_URL": {"rabbitmq": args.rabbit_url, "nats": args.nats_url}.get(
                 transport, ""
             ),
-            "CAIRN_BROKER_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+            "CAIRN_BROKER_PREFIX": prefix,
             "CAIRN_RULES_PATH": str(world.rules),
             "CAIRN_GENERIC_WEBHOOK_SECRET": SECRET,
             "CAIRN_GITHUB_TOKEN": "ghp_fake",
@@ -287,6 +288,8 @@ def run(
         finally:
             stack.stop()
             db.dispose()
+            if broker:
+                asyncio.run(_remove_topology(transport, prefix, args))
     result = {
         "transport": transport,
         "workers": workers,
@@ -304,6 +307,34 @@ def run(
     }
     print(json.dumps(result), flush=True)
     return result
+
+
+async def _remove_topology(transport: str, prefix: str, args: argparse.Namespace) -> None:
+    """Delete the queues and exchanges (RabbitMQ) or streams (NATS) a run declared."""
+    with suppress(Exception):
+        if transport == "rabbitmq":
+            import aio_pika
+
+            from router.ruleset.active import ActiveRules
+            from router.stages import build_stages
+
+            async with await aio_pika.connect(args.rabbit_url) as connection:
+                channel = await connection.channel()
+                for topic in [*build_stages(ActiveRules(None)), "dead"]:
+                    await channel.queue_delete(f"{prefix}.{topic}")
+                for exchange in (prefix, f"{prefix}.dlx"):
+                    await channel.exchange_delete(exchange)
+        else:
+            import nats
+
+            from router.transport.nats import stream_name
+
+            connection = await nats.connect(args.nats_url)
+            js = connection.jetstream()
+            for name in (stream_name(prefix), f"{stream_name(prefix)}_dead"):
+                with suppress(Exception):
+                    await js.delete_stream(name)
+            await connection.close()
 
 
 # ── the broker alone ───────────────────────────────────────────────────────────────────────
