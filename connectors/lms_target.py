@@ -8,6 +8,11 @@ enrolment or read its progress later without asking the LMS who the learner was.
 
 Completion does not come back through `observe`: `router/lms/progress.py` polls the LMS for
 open placements, and xAPI statements arrive from a learning record store.
+
+A revision of the lesson does not reach an assignment: the course is the LMS's own content,
+edited there, and a learner part-way through it is not moved to another module or re-enrolled.
+The placement keeps the version it was assigned at (`placement.outdated` in the audit log says
+a newer one exists).
 """
 
 import logging

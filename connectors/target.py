@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from core.feedback import ItemObservation
+from core.gate import Gate
 from core.lesson import Mandate
 from core.placement import EmbeddingForm
 from core.work import System, WorkItem
@@ -41,6 +42,17 @@ class EmbedEntry:
     """The lesson's training module in each LMS (`moodle` → course id, …), for LMS targets."""
     handle: str | None = None
     """The handle the target gave the item when it was placed (to withdraw it by)."""
+    gate: Gate = Gate.WARN
+    """What the item weighs in the work item's merge check while it is open (its rule's)."""
+    waived: bool = False
+    """An active waiver exempts the work item's team (or the work item) from the lesson: the
+    item counts as done in the merge check."""
+    revised_from: int | None = None
+    """The version first placed, when a revision updated the item to `lesson_version`: the
+    target shows the new text marked "updated to vN", keeping the item's mark."""
+    reopened: str | None = None
+    """Why a revision put the ticked item back to open: the target unticks it once, showing
+    "reopened: <reason>" (an item already showing it is left as the engineer has it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +120,30 @@ class Reminding(Protocol):
     def remind(self, item: WorkItem, reminders: Sequence[Reminder]) -> RemindResult:
         """Post one comment naming the `reminders` not already posted (their keys are read
         back first), or nothing when all of them are there. Raises like `embed`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """What a merge-check call did: the conclusion the check shows, and its cost."""
+
+    conclusion: str
+    written: bool = False
+    """False when the check already said the same: nothing was written."""
+    writes: int = 0
+    reads: int = 0
+
+
+@runtime_checkable
+class Gating(Protocol):
+    """A target that shows a work item's open required items as a merge check."""
+
+    @property
+    def gating(self) -> bool:
+        """Whether checks are posted (a GitHub App is configured)."""
+        ...
+
+    def gate(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> GateResult:
+        """Re-read the work item and make its check show the verdict for `entries`; write
+        nothing when it already does. Raises like `embed`."""
         ...

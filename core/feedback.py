@@ -105,6 +105,7 @@ def _signal(
         at=observation.observed_at,
         reason=reason,
         delivery_id=observation.delivery_id,
+        lesson_version=placement.lesson_version,
     )
 
 

@@ -67,13 +67,25 @@ class Placement(CoreModel):
         default=None, description="When the last overdue reminder was posted on the work item."
     )
     reminders: int = Field(default=0, ge=0, description="Overdue reminders posted so far.")
+    placed_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The lesson version first placed, once a revision updated the item to "
+        "`lesson_version` (None: never revised). The id keeps naming the first version.",
+    )
+    reopened: Text | None = Field(
+        default=None,
+        description="Why a revision put the ticked item back to open (`replace_and_reopen`).",
+    )
     created_at: UtcDateTime
     updated_at: UtcDateTime
 
     @property
     def effect_id(self) -> str:
-        """Identity of the side effect, stable across retries."""
-        return f"{self.lesson_id}@{self.lesson_version}|{self.work_item_ref}|{self.form.value}"
+        """Identity of the side effect, stable across retries and revisions (it names the
+        version first placed)."""
+        first = self.placed_version or self.lesson_version
+        return f"{self.lesson_id}@{first}|{self.work_item_ref}|{self.form.value}"
 
 
 class SignalKind(StrEnum):
@@ -105,3 +117,9 @@ class Signal(CoreModel):
     at: UtcDateTime
     reason: Text | None = None
     delivery_id: Name | None = None
+    lesson_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="The lesson version the item showed when the signal came (None: recorded "
+        "before signals carried it).",
+    )

@@ -16,6 +16,11 @@ YAML (any file not named `*.csv`)::
           jira: 5b10ac8d82e05b22cc7d4ef5
           lms: {totara: "88"}        # any other LMS, and `logins:` for any other system
       checkout: []                   # a team with no members (an import empties it)
+      platform:                      # a mapping gives team settings beside the members:
+        tracker: {jira: PLAT}        #   where its review-cadence issue goes
+        members: []                  #   (or `{github: owner/repo}`)
+
+A team's `tracker` is kept until an import gives another; CSV files carry no team settings.
 
 CSV: a header naming some of `team,person,name,email,moodle,canvas,xapi,github,jira` (`team`, and
 `person` or `email`, are required), then one row per (team, member); an empty cell is no value.
@@ -40,6 +45,7 @@ from pydantic import (
 
 from core.access import MAX_PERSON, normalise_person
 from core.base import CoreModel, Name
+from core.cadence import Tracker
 from core.errors import PayloadError
 
 FORMAT = "cairn.teams/1"
@@ -185,6 +191,8 @@ class TeamFile:
 
     teams: list[Team]
     lines: dict[tuple[str, str], int]
+    trackers: dict[str, Tracker] = field(default_factory=dict)
+    """Team → where its review-cadence issue is opened, for the teams the file gives one."""
 
 
 def parse_teams(text: str, filename: str) -> list[Team]:
@@ -229,6 +237,8 @@ class _TeamDraft:
     name: str
     line: int
     members: list[_Draft] = field(default_factory=list)
+    tracker: dict[str, str] | None = None
+    tracker_line: int = 0
 
 
 class _Problems:
@@ -317,6 +327,8 @@ def _from_yaml(text: str, problems: _Problems) -> list[_TeamDraft]:
     for name, members, line in _pairs(teams_node, problems):
         draft = _TeamDraft(name, line)
         drafts.append(draft)
+        if isinstance(members, yaml.MappingNode):
+            members = _yaml_settings(name, members, draft, problems)
         if not isinstance(members, yaml.SequenceNode):
             problems.add(
                 _line(members),
@@ -328,6 +340,34 @@ def _from_yaml(text: str, problems: _Problems) -> list[_TeamDraft]:
             if member is not None:
                 draft.members.append(member)
     return drafts
+
+
+def _yaml_settings(
+    name: str, node: yaml.MappingNode, draft: _TeamDraft, problems: _Problems
+) -> yaml.Node:
+    """A team given as a mapping: its `tracker` into the draft; its `members` node, which
+    must be there (an import replaces the members: leaving them out must not empty a team)."""
+    members: yaml.Node | None = None
+    for key, value, line in _pairs(node, problems):
+        if key == "members":
+            members = value
+        elif key == "tracker":
+            draft.tracker_line = _line(value)
+            if not isinstance(value, yaml.MappingNode):
+                problems.add(
+                    _line(value),
+                    f"team {name!r}: `tracker` is `{{jira: KEY}}` or `{{github: owner/repo}}`",
+                )
+                continue
+            draft.tracker = {k: _scalar(v) or "" for k, v, _ in _pairs(value, problems)}
+        else:
+            problems.add(
+                line, f"team {name!r}: unknown key {key!r} (expected `members`, `tracker`)"
+            )
+    if members is None:
+        problems.add(_line(node), f"team {name!r}: `members:` is needed (`[]` for none)")
+        return yaml.SequenceNode(tag="tag:yaml.org,2002:seq", value=[], start_mark=node.start_mark)
+    return members
 
 
 def _yaml_member(node: yaml.Node, problems: _Problems) -> _Draft | None:
@@ -506,6 +546,7 @@ def identities(member: Member) -> Iterator[tuple[str, str]]:
 def _build(drafts: list[_TeamDraft], problems: _Problems) -> TeamFile:
     teams: list[Team] = []
     lines: dict[tuple[str, str], int] = {}
+    trackers: dict[str, Tracker] = {}
     named: dict[str, int] = {}
     holder: dict[tuple[str, str], tuple[str, int]] = {}
     held: dict[tuple[str, str], tuple[str, int]] = {}
@@ -536,8 +577,22 @@ def _build(drafts: list[_TeamDraft], problems: _Problems) -> TeamFile:
             lines[(name, member.person)] = entry.line
             for what, value in identities(member):
                 _one_person_per_id(member.person, what, value, entry.line, holder, held, problems)
+        tracker = None
+        if draft.tracker is not None:
+            try:
+                tracker = Tracker.model_validate(draft.tracker)
+            except ValidationError as exc:
+                error = exc.errors(include_url=False, include_input=False)[0]
+                where = ".".join(str(part) for part in error["loc"])
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.add(
+                    draft.tracker_line,
+                    f"team {name!r}: tracker{'.' + where if where else ''}: {message}",
+                )
         teams.append(Team(name=name, members=tuple(members.values())))
-    return TeamFile(teams, lines)
+        if tracker is not None:
+            trackers[name] = tracker
+    return TeamFile(teams, lines, trackers)
 
 
 def _one_person_per_id(

@@ -171,6 +171,13 @@ class Settings(BaseSettings):
     digest_interval_hours: float = Field(
         default=24.0, gt=0, description="Each owner's digest is pushed at most once per this."
     )
+    cadence: str = Field(
+        default="off",
+        pattern=r"^(off|daily|weekly)$",
+        description="The review cadence inside `cairn serve` and `cairn worker`: each owner "
+        "team's issue of lessons to review is opened or updated this often (`off`: only "
+        "`cairn cadence run`).",
+    )
     flag_precision_below: float = Field(
         default=0.3, ge=0, le=1, description="Flag a rule or lesson whose precision falls below."
     )

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.gate import Gate
 from core.incident import Severity
 from core.lesson import LessonForm, Mandate
 from core.placement import EmbeddingForm
@@ -134,6 +135,14 @@ class FlagAction(StrEnum):
     SUPPRESS_ADVISORY = "suppress_advisory"
 
 
+class OnRevision(StrEnum):
+    """What a new published version of a lesson does to the rule's open placements."""
+
+    UPDATE = "update"
+    KEEP = "keep"
+    REPLACE_AND_REOPEN = "replace_and_reopen"
+
+
 class Rule(RuleModel):
     """Lessons × work items → an embedding, with a priority among competing rules."""
 
@@ -150,6 +159,27 @@ class Rule(RuleModel):
         description="While the rule is flagged for revision (low precision): `suppress_advisory` "
         "stops its invited placements until someone clears the flag.",
     )
+    gate: Gate = Field(
+        default=Gate.WARN,
+        description="What the rule's open required items do to a pull request's `Cairn "
+        "lessons` check run: `block` fails it (branch protection that requires the check "
+        "stops the merge), `warn` keeps it neutral and lists them, `off` leaves them out. "
+        "Ticked, dismissed with a reason or waived items count as done.",
+    )
+    on_revision: OnRevision = Field(
+        default=OnRevision.UPDATE,
+        description="When a newer version of a placed lesson is published: `update` rewrites "
+        "the open item to the new text, marked `updated to vN`, keeping its tick; `keep` "
+        "leaves the text it was placed with; `replace_and_reopen` rewrites it and puts a "
+        "ticked required item back to open, with the reason shown.",
+    )
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted `off` as false: take it as the word that was written.
+        return Gate.OFF if value is False else value
+
     then: Action
 
     def form_systems(self) -> frozenset[str]:

@@ -1,11 +1,13 @@
 """Repository of placements and the signals that come back about them."""
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.adoption import THEATRE_KINDS
 from core.errors import NotFoundError
-from core.placement import Placement, PlacementState, Signal
+from core.placement import Placement, PlacementState, Signal, SignalKind
 from store import ledger, tallies
 from store.documents import from_doc, to_doc
 from store.tables import PlacementRow, SignalRow
@@ -128,3 +130,27 @@ def work_item_refs(session: Session) -> list[str]:
     """Every work item that has placements, in ref order."""
     rows = session.scalars(select(PlacementRow.work_item_ref).distinct())
     return sorted(rows)
+
+
+FINISHING_KINDS = frozenset(
+    {
+        SignalKind.MERGED_CLEAN,
+        SignalKind.MERGED_UNCHECKED,
+        SignalKind.RESOLVED_CLEAN,
+        SignalKind.RESOLVED_UNCHECKED,
+    }
+)
+"""Signals that say the work item was finished (merged, resolved): its items are history."""
+
+
+def finished(session: Session, placement_ids: Collection[str]) -> set[str]:
+    """Which of the placements sit in finished work: a merge or resolution was signalled."""
+    if not placement_ids:
+        return set()
+    rows = session.scalars(
+        select(SignalRow.placement_id)
+        .where(SignalRow.placement_id.in_(list(placement_ids)))
+        .where(SignalRow.kind.in_([kind.value for kind in FINISHING_KINDS]))
+        .distinct()
+    )
+    return set(rows)

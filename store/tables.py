@@ -431,3 +431,45 @@ class LessonCaptureRow(Base):
     doc: Mapped[dict[str, Any]]
     restricted: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime]
+
+
+class TeamSettingRow(Base):
+    """A team's settings from the team map (its review-cadence tracker), kept apart from its
+    members so a team with no members can still have them."""
+
+    __tablename__ = "team_settings"
+
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    doc: Mapped[dict[str, Any]]
+    """`{"tracker": {"jira": KEY} | {"github": "owner/repo"}}`."""
+    updated_at: Mapped[datetime]
+
+
+class CadenceIssueRow(Base):
+    """An owner team's review-cadence issue, and the claim a running cadence holds on it: the
+    team is the key, so two runs can never both open one."""
+
+    __tablename__ = "cadence_issues"
+
+    team: Mapped[str] = mapped_column(String(200), primary_key=True)
+    system: Mapped[str | None] = mapped_column(String(10))
+    issue_ref: Mapped[str | None] = mapped_column(String(320))
+    """`PAY-12` or `owner/repo#7`; None until an issue was opened."""
+    url: Mapped[str | None] = mapped_column(String(2000))
+    digest: Mapped[str | None] = mapped_column(String(40))
+    """The digest of what the issue lists now."""
+    claim_token: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None]
+    checked_at: Mapped[datetime | None]
+    """When a run last compared the issue with what needs review."""
+    updated_at: Mapped[datetime]
+
+
+class FeedbackReadRow(Base):
+    """Up to when a lesson's owners have read its feedback (the dismissal reasons)."""
+
+    __tablename__ = "feedback_reads"
+
+    lesson_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    read_at: Mapped[datetime]
+    read_by: Mapped[str] = mapped_column(String(200))

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
+from core.cadence import Tracker
 from core.team import Member, Team, check_person
-from store.tables import TeamMemberRow
+from store.tables import TeamMemberRow, TeamSettingRow
 
 _SYSTEM = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 
@@ -125,3 +126,27 @@ def all_members(session: Session) -> list[tuple[str, Member]]:
 
 def _pairs(rows: Iterable[TeamMemberRow]) -> list[tuple[str, Member]]:
     return [(row.team, _member(row)) for row in rows]
+
+
+def set_tracker(session: Session, team: str, tracker: Tracker, now: datetime) -> bool:
+    """Record where the team's review-cadence issue goes; True when that changed it."""
+    doc = {"tracker": tracker.model_dump(mode="json", exclude_none=True)}
+    row = session.get(TeamSettingRow, team)
+    if row is None:
+        session.add(TeamSettingRow(team=team, doc=doc, updated_at=now))
+        session.flush()
+        return True
+    if row.doc == doc:
+        return False
+    row.doc, row.updated_at = doc, now
+    return True
+
+
+def trackers(session: Session) -> dict[str, Tracker]:
+    """Team → the tracker its review-cadence issue goes to, for every team that set one."""
+    found: dict[str, Tracker] = {}
+    for row in session.scalars(select(TeamSettingRow).order_by(TeamSettingRow.team)):
+        tracker = row.doc.get("tracker") if isinstance(row.doc, dict) else None
+        if isinstance(tracker, dict):
+            found[row.team] = Tracker.model_validate(tracker)
+    return found

@@ -4,7 +4,9 @@ Serves on 127.0.0.1 (an ephemeral port) for tests and the demo, never in product
 `GET`/`PATCH /repos/{o}/{r}/pulls/{n}`, `GET …/pulls/{n}/files` (Link-header pagination),
 `GET`/`POST /repos/{o}/{r}/issues/{n}/comments` (a pull request's conversation, paginated),
 `GET /repos/{o}/{r}/contents/{path}` (base64), an issue's comments the same way,
-`POST /repos/{o}/{r}/check-runs`, `POST /app/installations/{id}/access_tokens`, and scripted
+`POST /repos/{o}/{r}/check-runs`, `PATCH …/check-runs/{id}`, `GET …/commits/{sha}/check-runs`,
+`GET`/`POST /repos/{o}/{r}/issues` and `GET`/`PATCH …/issues/{n}` (issues Cairn opens),
+`POST /app/installations/{id}/access_tokens`, and scripted
 rate-limit or outage answers. It counts reads and writes per pull request, and each change it
 makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request` webhook GitHub
 would send, ready to be signed and delivered to Cairn.
@@ -39,7 +41,11 @@ Reply = tuple[int, Any, dict[str, str]]
 
 _PULL = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls/(?P<n>\d+)(?P<files>/files)?$")
 _CHECKS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/check-runs$")
+_CHECK = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/check-runs/(?P<id>\d+)$")
+_REF_CHECKS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<ref>[^/]+)/check-runs$")
 _COMMENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)/comments$")
+_ISSUES = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues$")
+_ISSUE = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/issues/(?P<n>\d+)$")
 _TOKENS = re.compile(r"^/app/installations/(?P<id>\d+)/access_tokens$")
 _CONTENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)$")
 
@@ -359,11 +365,19 @@ class FakeGitHub:
                 return self._issue_token()
             if (match := _CHECKS.match(path)) and method == "POST":
                 return self._check_run(match.group("repo"), data)
+            if (match := _CHECK.match(path)) and method == "PATCH":
+                return self._edit_check_run(match["repo"], int(match["id"]), data)
+            if (match := _REF_CHECKS.match(path)) and method == "GET":
+                return self._ref_check_runs(match["repo"], unquote(match["ref"]), query)
             if match := _COMMENTS.match(path):
                 key = (match["repo"], int(match["n"]))
                 if key in self.issues and key not in self.pulls:
                     return self._issue_comments(method, key, path, query, data)
                 return self._comments(method, match["repo"], int(match["n"]), path, query, data)
+            if match := _ISSUES.match(path):
+                return self._issues(method, match["repo"], path, query, data)
+            if (match := _ISSUE.match(path)) and (match["repo"], int(match["n"])) in self.issues:
+                return self._issue(method, (match["repo"], int(match["n"])), data)
             if (match := _CONTENTS.match(path)) and method == "GET":
                 return self._content(match["repo"], unquote(match["path"]), query)
             match = _PULL.match(path)
@@ -390,13 +404,130 @@ class FakeGitHub:
         expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return 201, {"token": token, "expires_at": expires, "permissions": {}}, {}
 
-    def _check_run(self, repo: str, data: dict[str, Any]) -> Reply:
+    def _count(self, repo: str, head_sha: Any, counter: Counter[Key]) -> None:
         for pull in self.pulls.values():
-            if pull.repo == repo and pull.head_sha == data.get("head_sha"):
-                self.writes[(repo, pull.number)] += 1
-        run = {"id": len(self.check_runs) + 1, **data}
+            if pull.repo == repo and pull.head_sha == head_sha:
+                counter[(repo, pull.number)] += 1
+
+    def _check_run(self, repo: str, data: dict[str, Any]) -> Reply:
+        if not isinstance(data.get("name"), str) or not isinstance(data.get("head_sha"), str):
+            return 422, {"message": "Validation Failed"}, {}
+        self._count(repo, data["head_sha"], self.writes)
+        ident = len(self.check_runs) + 1
+        run = {
+            "id": ident,
+            "url": f"{self.url}/repos/{repo}/check-runs/{ident}",
+            "html_url": f"https://github.com/{repo}/runs/{ident}",
+            "repo": repo,
+            "status": "queued",
+            "conclusion": None,
+            "output": {"title": None, "summary": None, "text": None},
+            "started_at": _now(),
+            **data,
+        }
         self.check_runs.append(run)
         return 201, run, {}
+
+    def _issues(
+        self, method: str, repo: str, path: str, query: dict[str, list[str]], data: dict[str, Any]
+    ) -> Reply:
+        """`GET` (`state`, `labels` filters, newest first, paginated) or `POST` an issue."""
+        if method == "GET":
+            state = query.get("state", ["open"])[0]
+            wanted = {n for n in query.get("labels", [""])[0].split(",") if n}
+            listed = [
+                issue
+                for (owner, _n), issue in sorted(self.issues.items(), key=lambda kv: -kv[0][1])
+                if owner == repo
+                and (state == "all" or issue.get("state") == state)
+                and wanted <= {label["name"] for label in issue.get("labels") or []}
+            ]
+            self.reads[(repo, 0)] += 1
+            return self._page(listed, path, query)
+        if method != "POST":
+            return 405, {"message": "Method Not Allowed"}, {}
+        if not isinstance(data.get("title"), str) or not data["title"].strip():
+            return 422, {"message": "Validation Failed"}, {}
+        number = next(self._numbers)
+        now = _now()
+        issue = {
+            "id": 5_000_000 + number,
+            "number": number,
+            "url": f"{self.url}/repos/{repo}/issues/{number}",
+            "repository_url": f"{self.url}/repos/{repo}",
+            "html_url": f"https://github.com/{repo}/issues/{number}",
+            "title": data["title"],
+            "body": data.get("body"),
+            "state": "open",
+            "state_reason": None,
+            "labels": [{"name": str(n)} for n in data.get("labels") or []],
+            "user": self._account(self.actor),
+            "comments": 0,
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": None,
+        }
+        self.issues[(repo, number)] = issue
+        self.writes[(repo, number)] += 1
+        return 201, issue, {}
+
+    def _issue(self, method: str, key: Key, data: dict[str, Any]) -> Reply:
+        """`GET` or `PATCH` (title, body, state, labels) one issue."""
+        issue = self.issues[key]
+        if method == "GET":
+            self.reads[key] += 1
+            return 200, issue, {}
+        if method != "PATCH":
+            return 405, {"message": "Method Not Allowed"}, {}
+        self.writes[key] += 1
+        for name in ("title", "body", "state", "state_reason"):
+            if name in data:
+                issue[name] = data[name]
+        if "labels" in data:
+            issue["labels"] = [{"name": str(n)} for n in data["labels"] or []]
+        issue["updated_at"] = _now()
+        issue["closed_at"] = issue["updated_at"] if issue["state"] == "closed" else None
+        return 200, issue, {}
+
+    def close_issue(self, key: Key, reason: str = "completed") -> None:
+        """Close an issue as a person would in the browser."""
+        with self.lock:
+            issue = self.issues[key]
+            issue["state"], issue["state_reason"] = "closed", reason
+            issue["updated_at"] = issue["closed_at"] = _now()
+
+    def _edit_check_run(self, repo: str, ident: int, data: dict[str, Any]) -> Reply:
+        run = next((r for r in self.check_runs if r["id"] == ident and r["repo"] == repo), None)
+        if run is None:
+            return 404, {"message": "Not Found"}, {}
+        self._count(repo, run["head_sha"], self.writes)
+        run.update({k: v for k, v in data.items() if k not in ("id", "url", "repo")})
+        return 200, run, {}
+
+    def _ref_check_runs(self, repo: str, ref: str, query: dict[str, list[str]]) -> Reply:
+        """`GET /repos/{o}/{r}/commits/{ref}/check-runs`: newest first, `check_name` and
+        `filter=latest` (the newest run of each name) honoured."""
+        self._count(repo, ref, self.reads)
+        runs = [r for r in reversed(self.check_runs) if r["repo"] == repo and r["head_sha"] == ref]
+        name = query.get("check_name", [None])[0]
+        if name is not None:
+            runs = [r for r in runs if r["name"] == name]
+        if query.get("filter", ["latest"])[0] == "latest":
+            newest: dict[str, dict[str, Any]] = {}
+            for run in runs:
+                newest.setdefault(run["name"], run)
+            runs = list(newest.values())
+        per_page = min(100, int(query.get("per_page", ["30"])[0]))
+        page = int(query.get("page", ["1"])[0])
+        chunk = runs[(page - 1) * per_page : page * per_page]
+        return 200, {"total_count": len(runs), "check_runs": chunk}, {}
+
+    def check_run(self, key: Key) -> dict[str, Any] | None:
+        """The newest check run (of any name) on a pull request's head commit, or None."""
+        with self.lock:
+            pull = self.pulls[key]
+            runs = [r for r in self.check_runs if r["repo"] == pull.repo]
+            return next((r for r in reversed(runs) if r["head_sha"] == pull.head_sha), None)
 
     def _files(self, pull: FakePull, path: str, query: dict[str, list[str]]) -> Reply:
         listed = [

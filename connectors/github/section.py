@@ -101,6 +101,8 @@ class Item:
     notes: tuple[str, ...]
     members: tuple[str, ...] = ()
     """A grouped item's placements, as its marker lists them; empty for an item of its own."""
+    shown: str = ""
+    """Cairn's text before the marker (a revision's "updated"/"reopened" mark included)."""
 
     @property
     def placement_ids(self) -> tuple[str, ...]:
@@ -157,6 +159,7 @@ def items(body: str | None) -> list[Item]:
                 "members": ids if "ids" in match.groupdict() else [],
                 "ticked": match.group("box") != " ",
                 "tail": match.group("tail"),
+                "shown": match.group("shown"),
                 "notes": [],
                 "detail_seen": False,
             }
@@ -209,6 +212,7 @@ def _freeze(state: dict[str, object]) -> Item:
         tail=str(state["tail"]),
         notes=tuple(str(n) for n in notes),
         members=tuple(str(m) for m in members),
+        shown=str(state.get("shown", "")),
     )
 
 
@@ -232,6 +236,13 @@ def _block(entry: EmbedEntry, old: Item | None) -> list[str]:
     title, text = escape(entry.title), escape(text)
     shown = f"**{title}**" if not text or text == title else f"**{title}**: {text}"
     box = "x" if old is not None and old.ticked else " "
+    if entry.reopened is not None:
+        mark = f"_(reopened: {escape(entry.reopened)})_"
+        if old is not None and mark not in old.shown:
+            box = " "  # once: an engineer who ticks it again after the reopening is kept
+        shown = f"{shown} {mark}"
+    elif entry.revised_from is not None:
+        shown = f"{shown} _(updated to v{entry.lesson_version})_"
     tail = "" if old is None else old.tail
     marker = f"<!-- {marker_id(entry.placement_id)} -->"
     return [f"- [{box}] {shown} {marker}{tail}", _detail(entry), *(old.notes if old else ())]

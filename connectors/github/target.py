@@ -1,8 +1,10 @@
 """GitHubTarget: lessons as a checklist section in pull-request bodies, through PyGithub.
 
 Write economy: `embed` reads the body once and writes it only when the rendered section
-differs (one `PATCH`), plus at most one Check Run when App auth is configured: never more than
-two writes per event, and none for a redelivery or a retry that finds its markers in place.
+differs (one `PATCH`). With App auth it also reads the head commit's `Cairn lessons` check run
+and creates or updates it only when its verdict, title or summary differ (`gate` does the same
+after a tick): never more than two writes per event, and none for a redelivery or a retry that
+finds its markers and its check in place.
 `remind` reads the comments (paginated) and posts at most one comment naming the overdue items
 whose reminder markers it did not find.
 """
@@ -13,14 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from github import Auth, Consts, Github
+from github.CheckRun import CheckRun
 from github.PullRequest import PullRequest
 
-from connectors.github import reminder, section
+from connectors.github import check, reminder, section
 from connectors.github.retry import call
 from connectors.retrying import RetryPolicy
-from connectors.target import EmbedEntry, EmbedResult, Reminder, RemindResult
+from connectors.target import EmbedEntry, EmbedResult, GateResult, Reminder, RemindResult
 from core.errors import PayloadError
-from core.feedback import MANDATED, ItemMark, ItemObservation
+from core.feedback import ItemObservation
 from core.work import System, WorkItem
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -28,6 +31,18 @@ TEAM_LABEL = "team:"
 CHECK_NAME = "Cairn lessons"
 MAX_FILES = 3000  # the pull-request files API lists no more than this
 _REF = re.compile(r"^github:(?P<repo>[^/#\s]+/[^/#\s]+)#(?P<number>\d+)$")
+
+
+def _shows(run: CheckRun, conclusion: str, title: str, summary: str) -> bool:
+    """Whether a check run already shows this verdict, title and summary."""
+    output = run.output
+    return (
+        run.status == "completed"
+        and run.conclusion == conclusion
+        and output is not None
+        and output.title == title
+        and output.summary == summary
+    )
 
 
 def _locate(item: WorkItem) -> tuple[str, int]:
@@ -107,6 +122,11 @@ class GitHubTarget:
             self._local.client = client
         return client
 
+    def client(self) -> Github:
+        """This thread's PyGithub client (shared by other GitHub writers, such as cadence
+        issues, so they keep this target's authentication and pacing)."""
+        return self._client()
+
     def _pull(self, item: WorkItem) -> PullRequest:
         repo, number = _locate(item)
         return self._client().get_repo(repo).get_pull(number)
@@ -143,47 +163,73 @@ class GitHubTarget:
         return item.team
 
     def embed(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> EmbedResult:
-        """Make the body's Lessons section show `entries`; write only what differs."""
+        """Make the body's Lessons section show `entries`, and the check its verdict; write
+        only what differs."""
         pr, body = self._read(item)
         updated = section.apply(body, entries)
-        writes = 0
+        writes, reads = 0, 1
         if updated != body:
             call(f"edit the body of {item.ref}", lambda: pr.edit(body=updated), self.policy)
             writes += 1
-            if self.check_runs:
-                self._check_run(item, pr, entries, updated)
-                writes += 1
+        if self.check_runs:
+            checked = self._check_run(item, pr, entries, updated)
+            writes, reads = writes + checked.writes, reads + checked.reads
         handles = {e.placement_id: section.handle(e) for e in entries if not e.withdrawn}
-        return EmbedResult(handles=handles, writes=writes, reads=1)
+        return EmbedResult(handles=handles, writes=writes, reads=reads)
+
+    @property
+    def gating(self) -> bool:
+        """Whether the `Cairn lessons` check run is posted (GitHub App auth)."""
+        return self.check_runs
+
+    def gate(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> GateResult:
+        """Re-read the body and make the head commit's check show the verdict for `entries`
+        (see `connectors.github.check`): two reads, and one write only when it differs."""
+        pr, body = self._read(item)
+        checked = self._check_run(item, pr, entries, body)
+        return replace(checked, reads=checked.reads + 1)
 
     def _check_run(
         self, item: WorkItem, pr: PullRequest, entries: Sequence[EmbedEntry], body: str
-    ) -> None:
-        marks = {o.placement_id: o.mark for o in section.observe(body)}
-        outstanding = [
-            e.title
-            for e in entries
-            if not e.withdrawn
-            and e.mandate in MANDATED
-            and marks.get(e.placement_id, ItemMark.OPEN) == ItemMark.OPEN
-        ]
-        summary = "\n".join(f"- {section.escape(t)}" for t in outstanding) or "Nothing pending."
-        repo, _number = _locate(item)
+    ) -> GateResult:
+        """Create or update the head commit's check run unless it already shows the verdict."""
+        found = check.judge(entries, body)
+        title, summary = check.render(found)
+        conclusion = found.conclusion.value
+        repo = self._client().get_repo(_locate(item)[0])  # lazy: no request
         head = pr.head.sha
 
-        def create() -> None:
-            self._client().get_repo(repo).create_check_run(
-                name=CHECK_NAME,
-                head_sha=head,
-                status="completed",
-                conclusion="neutral" if outstanding else "success",
-                output={
-                    "title": f"{len(outstanding)} mandated lesson(s) to tick or justify",
-                    "summary": summary,
-                },
-            )
+        def latest() -> CheckRun | None:
+            runs = repo.get_commit(head).get_check_runs(check_name=CHECK_NAME, filter="latest")
+            return next(iter(runs), None)  # the first page only
 
-        call(f"create a check run on {item.ref}", create, self.policy)
+        run = call(f"read the check runs of {item.ref}", latest, self.policy)
+        if run is not None and _shows(run, conclusion, title, summary):
+            return GateResult(conclusion=conclusion, reads=1)
+        output: dict[str, str | list[dict[str, str | int]]] = {"title": title, "summary": summary}
+        if run is not None:
+            current = run
+            call(
+                f"update the check run on {item.ref}",
+                lambda: current.edit(status="completed", conclusion=conclusion, output=output),
+                self.policy,
+            )
+        else:
+            # A create is not idempotent: it is not retried here; the pipeline's retry reads
+            # the check runs again before creating one.
+            once = replace(self.policy, attempts=1)
+            call(
+                f"create a check run on {item.ref}",
+                lambda: repo.create_check_run(
+                    name=CHECK_NAME,
+                    head_sha=head,
+                    status="completed",
+                    conclusion=conclusion,
+                    output=output,
+                ),
+                once,
+            )
+        return GateResult(conclusion=conclusion, written=True, writes=1, reads=1)
 
     def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
         """Re-read the body and report the mark on every item of the section (a grouped item's

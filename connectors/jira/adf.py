@@ -65,6 +65,12 @@ class Item:
     """Placed past the fatigue budget: shown in a grouped task item (see `arrange`)."""
     list_url: str | None = None
     """Where the work item's lessons are listed: a grouped task item links there."""
+    version: int = 1
+    """The lesson version the item shows."""
+    revised_from: int | None = None
+    """The version first placed, once a revision updated the item: shown "updated to vN"."""
+    reopened: str | None = None
+    """Why a revision put the item back to open: shown "reopened: …", unticked once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,9 @@ def render(item: Item) -> list[Node]:
     # Templates usually start with the title ("{{ lesson.title }}: …"): show it once.
     body = _neutral(clean(item.text.removeprefix(item.title).lstrip(": ")))
     parts = [f"{title}: {body}" if body and body != title else title]
+    revision = _revision(item)
+    if revision is not None:
+        parts.append(revision)
     parts.append(_MANDATE[item.mandate])
     parts.append(f"why: rule {clean(item.rule_id, 200)}")
     if item.due_at is not None:
@@ -145,6 +154,46 @@ def render_group(group: Group) -> list[Node]:
     if url is not None and url.startswith(("https://", "http://")):
         nodes += [_text(" — "), _text("the list", clean(url, 2_000))]
     return nodes
+
+
+def _revision(item: Item) -> str | None:
+    """The revision mark an item shows: "reopened: …" or "updated to vN" (None: never revised)."""
+    if item.reopened is not None:
+        return f"reopened: {clean(item.reopened, 500)}"
+    if item.revised_from is not None:
+        return f"updated to v{item.version}"
+    return None
+
+
+def reopen_mark(item: Item) -> str:
+    """The words a reopened item shows, as rendered: found in the target, it was reopened."""
+    return _neutral(f"reopened: {clean(item.reopened or '', 500)}")
+
+
+def _revised(node: Node, item: Item) -> Node:
+    """A task item of a revised lesson brought to its new text: Cairn's part up to and including
+    its link is rendered again, the engineer's words after the link and the tick are kept. A
+    reopening unticks it once: an item already showing the reason is left as the engineer has
+    it (ticked again since, say). A dismissed item is left alone (a reason may be anywhere)."""
+    content = node.get("content")
+    fresh = render(item)
+    if (
+        not isinstance(content, list)
+        or not _links(fresh[-1])
+        or read_mark(node).mark == ItemMark.DISMISSED
+    ):
+        return node
+    end = next((i for i, child in enumerate(content) if _links(child)), None)
+    if end is None:
+        return node
+    attrs = dict(node.get("attrs") or {})
+    if item.reopened is not None and reopen_mark(item) not in plain_text(
+        {"content": content[: end + 1]}
+    ):
+        attrs["state"] = "TODO"
+    if content[: end + 1] == fresh and attrs == node.get("attrs"):
+        return node
+    return {**node, "attrs": attrs, "content": fresh + content[end + 1 :]}
 
 
 def task_item(item: Item) -> Node:
@@ -276,6 +325,8 @@ def apply(doc: object, items: Sequence[Item], groups: Sequence[Group] = ()) -> N
             shown = wanted[node_id]
             if isinstance(shown, Group):
                 node = _refreshed(node, shown)
+            elif shown.revised_from is not None:
+                node = _revised(node, shown)
         kept.append(node)
     kept += [
         group_item(shown) if isinstance(shown, Group) else task_item(shown)

@@ -73,6 +73,9 @@ def _item(entry: EmbedEntry) -> adf.Item:
         url=entry.lesson_url,
         grouped=entry.grouped,
         list_url=entry.list_url,
+        version=entry.lesson_version,
+        revised_from=entry.revised_from,
+        reopened=entry.reopened,
     )
 
 
@@ -113,7 +116,9 @@ class JiraTarget:
         token: str | None = None
         while True:
             tally.reads += 1
-            page = self.search_page(jql, token, fields="status,resolution,summary,labels")
+            page = self.search_page(
+                jql, token, fields="status,resolution,summary,labels,description"
+            )
             found += page.get("issues") or []
             token = page.get("nextPageToken")
             if not token or page.get("isLast", True):
@@ -182,6 +187,37 @@ class JiraTarget:
             raise PayloadError(f"Jira created a sub-task of {key} without a key")
         return new_key
 
+    def _revise_subtask(self, found: dict[str, Any], entry: EmbedEntry, t: _Tally) -> None:
+        """Show a revised lesson in its sub-task: the description rewritten (status kept), and
+        for a reopening a done sub-task moved back to the first open status first, so a retry
+        after a crash between the two finds it open and writes only the description."""
+        key, fields = str(found["key"]), found.get("fields") or {}
+        wanted = adf.document(_item(entry))
+        before = fields.get("description")
+        if before == wanted:
+            return
+        done = ((fields.get("status") or {}).get("statusCategory") or {}).get("key") == "done"
+        mark = adf.reopen_mark(_item(entry))
+        if entry.reopened is not None and done and mark not in adf.plain_text(before):
+            self._reopen(key, t)
+        self._send(f"revise {key}", "PUT", f"issue/{key}", {"fields": {"description": wanted}}, t)
+
+    def _reopen(self, key: str, t: _Tally) -> None:
+        t.reads += 1
+        moves = self.calls.run(f"read the transitions of {key}", lambda c: c.transitions(key))
+        target = next(
+            (
+                str(move["id"])
+                for move in moves or []
+                if ((move.get("to") or {}).get("statusCategory") or {}).get("key") == "new"
+            ),
+            None,
+        )
+        if target is None:
+            raise PayloadError(f"{key} has no transition back to an open status")
+        t.writes += 1
+        self.calls.run(f"reopen {key}", lambda c: c.transition_issue(key, target))
+
     def _subtasks(
         self, item: WorkItem, key: str, raw: dict[str, Any], entries: list[EmbedEntry], t: _Tally
     ) -> dict[str, str]:
@@ -198,6 +234,8 @@ class JiraTarget:
                 continue
             if found is not None:
                 handles[entry.placement_id] = str(found["key"])
+                if entry.revised_from is not None:
+                    self._revise_subtask(found, entry, t)
             else:
                 handles[entry.placement_id] = self._create_subtask(item, key, entry, t)
         return handles

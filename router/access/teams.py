@@ -1,11 +1,12 @@
 """The team → members map as the API and the CLI change it: import a file, replace a team.
 
 Each change is one transaction with a `team.imported` audit entry per team that changed (its
-added, changed and removed counts). An id (email, LMS user id, login) names one person across
+added, changed and removed counts), and a `team.tracker` entry when a file gives a team a new
+review-cadence tracker. An id (email, LMS user id, login) names one person across
 every team, since completion coming back from an LMS is matched to a learner by it.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core.access import Permission, Principal
 from core.base import utcnow
+from core.cadence import Tracker
 from core.errors import ConflictError, ForbiddenError
 from core.team import Member, Team, TeamFileError, identities, read_team_file
 from store import audit, teams
@@ -75,7 +77,8 @@ class TeamService:
         TeamFileError (`FILE:LINE: …` each) and writes nothing when anything is wrong."""
         _check_operator(actor)
         parsed = read_team_file(_read(source, filename), filename)
-        return self._replace(parsed.teams, actor, {"via": "file", "file": filename}, parsed.lines)
+        details = {"via": "file", "file": filename}
+        return self._replace(parsed.teams, actor, details, parsed.lines, parsed.trackers)
 
     def put(self, name: str, members: Iterable[Member], actor: Principal) -> Counts:
         """Make team `name` exactly `members` (none removes the team): added, changed, removed.
@@ -96,6 +99,7 @@ class TeamService:
         actor: Principal,
         details: dict[str, str],
         lines: dict[tuple[str, str], int] | None,
+        trackers: Mapping[str, Tracker] | None = None,
     ) -> dict[str, Counts]:
         done: dict[str, Counts] = {}
         try:
@@ -123,6 +127,11 @@ class TeamService:
                         audit.record_by(
                             session, actor, "team.imported", subject, {**counts, **details}, now
                         )
+                tracked = (trackers or {}).items()
+                for name, tracker in tracked:
+                    if teams.set_tracker(session, name, tracker, now):
+                        where = tracker.model_dump(mode="json", exclude_none=True)
+                        audit.record_by(session, actor, "team.tracker", f"team:{name}", where, now)
         except IntegrityError as exc:  # another change to the same team committed meanwhile
             raise ConflictError("the team changed at the same time; try again") from exc
         return done

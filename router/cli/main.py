@@ -6,6 +6,7 @@ import click
 
 from router.cli.audit import audit_group
 from router.cli.backfill import backfill_group
+from router.cli.cadence import cadence_group
 from router.cli.compliance import evidence_group, waivers_group
 from router.cli.db import db, queue
 from router.cli.demo import demo
@@ -50,6 +51,7 @@ for command in (
     waivers_group,
     evidence_group,
     backfill_group,
+    cadence_group,
     demo,
     docs_group,
 ):

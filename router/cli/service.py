@@ -10,6 +10,7 @@ from prometheus_client import start_http_server
 
 from router.cli.support import load_settings, require_schema
 from router.compose import build_runtime
+from router.lessons.cadence import CadenceSchedule
 from router.lms.sweeper import TrainingSync
 from router.metrics import REGISTRY
 from router.observability import tracing
@@ -69,12 +70,17 @@ def worker() -> None:
         training = TrainingSync.configured(
             runtime.db, settings, runtime.lms_clients, runtime.transport.notify
         )
+        cadence = CadenceSchedule.configured(runtime.db, settings, runtime.targets, runtime.rules)
         await runtime.transport.start()
         await reloader.start()
         await sweeper.start()
         await training.start()
+        if cadence is not None:
+            await cadence.start()
         log.info("worker running, transport %s", settings.redacted_broker_url())
         await stop.wait()
+        if cadence is not None:
+            await cadence.stop()
         await training.stop()
         await sweeper.stop()
         await reloader.stop()

@@ -30,6 +30,7 @@ from router.http.ui import capture as ui_capture
 from router.http.ui import oversight as ui_oversight
 from router.http.ui import pages as ui_pages
 from router.http.ui.render import page_error
+from router.lessons.cadence import CadenceSchedule
 from router.lms.sweeper import TrainingSync
 from router.observability import tracing
 from router.overdue import OverdueSweeper
@@ -46,14 +47,21 @@ def create_app(runtime: Runtime) -> FastAPI:
         training = TrainingSync.configured(
             runtime.db, runtime.settings, runtime.lms_clients, runtime.transport.notify
         )
+        cadence = CadenceSchedule.configured(
+            runtime.db, runtime.settings, runtime.targets, runtime.rules
+        )
         await runtime.transport.start()
         await reloader.start()
         if runtime.consumes:
             await sweeper.start()
             await training.start()
+            if cadence is not None:
+                await cadence.start()
         try:
             yield
         finally:
+            if cadence is not None:
+                await cadence.stop()
             await training.stop()
             await sweeper.stop()
             await reloader.stop()

@@ -18,6 +18,7 @@ from core.lesson import Applicability, Lesson, LessonStatus, Mandate, content_ha
 from core.placement import PlacementState
 from core.recurrence import Recurrence
 from router.lessons import findings
+from router.stages import revision
 from router.stages.embed import TOPIC as EMBED_TOPIC
 from store import audit, lessons, outbox, placements, recurrences, search
 from store.engine import Database
@@ -168,8 +169,10 @@ class LessonService:
     def publish(self, lesson_id: str, actor: Principal) -> Lesson:
         """Freeze an approved lesson as a new immutable version.
 
-        Open placements of older versions are flagged in the audit log: their targets carry
-        outdated text until the connector that placed them updates it.
+        Open placements of older versions are flagged in the audit log, and each work item
+        holding one still in front of people (open or ticked) gets an `embed` message carrying
+        the revision, in this transaction: the embed stage brings them to the new version as
+        their rules say (`on_revision`), serialised per target.
         """
         check_reviewer(actor)
         with self.db.transaction() as session:
@@ -181,8 +184,17 @@ class LessonService:
             digest = content_hash(published.model_dump(mode="json"))
             details = {"version": published.version, "content_hash": digest}
             audit.record_by(session, actor, "lesson.published", lesson_id, details, now)
-            for placement in placements.for_lesson(session, lesson_id):
-                if placement.lesson_version < published.version and placement.state in OPEN:
+            touched: set[str] = set()
+            older = [
+                p
+                for p in placements.for_lesson(session, lesson_id)
+                if p.lesson_version < published.version
+            ]
+            done = placements.finished(session, [p.id for p in older if revision.reaches(p)])
+            for placement in older:
+                if revision.reaches(placement) and placement.id not in done:
+                    touched.add(placement.work_item_ref)
+                if placement.state in OPEN:
                     audit.record_by(
                         session,
                         actor,
@@ -196,6 +208,15 @@ class LessonService:
                         },
                         now,
                     )
+            change = {"lesson": lesson_id, "version": published.version}
+            for ref in sorted(touched):
+                outbox.enqueue(
+                    session,
+                    topic=EMBED_TOPIC,
+                    payload={"ref": ref, "revision": change},
+                    key=ref,
+                    now=now,
+                )
             return published
 
     def revise(self, lesson_id: str, actor: Principal) -> Lesson:

@@ -22,6 +22,7 @@ from core.feedback import MANDATED
 from core.lesson import LessonStatus
 from core.waiver import Waiver
 from router.reports.adoption import Assessed, Filters, ReportService
+from router.stages import gating
 from store import audit, ledger, lessons, tallies, waivers
 from store.engine import Database
 from store.ledger import NO_TEAM
@@ -264,6 +265,7 @@ class ComplianceService:
             audit.record_by(
                 session, actor, "waiver.granted", lesson_id, {"waiver": waiver.id, **details}, now
             )
+            gating.recheck_after_waiver(session, waiver, now)
         return waiver
 
     def waivers(self) -> list[Waiver]:

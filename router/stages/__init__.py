@@ -14,11 +14,13 @@ from router.stages import (
     capture_work,
     embed,
     enrich,
+    gating,
     hydrate,
     inbound,
     observe,
     recurrence,
     remind,
+    revision,
     route,
 )
 
@@ -41,6 +43,7 @@ def build_stages(
     enrichers = dict(enrichers or {})
     own_actors = {system: target.own_actor for system, target in targets.items()}
     default = capture_work.CaptureSettings(CaptureConfig(), {}, public_url)
+    gates = gating.gates_of(rules)
     return {
         inbound.TOPIC: inbound.make_handler(own_actors, frozenset(enrichers)),
         enrich.TOPIC: enrich.make_stage(enrichers),
@@ -49,8 +52,8 @@ def build_stages(
         capture_work.NOTIFY_TOPIC: capture_work.make_notify_stage(readers or {}, public_url),
         route.TOPIC: route.make_handler(rules),
         hydrate.TOPIC: hydrate.make_stage(targets),
-        embed.TOPIC: embed.make_stage(targets, public_url),
-        observe.TOPIC: observe.make_stage(targets),
+        embed.TOPIC: embed.make_stage(targets, public_url, gates, revision.rules_of(rules)),
+        observe.TOPIC: observe.make_stage(targets, public_url, gates),
         recurrence.TOPIC: recurrence.handle,
         remind.TOPIC: remind.make_stage(targets, public_url, reminder_window),
     }

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from connectors.target import EmbedEntry, EmbedResult, Target
+from connectors.target import EmbedEntry, EmbedResult, Gating, Target
 from core.errors import PayloadError
 from core.placement import Placement, PlacementState
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
+from router.stages import revision
+from router.stages.gating import Gates, annotate, default_gates
 from store import audit, lessons, placements, work_items
 
 TOPIC = "embed"
@@ -74,14 +76,42 @@ def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEnt
         grouped=placement.grouped,
         list_url=work_link(public_url, placement.work_item_ref) if placement.grouped else None,
         handle=placement.handle,
+        revised_from=placement.placed_version,
+        reopened=placement.reopened,
         modules=()
         if lesson is None or lesson.training is None
         else tuple(sorted(lesson.training.modules.items())),
     )
 
 
-def make_stage(targets: Mapping[System, Target], public_url: str) -> Effect:
-    """The embed stage, bound to the configured targets."""
+def shown_entries(ctx: StageContext, ref: str, public_url: str) -> tuple[EmbedEntry, ...]:
+    """The entries a work item shows now (its placed items, none withdrawn)."""
+    current = placements.for_work_item(ctx.session, ref)
+    live = [p for p in current if p.state in _SHOWN]
+    return tuple(_entry(ctx, p, public_url) for p in live)
+
+
+def _revise(ctx: StageContext, item: WorkItem, found: Any, rules: revision.Rules) -> bool:
+    """Apply a message's `revision` ({lesson, version}); True when the message carries one (the
+    target is called even when a retry finds the placements already revised: it reads first)."""
+    if found is None:
+        return False
+    lesson_id = found.get("lesson") if isinstance(found, dict) else None
+    version = found.get("version") if isinstance(found, dict) else None
+    if not isinstance(lesson_id, str) or not isinstance(version, int):
+        raise PayloadError("embed message with a malformed revision")
+    revision.apply(ctx.session, item, lesson_id, version, rules, ctx.now)
+    return True
+
+
+def make_stage(
+    targets: Mapping[System, Target],
+    public_url: str,
+    gates: Gates = default_gates,
+    rules: revision.Rules = revision.no_rules,
+) -> Effect:
+    """The embed stage, bound to the configured targets; `gates` gives each rule's merge gate,
+    `rules` each rule's `on_revision` (a message with `revision` brings placements to it)."""
 
     def prepare(ctx: StageContext, payload: dict[str, Any]) -> Plan | None:
         ref = payload.get("ref")
@@ -91,15 +121,19 @@ def make_stage(targets: Mapping[System, Target], public_url: str) -> Effect:
         if item is None:
             raise PayloadError(f"work item {ref!r} is not stored")
         target = targets.get(item.system)
+        revised = _revise(ctx, item, payload.get("revision"), rules)
         current = placements.for_work_item(ctx.session, ref)
-        if target is None or not any(_needs_call(p) for p in current):
+        if target is None or not (revised or any(_needs_call(p) for p in current)):
             if target is None and current:
                 log.info("no %s target configured; %s keeps planned placements", item.system, ref)
             return None
         shown = [
             p for p in current if p.state in _SHOWN or _needs_call(p)
         ]  # withdrawn items still in the target are sent so the target removes them
-        return Plan(target, item, tuple(_entry(ctx, p, public_url) for p in shown))
+        entries = tuple(_entry(ctx, p, public_url) for p in shown)
+        if isinstance(target, Gating) and target.gating:
+            entries = annotate(ctx.session, item, entries, gates, ctx.now)
+        return Plan(target, item, entries)
 
     def perform(plan: Plan) -> EmbedResult:
         return plan.target.embed(plan.item, plan.entries)

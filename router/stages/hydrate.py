@@ -1,14 +1,19 @@
-"""Stage `hydrate`: read from the target what a webhook left out, then route the work item."""
+"""Stage `hydrate`: read from the target what a webhook left out, then route the work item.
+
+A work item that already carries a merge check gets it again on its new head commit (a push),
+through a re-read by the observe stage.
+"""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.target import Target
+from connectors.target import Gating, Target
 from core.errors import PayloadError
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
-from store import work_items
+from router.stages import gating
+from store import placements, work_items
 
 TOPIC = "hydrate"
 ROUTE_TOPIC = "route"
@@ -46,5 +51,9 @@ def make_stage(targets: Mapping[System, Target]) -> Effect:
             raise PayloadError(f"target completed {plan.item.ref!r} as {completed.ref!r}")
         work_items.record(ctx.session, completed, ctx.now)
         ctx.emit(ROUTE_TOPIC, {"ref": completed.ref}, key=completed.ref)
+        gated = isinstance(plan.target, Gating) and plan.target.gating
+        if gated and placements.for_work_item(ctx.session, completed.ref):
+            # A push moved the head commit, which has no merge check yet: write it there.
+            gating.recheck(ctx.session, completed.ref, ctx.now)
 
     return Effect(prepare=prepare, perform=perform, record=record)
