@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from connectors.target import EmbedEntry, EmbedResult, Target
 from core.errors import PayloadError
+from core.lesson import Lesson
 from core.placement import Placement, PlacementState
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
@@ -56,8 +57,7 @@ def work_link(public_url: str, ref: str) -> str:
     return f"{public_url.rstrip('/')}/ui/work/{quote(ref, safe='')}"
 
 
-def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEntry:
-    lesson = lessons.get_version(ctx.session, placement.lesson_id, placement.lesson_version)
+def _entry(placement: Placement, lesson: Lesson | None, public_url: str) -> EmbedEntry:
     title = placement.lesson_id if lesson is None else lesson.title
     return EmbedEntry(
         placement_id=placement.id,
@@ -99,13 +99,19 @@ def make_stage(targets: Mapping[System, Target], public_url: str) -> Effect:
         shown = [
             p for p in current if p.state in _SHOWN or _needs_call(p)
         ]  # withdrawn items still in the target are sent so the target removes them
-        return Plan(target, item, tuple(_entry(ctx, p, public_url) for p in shown))
+        found = lessons.get_versions(ctx.session, ((p.lesson_id, p.lesson_version) for p in shown))
+        return Plan(
+            target,
+            item,
+            tuple(_entry(p, found.get((p.lesson_id, p.lesson_version)), public_url) for p in shown),
+        )
 
     def perform(plan: Plan) -> EmbedResult:
         return plan.target.embed(plan.item, plan.entries)
 
     def record(ctx: StageContext, plan: Plan, result: EmbedResult) -> None:
         embedded, removed, failed = [], [], []
+        changed: list[Placement] = []
         for placement in placements.for_work_item(ctx.session, plan.item.ref):
             handle = result.handles.get(placement.id)
             if placement.state == PlacementState.PLANNED:
@@ -121,9 +127,8 @@ def make_stage(targets: Mapping[System, Target], public_url: str) -> Effect:
                 removed.append(placement.id)
             else:
                 continue
-            placements.update(
-                ctx.session, placement.model_copy(update={**update, "updated_at": ctx.now})
-            )
+            changed.append(placement.model_copy(update={**update, "updated_at": ctx.now}))
+        placements.update_many(ctx.session, changed)
         audit.record(
             ctx.session,
             actor=ACTOR,
