@@ -13,9 +13,14 @@ class CoreModel(BaseModel):
 
 
 def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
+    if value.tzinfo is UTC:
+        return value
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("timestamp must carry a timezone")
-    return value.astimezone(UTC)
+    # A zero offset (pydantic's parsed "+00:00" or "Z") only needs its tzinfo swapped, which is
+    # much cheaper than a conversion.
+    return value.replace(tzinfo=UTC) if not offset else value.astimezone(UTC)
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_aware)]

@@ -32,6 +32,8 @@ class StageContext:
     session: Session
     now: datetime
     message_id: int
+    enqueued_at: datetime | None = None
+    """When the message was queued (None in an effect's `record` phase)."""
 
     def emit(self, topic: str, payload: dict[str, Any], *, key: str) -> int:
         """Queue follow-up work; it exists exactly when this stage's writes commit."""
@@ -163,7 +165,7 @@ class Dispatcher:
                 if stage is None:
                     raise PayloadError(f"no stage handles topic {message.topic!r}")
                 now = utcnow()
-                ctx = StageContext(session, now, message.id)
+                ctx = StageContext(session, now, message.id, message.created_at)
                 if not isinstance(stage, Effect):
                     stage(ctx, message.payload)
                     outbox.complete(session, message.id, now)

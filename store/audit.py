@@ -1,8 +1,10 @@
 """Append-only audit log: what Cairn did, to what, on whose behalf; a hash chain shows tampering.
 
 Each entry carries a sequence number, the previous entry's hash and its own hash over a canonical
-encoding of everything it records. An append locks the single head row, so writers on
-PostgreSQL queue behind each other (SQLite serialises writers anyway) and the chain never forks.
+encoding of everything it records. A transaction's entries are linked into the chain as it
+commits: the single head row is locked only then, for the commit itself, so writers on
+PostgreSQL queue behind each other for that moment alone (SQLite serialises writers anyway) and
+the chain never forks. An entry exists exactly when the transaction that recorded it commits.
 `verify` walks the chain: an altered row, a deleted, inserted or reordered one, or a cut tail is
 named. Whoever can write the database can also rebuild the whole chain, which is why `head`
 exists: anchor its value outside Cairn (a ticket, a signed mail, a timestamping service).
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import Text, cast, event, func, select
 from sqlalchemy.orm import Session
 
 from core.access import Principal
@@ -63,6 +65,12 @@ def entry_hash(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_KEY = "cairn.audit"
+"""Where a session keeps the entries it recorded until it commits."""
+
+_Pending = tuple[datetime, str, str, str, dict[str, Any]]
+
+
 def record(
     session: Session,
     *,
@@ -72,27 +80,55 @@ def record(
     details: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Append an entry in the caller's transaction, linked to the one before it."""
+    """Append an entry in the caller's transaction, linked to the one before it when the
+    transaction commits (and not at all if it rolls back)."""
+    # The JSON column gives back what JSON can hold; hash exactly that. Encoding now makes a
+    # detail JSON cannot hold fail here, at the call that recorded it.
+    stored = json.loads(json.dumps(details))
+    pending: list[_Pending] = session.info.setdefault(_KEY, [])
+    pending.append((now, actor, action, subject, stored))
+
+
+def _link(session: Session) -> None:
+    """Chain the session's recorded entries after the head, in the order they were recorded:
+    one locked read of the head, one multi-row insert."""
+    pending: list[_Pending] | None = session.info.pop(_KEY, None)
+    if not pending:
+        return
     head = session.get(AuditHeadRow, 1, with_for_update=True)
     if head is None:
         raise RuntimeError("the audit chain has no head row: run `cairn db upgrade`")
-    # The JSON column gives back what JSON can hold; hash exactly that.
-    stored = json.loads(json.dumps(details))
-    seq = head.seq + 1
-    digest = entry_hash(head.hash, seq, now, actor, action, subject, stored)
-    session.add(
-        AuditRow(
-            at=now,
-            actor=actor,
-            action=action,
-            subject=subject,
-            details=stored,
-            seq=seq,
-            prev_hash=head.hash,
-            hash=digest,
+    seq, prev = head.seq, head.hash
+    rows = []
+    for now, actor, action, subject, stored in pending:
+        seq += 1
+        digest = entry_hash(prev, seq, now, actor, action, subject, stored)
+        rows.append(
+            AuditRow(
+                at=now,
+                actor=actor,
+                action=action,
+                subject=subject,
+                details=stored,
+                seq=seq,
+                prev_hash=prev,
+                hash=digest,
+            )
         )
-    )
-    head.seq, head.hash = seq, digest
+        prev = digest
+    session.add_all(rows)
+    head.seq, head.hash = seq, prev
+
+
+@event.listens_for(Session, "before_commit")
+def _link_on_commit(session: Session) -> None:
+    _link(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    """A rolled-back transaction recorded nothing."""
+    session.info.pop(_KEY, None)
 
 
 def record_by(
@@ -118,7 +154,8 @@ def record_by(
 def entries(
     session: Session, *, action: str | None = None, subject: str | None = None, limit: int = 1000
 ) -> list[AuditEntry]:
-    """Entries, oldest first, optionally filtered."""
+    """Entries, oldest first, optionally filtered (this transaction's own included)."""
+    _link(session)
     stmt = select(AuditRow).order_by(AuditRow.seq).limit(limit)
     if action is not None:
         stmt = stmt.where(AuditRow.action == action)
@@ -132,6 +169,7 @@ def entries(
 
 def count_by_action(session: Session) -> dict[str, int]:
     """How many entries of each action."""
+    _link(session)
     rows = session.execute(select(AuditRow.action, func.count()).group_by(AuditRow.action))
     return {action: int(n) for action, n in rows}
 
@@ -146,6 +184,7 @@ class Head:
 
 def head(session: Session) -> Head:
     """The current head of the chain (sequence number and hash)."""
+    _link(session)
     row = session.get(AuditHeadRow, 1)
     return Head(0, GENESIS) if row is None else Head(row.seq, row.hash)
 
@@ -181,6 +220,7 @@ def _first_unreadable(session: Session, after: int) -> str:
 
 def verify(session: Session, *, batch: int = 10_000) -> Verdict:
     """Walk the chain in sequence order; the first altered, missing, extra or moved row wins."""
+    _link(session)
     prev, expected, checked = GENESIS, 1, 0
     columns = (
         AuditRow.id,

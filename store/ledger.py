@@ -123,7 +123,13 @@ def theatre_text(flags: Iterable[str]) -> str | None:
 
 def refresh(session: Session, row: PlacementRow, placement: Placement) -> None:
     """Recompute a placement row's report columns from `placement` and its stored signals."""
-    for name, value in report_columns(placement, _signals_of(session, row.id)).items():
+    refresh_from(row, placement, _signals_of(session, row.id))
+
+
+def refresh_from(row: PlacementRow, placement: Placement, signals: Sequence[Signal]) -> None:
+    """Recompute a placement row's report columns from `placement` and `signals` (all of its
+    stored signals, read by the caller)."""
+    for name, value in report_columns(placement, signals).items():
         setattr(row, name, value)
 
 
@@ -177,9 +183,8 @@ GROUPS: dict[str, ColumnElement[Any]] = {
 """What a report can group by, as SQL (`week`: the ISO week the placement was made in)."""
 
 
-def placement_columns(session: Session, placement: Placement) -> dict[str, Any]:
-    """The report columns of a new placement row, its work item's team and project with them."""
-    item = session.get(WorkItemRow, placement.work_item_ref)
+def columns_of_new(placement: Placement, item: WorkItemRow | None) -> dict[str, Any]:
+    """The report columns of a new placement row in work item `item` (None: not stored)."""
     team = item.doc.get("team") if item is not None and isinstance(item.doc, dict) else None
     return {
         **report_columns(placement, ()),

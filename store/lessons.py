@@ -1,9 +1,9 @@
 """Repository of lessons: a mutable working copy plus immutable published versions."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError
@@ -84,6 +84,21 @@ def get_version(session: Session, lesson_id: str, version: int) -> Lesson | None
     """One published version, exactly as it was published."""
     row = session.get(LessonVersionRow, (lesson_id, version))
     return None if row is None else from_doc(Lesson, row.doc)
+
+
+def get_versions(
+    session: Session, wanted: Iterable[tuple[str, int]]
+) -> dict[tuple[str, int], Lesson]:
+    """Published versions by (lesson id, version), in one read; those not found are absent."""
+    keys = sorted(set(wanted))
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(LessonVersionRow).where(
+            tuple_(LessonVersionRow.lesson_id, LessonVersionRow.version).in_(keys)
+        )
+    )
+    return {(row.lesson_id, row.version): from_doc(Lesson, row.doc) for row in rows}
 
 
 def versions(session: Session, lesson_id: str) -> list[int]:

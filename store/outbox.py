@@ -43,6 +43,8 @@ class Message:
     attempts: int
     token: str | None = None
     """The run token of the claim that handed this message out (None from a relay's claim)."""
+    created_at: datetime | None = None
+    """When it was queued."""
 
 
 def new_token() -> str:
@@ -51,7 +53,9 @@ def new_token() -> str:
 
 
 def _message(row: OutboxRow) -> Message:
-    return Message(row.id, row.topic, row.key, row.payload, row.attempts, row.run_token)
+    return Message(
+        row.id, row.topic, row.key, row.payload, row.attempts, row.run_token, row.created_at
+    )
 
 
 def enqueue(
@@ -152,6 +156,7 @@ def claim(
             OutboxRow.payload,
             OutboxRow.attempts,
             OutboxRow.run_token,
+            OutboxRow.created_at,
         )
     ).all()
     return sorted((Message(*row) for row in rows), key=lambda m: m.id)

@@ -1,6 +1,6 @@
 """Repository of placements and the signals that come back about them."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,52 +10,106 @@ from core.errors import NotFoundError
 from core.placement import Placement, PlacementState, Signal, SignalKind
 from store import ledger, tallies
 from store.documents import from_doc, to_doc
-from store.tables import PlacementRow, SignalRow
+from store.tables import PlacementRow, SignalRow, WorkItemRow
 
 
 def add(session: Session, placement: Placement) -> Placement:
     """Record a planned placement once per effect; a repeat returns the one already recorded."""
-    existing = session.scalars(
-        select(PlacementRow).where(PlacementRow.effect_id == placement.effect_id)
-    ).one_or_none()
-    if existing is not None:
-        return from_doc(Placement, existing.doc)
-    columns = ledger.placement_columns(session, placement)
-    session.add(
-        PlacementRow(
-            id=placement.id,
-            effect_id=placement.effect_id,
-            lesson_id=placement.lesson_id,
-            lesson_version=placement.lesson_version,
-            work_item_ref=placement.work_item_ref,
-            state=placement.state.value,
-            reminded_at=placement.reminded_at,
-            doc=to_doc(placement),
-            created_at=placement.created_at,
-            updated_at=placement.updated_at,
-            **columns,
+    return add_many(session, [placement])[0]
+
+
+def add_many(session: Session, planned: Sequence[Placement]) -> list[Placement]:
+    """Record planned placements once per effect, in one read of those already recorded and
+    one insert; each repeat gives back the placement already recorded, in `planned`'s order."""
+    effects = [p.effect_id for p in planned]
+    existing = (
+        {
+            effect: from_doc(Placement, doc)
+            for effect, doc in session.execute(
+                select(PlacementRow.effect_id, PlacementRow.doc).where(
+                    PlacementRow.effect_id.in_(effects)
+                )
+            )
+        }
+        if effects
+        else {}
+    )
+    refs = sorted({p.work_item_ref for p in planned if p.effect_id not in existing})
+    items = (
+        {
+            row.ref: row
+            for row in session.scalars(select(WorkItemRow).where(WorkItemRow.ref.in_(refs)))
+        }
+        if refs
+        else {}
+    )
+    result, rows = [], []
+    for placement in planned:
+        found = existing.get(placement.effect_id)
+        if found is not None:
+            result.append(found)
+            continue
+        existing[placement.effect_id] = placement  # the same effect twice in one call: once
+        columns = ledger.columns_of_new(placement, items.get(placement.work_item_ref))
+        rows.append(
+            PlacementRow(
+                id=placement.id,
+                effect_id=placement.effect_id,
+                lesson_id=placement.lesson_id,
+                lesson_version=placement.lesson_version,
+                work_item_ref=placement.work_item_ref,
+                state=placement.state.value,
+                reminded_at=placement.reminded_at,
+                doc=to_doc(placement),
+                created_at=placement.created_at,
+                updated_at=placement.updated_at,
+                **columns,
+            )
         )
-    )
-    session.flush()
-    key = tallies.key_of(
-        placement.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
-    )
-    tallies.placed(session, key, placement.lesson_id, columns["mandate"])
-    return placement
+        key = tallies.key_of(
+            placement.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
+        )
+        tallies.placed(session, key, placement.lesson_id, columns["mandate"])
+        result.append(placement)
+    if rows:
+        session.add_all(rows)
+        session.flush()
+    return result
 
 
 def update(session: Session, placement: Placement) -> None:
     """Store a placement's new state, handle, due date or last reminder."""
-    row = session.get(PlacementRow, placement.id, with_for_update=True)
-    if row is None:
-        raise NotFoundError(f"placement {placement.id!r} does not exist")
-    row.state = placement.state.value
-    row.reminded_at = placement.reminded_at
-    row.doc = to_doc(placement)
-    row.updated_at = placement.updated_at
-    before = tallies.row_key(row)
-    ledger.refresh(session, row, placement)
-    tallies.moved(session, before, tallies.row_key(row))
+    update_many(session, [placement])
+
+
+def update_many(session: Session, changed: Sequence[Placement]) -> None:
+    """Store placements' new states, handles, due dates or last reminders: their rows locked
+    in one read (in id order, so two writers never deadlock), their signals in another."""
+    if not changed:
+        return
+    ids = sorted({p.id for p in changed})
+    rows = {
+        row.id: row
+        for row in session.scalars(
+            select(PlacementRow)
+            .where(PlacementRow.id.in_(ids))
+            .order_by(PlacementRow.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    signals = ledger.signals_for(session, ids)
+    for placement in changed:
+        row = rows.get(placement.id)
+        if row is None:
+            raise NotFoundError(f"placement {placement.id!r} does not exist")
+        row.state = placement.state.value
+        row.reminded_at = placement.reminded_at
+        row.doc = to_doc(placement)
+        row.updated_at = placement.updated_at
+        before = tallies.row_key(row)
+        ledger.refresh_from(row, placement, signals.get(placement.id, []))
+        tallies.moved(session, before, tallies.row_key(row))
 
 
 def get(session: Session, placement_id: str) -> Placement | None:

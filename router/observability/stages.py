@@ -17,7 +17,6 @@ from router.metrics import MESSAGE_AGE, STAGE_SECONDS
 from router.observability import tracing
 from router.observability.correlation import TRACE_KEY, bound, current, split
 from router.pipeline import Effect, Handler, Stage, StageContext
-from store.tables import OutboxRow
 
 log = logging.getLogger("cairn.stage")
 CORRELATION = "correlation_id"
@@ -54,9 +53,8 @@ def _traced(ctx: StageContext) -> TracedContext:
 
 
 def _observe_age(ctx: StageContext, topic: str) -> None:
-    row = ctx.session.get(OutboxRow, ctx.message_id)  # loaded already by the Dispatcher
-    if row is not None:
-        MESSAGE_AGE.labels(topic).observe(max(0.0, (ctx.now - row.created_at).total_seconds()))
+    if ctx.enqueued_at is not None:
+        MESSAGE_AGE.labels(topic).observe(max(0.0, (ctx.now - ctx.enqueued_at).total_seconds()))
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from router.ruleset.source import load_rule_set
+from router.ruleset.source import fingerprint, read_rule_files, rule_set_of
 from rules.engine import Engine
 from rules.loader import RuleSet, RuleSetError
 from store import lessons
@@ -24,8 +24,12 @@ class ActiveRules:
         self._rule_set: RuleSet | None = None
         self._engine: tuple[tuple[str, int], Engine] | None = None
         self.last_error: str | None = None
+        self._read: str | None = None
+        """The fingerprint of the files last parsed, valid or not."""
         if path is not None:
-            self._rule_set = load_rule_set(path)  # a broken rule set stops start-up
+            files = read_rule_files(path)
+            self._rule_set = rule_set_of(files)  # a broken rule set stops start-up
+            self._read = fingerprint(files)
             log.info("rule set %s loaded from %s", self._rule_set.version, path)
 
     @property
@@ -41,7 +45,12 @@ class ActiveRules:
         if self.path is None:
             return False
         try:
-            candidate = load_rule_set(self.path)
+            files = read_rule_files(self.path)
+            read = fingerprint(files)
+            if read == self._read:
+                return False  # the files did not change: nothing to parse
+            self._read = read
+            candidate = rule_set_of(files)
         except (RuleSetError, OSError) as exc:
             if str(exc) != self.last_error:
                 log.error("rule files invalid; keeping version %s:\n%s", self.version, exc)

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from connectors.target import EmbedEntry, EmbedResult, Gating, Target
 from core.errors import PayloadError
+from core.lesson import Lesson
 from core.placement import Placement, PlacementState
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
@@ -58,8 +59,7 @@ def work_link(public_url: str, ref: str) -> str:
     return f"{public_url.rstrip('/')}/ui/work/{quote(ref, safe='')}"
 
 
-def _entry(ctx: StageContext, placement: Placement, public_url: str) -> EmbedEntry:
-    lesson = lessons.get_version(ctx.session, placement.lesson_id, placement.lesson_version)
+def _entry(placement: Placement, lesson: Lesson | None, public_url: str) -> EmbedEntry:
     title = placement.lesson_id if lesson is None else lesson.title
     return EmbedEntry(
         placement_id=placement.id,
@@ -88,7 +88,8 @@ def shown_entries(ctx: StageContext, ref: str, public_url: str) -> tuple[EmbedEn
     """The entries a work item shows now (its placed items, none withdrawn)."""
     current = placements.for_work_item(ctx.session, ref)
     live = [p for p in current if p.state in _SHOWN]
-    return tuple(_entry(ctx, p, public_url) for p in live)
+    found = lessons.get_versions(ctx.session, ((p.lesson_id, p.lesson_version) for p in live))
+    return tuple(_entry(p, found.get((p.lesson_id, p.lesson_version)), public_url) for p in live)
 
 
 def _revise(ctx: StageContext, item: WorkItem, found: Any, rules: revision.Rules) -> bool:
@@ -130,7 +131,10 @@ def make_stage(
         shown = [
             p for p in current if p.state in _SHOWN or _needs_call(p)
         ]  # withdrawn items still in the target are sent so the target removes them
-        entries = tuple(_entry(ctx, p, public_url) for p in shown)
+        found = lessons.get_versions(ctx.session, ((p.lesson_id, p.lesson_version) for p in shown))
+        entries = tuple(
+            _entry(p, found.get((p.lesson_id, p.lesson_version)), public_url) for p in shown
+        )
         if isinstance(target, Gating) and target.gating:
             entries = annotate(ctx.session, item, entries, gates, ctx.now)
         return Plan(target, item, entries)
@@ -140,6 +144,7 @@ def make_stage(
 
     def record(ctx: StageContext, plan: Plan, result: EmbedResult) -> None:
         embedded, removed, failed = [], [], []
+        changed: list[Placement] = []
         for placement in placements.for_work_item(ctx.session, plan.item.ref):
             handle = result.handles.get(placement.id)
             if placement.state == PlacementState.PLANNED:
@@ -155,9 +160,8 @@ def make_stage(
                 removed.append(placement.id)
             else:
                 continue
-            placements.update(
-                ctx.session, placement.model_copy(update={**update, "updated_at": ctx.now})
-            )
+            changed.append(placement.model_copy(update={**update, "updated_at": ctx.now}))
+        placements.update_many(ctx.session, changed)
         audit.record(
             ctx.session,
             actor=ACTOR,

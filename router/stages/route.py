@@ -105,7 +105,6 @@ def make_handler(active: ActiveRules) -> Stage:
         routing = engine.route(item, already_placed=placed)
         rules_by_id = _rules_by_id(engine.rule_set)
         flagged = {f.subject for f in flags.listed(ctx.session, open_only=True) if f.kind == "rule"}
-        planned = 0
         held = held_back(engine, item, routing, placed)
         waiting = {
             d.lesson_id
@@ -122,21 +121,13 @@ def make_handler(active: ActiveRules) -> Stage:
         ]
         to_group = _past_budget(engine, item, current, shown_here)
         trained: set[str] = set()
+        # Audit entries in decision order; placements written together once all are planned.
+        steps: list[tuple[Decision, Placement | None]] = []
         for decision in routing.placements:
             rule = rules_by_id[decision.rule_id]
             if decision.lesson_id in waiting:
                 # The rule is flagged for revision: its advice waits until the flag is cleared.
-                audit.record(
-                    ctx.session,
-                    actor=ACTOR,
-                    action="placement.suppressed_by_flag",
-                    subject=ref,
-                    details={
-                        "lesson": f"{decision.lesson_id}@{decision.lesson_version}",
-                        "rule": decision.rule_id,
-                    },
-                    now=ctx.now,
-                )
+                steps.append((decision, None))
                 held[decision.lesson_id] = (
                     NotReached.SUPPRESSED.value,
                     f"{decision.rule_id} is flagged for revision (suppress_advisory)",
@@ -148,23 +139,39 @@ def make_handler(active: ActiveRules) -> Stage:
                 if learner is not None:
                     trained.add(learner)
                 continue
-            planned += 1
             text = decision.text(lesson, item, rule)
-            candidate = _planned(decision, ref, text, ctx.now, decision.lesson_id in to_group)
-            stored = placements.add(ctx.session, candidate)
+            steps.append(
+                (decision, _planned(decision, ref, text, ctx.now, decision.lesson_id in to_group))
+            )
+        stored = iter(placements.add_many(ctx.session, [c for _, c in steps if c is not None]))
+        planned = 0
+        for decision, candidate in steps:
+            lesson_ref = f"{decision.lesson_id}@{decision.lesson_version}"
+            if candidate is None:
+                audit.record(
+                    ctx.session,
+                    actor=ACTOR,
+                    action="placement.suppressed_by_flag",
+                    subject=ref,
+                    details={"lesson": lesson_ref, "rule": decision.rule_id},
+                    now=ctx.now,
+                )
+                continue
+            placed_now = next(stored)
+            planned += 1
             audit.record(
                 ctx.session,
                 actor=ACTOR,
                 action="placement.planned",
                 subject=ref,
                 details={
-                    "placement": stored.id,
-                    "lesson": f"{decision.lesson_id}@{decision.lesson_version}",
+                    "placement": placed_now.id,
+                    "lesson": lesson_ref,
                     "rule": decision.rule_id,
                     "rule_set_version": decision.rule_set_version,
                     "form": decision.form.value,
                     "mandate": decision.mandate.value,
-                    **({"grouped": True} if stored.grouped else {}),
+                    **({"grouped": True} if placed_now.grouped else {}),
                 },
                 now=ctx.now,
             )

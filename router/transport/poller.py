@@ -33,8 +33,11 @@ class Wakeup:
 
     async def wait(self, seconds: float) -> None:
         """Return when woken or after `seconds`, whichever is first."""
+        # Not `asyncio.wait_for`: before Python 3.12 it can swallow a cancellation that arrives
+        # as the event is set, and a loop cancelled at that moment would never stop.
         with suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         self._event.clear()
 
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from store import audit, migrate
 from store.engine import Database
@@ -125,6 +126,53 @@ def test_concurrent_writers_never_fork_the_chain(postgres_url: str) -> None:
         verdict = audit.verify(session)
     assert (verdict.intact, verdict.checked) == (True, 200), verdict.problem
     db.dispose()
+
+
+def _entry(session: Session, action: str) -> None:
+    audit.record(session, actor="cairn:test", action=action, subject="s", details={}, now=T0)
+
+
+@pytest.mark.postgres
+def test_an_open_transaction_that_audited_does_not_hold_up_other_writers(
+    postgres_url: str,
+) -> None:
+    """The head row is locked only while a transaction commits: a long stage transaction that
+    recorded an entry early does not serialise every other auditing transaction behind it."""
+    db = Database(postgres_url)
+    migrate.upgrade(db)
+    with db.transaction() as slow:
+        _entry(slow, "slow.first")
+        slow.flush()
+        with db.transaction() as quick:
+            quick.execute(text("SET LOCAL lock_timeout = '2s'"))
+            _entry(quick, "quick")
+        _entry(slow, "slow.second")
+    with db.transaction() as session:
+        verdict = audit.verify(session)
+        actions = [e.action for e in audit.entries(session)]
+    assert (verdict.intact, verdict.checked) == (True, 3), verdict.problem
+    assert actions == ["quick", "slow.first", "slow.second"]  # chained in commit order
+    db.dispose()
+
+
+def test_a_rolled_back_transaction_leaves_no_entry_and_readers_see_their_own(
+    db: Database,
+) -> None:
+    with pytest.raises(RuntimeError), db.transaction() as session:
+        _entry(session, "lost")
+        raise RuntimeError("the stage failed")
+    with db.transaction() as session:
+        _entry(session, "kept")
+        assert [e.action for e in audit.entries(session)] == ["kept"]
+        assert audit.head(session).seq == 1
+    with db.transaction() as session:
+        assert audit.count_by_action(session) == {"kept": 1}
+        assert audit.verify(session).intact
+
+
+def test_a_detail_json_cannot_hold_fails_at_the_call(db: Database) -> None:
+    with db.transaction() as session, pytest.raises(TypeError):
+        audit.record(session, actor="a", action="x", subject="s", details={"at": object()}, now=T0)
 
 
 def test_upgrading_an_existing_log_chains_its_rows_in_id_order(sqlite_url: str) -> None:

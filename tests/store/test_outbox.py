@@ -126,6 +126,7 @@ def test_claim_leases_a_message_with_its_content(db: Database) -> None:
         payload={"n": 0, "tags": ["a", "b"]},
         attempts=1,
         token=message.token,
+        created_at=now,
     )
     assert message.key.startswith("k-")
     assert message.token is not None and len(message.token) == 32

@@ -120,6 +120,24 @@ def test_a_different_effect_is_a_new_placement(db: Database, changes: dict[str, 
     assert get(db, "pl-2") == other
 
 
+def test_add_many_returns_each_in_order_with_repeats_resolved_to_the_stored_one(
+    db: Database,
+) -> None:
+    stored = make_placement("pl-1")
+    add(db, stored)
+    other_pr = make_placement("pl-2", work_item_ref="github:acme/api#2")
+    v2 = make_placement("pl-3", lesson_version=2)
+    repeat = make_placement("pl-retry")  # the effect of pl-1, planned again
+
+    with db.transaction() as session:
+        found = placements.add_many(session, [other_pr, repeat, v2, v2])
+
+    assert found == [other_pr, stored, v2, v2]
+    with db.transaction() as session:
+        assert ids(placements.for_lesson(session, "retry-budgets")) == ["pl-1", "pl-2", "pl-3"]
+        assert placements.add_many(session, []) == []
+
+
 # --- update ------------------------------------------------------------------------------------
 
 
@@ -161,6 +179,24 @@ def test_update_of_an_unknown_placement_is_not_found(db: Database) -> None:
         placements.update(session, make_placement())
 
     assert get(db, "pl-1") is None
+
+
+def test_update_many_stores_each_and_an_unknown_one_changes_nothing(db: Database) -> None:
+    first, second = make_placement("pl-1"), make_placement("pl-2", lesson_id="other-lesson")
+    add(db, first, second)
+    moved = [
+        p.model_copy(update={"state": PlacementState.EMBEDDED, "handle": f"h-{p.id}"})
+        for p in (second, first)
+    ]
+    with db.transaction() as session:
+        placements.update_many(session, moved)
+    assert [get(db, "pl-1"), get(db, "pl-2")] == [moved[1], moved[0]]
+
+    gone = make_placement("pl-unknown")
+    completed = first.model_copy(update={"state": PlacementState.COMPLETED})
+    with pytest.raises(NotFoundError), db.transaction() as session:
+        placements.update_many(session, [completed, gone])
+    assert get(db, "pl-1") == moved[1]
 
 
 # --- queries -----------------------------------------------------------------------------------

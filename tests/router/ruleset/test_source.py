@@ -9,7 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from router.cli import main
-from router.ruleset.source import load_rule_set
+from router.ruleset.active import ActiveRules
+from router.ruleset.source import fingerprint, load_rule_set, read_rule_files
 from tests.router.support import EXAMPLES
 
 
@@ -56,3 +57,31 @@ def test_content_and_relative_names_still_change_the_version(tmp_path: Path) -> 
     copy.parent.mkdir()
     shutil.copy(single, copy)
     assert load_rule_set(single).version == load_rule_set(copy).version
+
+
+def test_reloading_parses_only_changed_files_and_reports_a_bad_edit_until_reverted(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "rules"
+    shutil.copytree(EXAMPLES, root, ignore=shutil.ignore_patterns("*.json"))
+    active = ActiveRules(root)
+    version = active.version
+    pack = root / "organisation.yaml"
+    good = pack.read_text()
+    files = read_rule_files(root)
+    assert fingerprint(files) == fingerprint(read_rule_files(root))
+
+    assert active.reload() is False  # unchanged: nothing parsed, nothing swapped
+    pack.write_text(good + "\nbroken: [\n")
+    assert fingerprint(read_rule_files(root)) != fingerprint(files)
+    assert active.reload() is False
+    assert active.last_error is not None and "organisation.yaml" in active.last_error
+    assert active.reload() is False  # still broken, still reported, the old set in force
+    assert active.last_error is not None and active.version == version
+
+    pack.write_text(good)
+    assert active.reload() is False  # the same rules as in force: no swap, the error cleared
+    assert active.last_error is None
+    pack.write_text(good.replace("max_items_per_work_item: 5", "max_items_per_work_item: 4"))
+    assert active.reload() is True
+    assert active.version != version

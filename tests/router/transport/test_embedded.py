@@ -124,3 +124,70 @@ def test_a_dead_workers_message_runs_again_once_its_lease_lapses(db: Database) -
     assert embed.performed == [7]
     assert _row(db, message_id)[:2] == ("done", 2)
     assert _embedded(db) == ["7"]
+
+
+class Overlaps:
+    """An Effect whose `perform` takes a moment and notes which keys run at the same time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[int, str] = {}
+        self.most_at_once = 0
+        self.same_key_at_once = False
+        self.order: list[tuple[str, int]] = []
+
+    def effect(self) -> Effect:
+        def prepare(ctx: StageContext, payload: dict[str, Any]) -> Any:
+            return (payload["key"], payload["n"], ctx.message_id)
+
+        def perform(plan: Any) -> Any:
+            key, n, message_id = plan
+            with self.lock:
+                self.same_key_at_once |= key in self.running.values()
+                self.running[message_id] = key
+                self.most_at_once = max(self.most_at_once, len(self.running))
+                self.order.append((key, n))
+            threading.Event().wait(0.05)
+            with self.lock:
+                del self.running[message_id]
+            return plan
+
+        def record(ctx: StageContext, plan: Any, result: Any) -> None:
+            if result[1] == 0:  # the first message of a key queues one more for it
+                ctx.emit("embed", {"key": result[0], "n": 9}, key=result[0])
+
+        return Effect(prepare=prepare, perform=perform, record=record)
+
+
+def test_workers_share_claimed_batches_one_message_of_a_key_at_a_time(db: Database) -> None:
+    stage = Overlaps()
+    keys = [f"pr-{k}" for k in range(5)]
+    with db.transaction() as session:
+        for n in range(3):
+            for key in keys:
+                outbox.enqueue(
+                    session, topic="embed", payload={"key": key, "n": n}, key=key, now=utcnow()
+                )
+    dispatcher = Dispatcher(db, {"embed": stage.effect()}, max_attempts=5)
+    pacing = Pacing(concurrency=3, poll_interval=5.0, lease_seconds=30, max_attempts=5)
+
+    async def scenario() -> None:
+        transport = EmbeddedTransport(db, dispatcher, pacing)
+        await transport.start()
+        try:
+            await _until(lambda: len(stage.order) == 20)
+            await _until(lambda: outbox_counts(db)["done"] == 20)
+        finally:
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert not stage.same_key_at_once
+    assert stage.most_at_once > 1  # different keys ran side by side
+    for key in keys:  # each key's messages in the order they were queued, the follow-up last
+        assert [n for k, n in stage.order if k == key] == [0, 1, 2, 9]
+    assert outbox_counts(db) == {"pending": 0, "leased": 0, "done": 20, "dead": 0}
+
+
+def outbox_counts(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        return outbox.counts(session)
