@@ -2,8 +2,9 @@
 
 A PagerDuty incident becomes a draft lesson, goes through review and is published; a GitHub pull
 request and a Jira issue receive their lessons; a simulated engineer ticks one in each; the
-placements and signals are shown at the end. The outside systems are the contract fakes that the
-tests use, served on loopback; Cairn talks to them through the real clients.
+lesson is revised to version 2 and both items show the new text; the placements and signals are
+shown at the end. The outside systems are the contract fakes that the tests use, served on
+loopback; Cairn talks to them through the real clients.
 """
 
 import asyncio
@@ -36,6 +37,7 @@ from router.compose import build_runtime
 from router.demo.github import github_demo_target, run_github_demo
 from router.demo.jira import run_jira_demo
 from router.demo.review import DemoApi, publish_examples, show_refusals
+from router.demo.revision import run_revision_demo
 from router.demo.training import run_training_demo
 from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
@@ -180,6 +182,7 @@ async def _demo(base: Path, outcome: dict[str, int], *, keep_serving: bool = Fal
             failures += not await run_jira_demo(_say, cairn_url, db, jira, jira_secret)
             async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
                 api.client = client  # the same people (tokens) as before
+                failures += not await run_revision_demo(_say, api, db, github, jira)
                 failures += not await run_training_demo(
                     _say, api, db, moodle, examples, lambda: _wait_processed(db)
                 )

@@ -1,6 +1,7 @@
 """The `cairn` command: demo, schema handling, queue inspection and settings errors."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,18 @@ def test_demo_runs_the_loop_on_the_embedded_default(tmp_path: Path) -> None:
     assert "TICKED signal recorded" in out
     assert "signal for from-pagerduty-q2zn4hg3pvvd5x: ticked" in out
     assert "5 of 5 deliveries processed" in out
-    assert "jira:PAY-1 <- from-pagerduty-q2zn4hg3pvvd5x@1 jira.checklist, required" in out
+    # The captured lesson is revised after both trackers show it: both items take version 2.
+    lesson = "from-pagerduty-q2zn4hg3pvvd5x"
+    assert f"{lesson}@2 revised and submitted by token:demo-payments-lead" in out
+    assert re.search(
+        r"^- \[ \] \*\*Payments API returned 502 after connection-pool exhaustion\*\*: .*"
+        r"under its max\\_connections\. _\(updated to v2\)_ <!-- cairn:item:pl_\w+ -->$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert re.search(r"jira:PAY-1 item: \[x\] .* max_connections\. — updated to v2 — ", out)
+    assert f"github:acme/payments-api#1 <- {lesson}@2 github.pr_checklist, required" in out
+    assert f"jira:PAY-1 <- {lesson}@2 jira.checklist, required" in out
     assert (tmp_path / "cairn-demo.db").exists()
 
 

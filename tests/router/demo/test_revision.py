@@ -1,0 +1,99 @@
+"""The revision demo step runs against a served Cairn and the fakes, after the GitHub step."""
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import uvicorn
+from pydantic import SecretStr, TypeAdapter
+
+from connectors.github import section
+from connectors.github.fake import FakeGitHub
+from connectors.jira.fake import JiraFake
+from connectors.target import Target
+from core.base import utcnow
+from core.lesson import Lesson, LessonStatus, Mandate
+from core.work import System
+from router.compose import build_runtime
+from router.demo.github import DEMO_REPO, github_demo_target, run_github_demo
+from router.demo.review import DemoApi
+from router.demo.revision import STATEMENT, run_revision_demo
+from router.http.app import create_app
+from router.settings import Settings
+from store import lessons, migrate, placements
+from store.engine import Database
+from tests.router.support import EXAMPLES
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _publish_required(db: Database) -> None:
+    """The example lessons, published; the pool-size one required (as the demo's own is)."""
+    found = TypeAdapter(list[Lesson]).validate_json((EXAMPLES / "lessons.json").read_bytes())
+    with db.transaction() as session:
+        for lesson in found:
+            mandate = Mandate.REQUIRED if lesson.id == "derive-pool-size" else lesson.mandate
+            draft = lesson.model_copy(update={"status": LessonStatus.DRAFT, "mandate": mandate})
+            lessons.add(session, draft, utcnow())
+            lessons.publish(session, lesson.id, utcnow())
+
+
+def test_the_revised_lesson_shows_in_the_pull_request_marked(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    _publish_required(db)
+    port, secret, said = _free_port(), "demo secret", []
+    settings = Settings(
+        database_url=SecretStr(url),
+        github_webhook_secret=SecretStr(secret),
+        rules_path=EXAMPLES,
+        port=port,
+        poll_interval=0.05,
+    )
+
+    def say(step: str, text: str) -> None:
+        said.append(f"{step}: {text}")
+
+    async def scenario(github: FakeGitHub, jira: JiraFake) -> bool:
+        targets: dict[System, Target] = {
+            System.GITHUB: github_demo_target(github),
+            System.JIRA: jira.target(),
+        }
+        runtime = build_runtime(settings, targets=targets)
+        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="error")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        while not server.started:  # uvicorn offers a flag, not an event
+            await asyncio.sleep(0.02)
+        cairn_url = f"http://127.0.0.1:{port}"
+        try:
+            assert await run_github_demo(say, cairn_url, db, github, secret), said
+            async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
+                return await run_revision_demo(say, DemoApi(client, db), db, github, jira)
+        finally:
+            server.should_exit = True
+            await task
+
+    with FakeGitHub().running() as github, JiraFake().running() as jira:
+        assert asyncio.run(scenario(github, jira)), "\n".join(said)
+        body = github.pulls[(DEMO_REPO, 1)].body
+    ref = f"github:{DEMO_REPO}#1"
+    with db.transaction() as session:
+        [revised] = [
+            p for p in placements.for_work_item(session, ref) if p.lesson_id == "derive-pool-size"
+        ]
+    db.dispose()
+    assert (revised.lesson_version, revised.placed_version) == (2, 1)
+    # The item the engineer ticked keeps its tick and shows the new text, marked.
+    [line] = [ln for ln in (body or "").splitlines() if section.marker_id(revised.id) in ln]
+    assert line.startswith("- [x] **Derive the database pool size from the worker count**: ")
+    assert f"{section.escape(STATEMENT)} _(updated to v2)_ <!-- " in line
+    assert any(line in text for text in said)
+    assert said[-2].startswith("revise: derive-pool-size@2 revised and submitted by token:demo-")
