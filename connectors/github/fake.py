@@ -6,7 +6,8 @@ Serves on 127.0.0.1 (an ephemeral port) for tests and the demo, never in product
 `GET /repos/{o}/{r}/contents/{path}` (base64), an issue's comments the same way,
 `POST /repos/{o}/{r}/check-runs`, `PATCH …/check-runs/{id}`, `GET …/commits/{sha}/check-runs`,
 `GET`/`POST /repos/{o}/{r}/issues` and `GET`/`PATCH …/issues/{n}` (issues Cairn opens),
-`POST /app/installations/{id}/access_tokens`, and scripted
+`POST /app/installations/{id}/access_tokens`, branches, file writes and opening pull requests
+(`connectors.github.fake_repo`), and scripted
 rate-limit or outage answers. It counts reads and writes per pull request, and each change it
 makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request` webhook GitHub
 would send, ready to be signed and delivered to Cairn.
@@ -32,6 +33,7 @@ import httpx
 import jwt
 
 from connectors.fake_http import Failure, Failures, serve
+from connectors.github.fake_repo import FakeRepositories
 from connectors.github.section import marker_id
 from connectors.github.webhook import sign
 
@@ -73,6 +75,7 @@ class FakePull:
     added: list[str] = field(default_factory=list)
     created_at: str = field(default_factory=_now)
     updated_at: str = field(default_factory=_now)
+    head_ref: str = "topic"
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Delivery:
         return json.dumps(self.payload).encode()
 
 
-class FakeGitHub:
+class FakeGitHub(FakeRepositories):
     """The fake API server and its state; `url` is set while `running()`.
 
     `token` is the personal token it accepts; with `app_id` and `app_public_key` it also
@@ -122,6 +125,7 @@ class FakeGitHub:
         self.lock = threading.RLock()
         self._numbers = itertools.count(1)
         self._comment_ids = itertools.count(1001)
+        self._repo_state()  # branches and default branches (connectors.github.fake_repo)
 
     # --- scripted failures ----------------------------------------------------------------------
 
@@ -162,7 +166,11 @@ class FakeGitHub:
             "draft": pull.draft,
             "merged": pull.merged,
             "merge_commit_sha": pull.head_sha if pull.merged else None,
-            "head": {"label": f"{owner}:topic", "ref": "topic", "sha": pull.head_sha},
+            "head": {
+                "label": f"{owner}:{pull.head_ref}",
+                "ref": pull.head_ref,
+                "sha": pull.head_sha,
+            },
             "base": {"label": f"{owner}:{pull.base}", "ref": pull.base, "sha": "0" * 40},
         }
 
@@ -255,6 +263,7 @@ class FakeGitHub:
         with self.lock:
             pull = self.pulls[key]
             pull.state, pull.merged, pull.updated_at = "closed", True, _now()
+            self.land(pull)
             return self._event(pull, "closed", by or pull.author)
 
     def close(self, key: Key, by: str | None = None) -> Delivery:
@@ -378,6 +387,8 @@ class FakeGitHub:
                 return self._issues(method, match["repo"], path, query, data)
             if (match := _ISSUE.match(path)) and (match["repo"], int(match["n"])) in self.issues:
                 return self._issue(method, (match["repo"], int(match["n"])), data)
+            if (reply := self.repository(method, path, query, data)) is not None:
+                return reply
             if (match := _CONTENTS.match(path)) and method == "GET":
                 return self._content(match["repo"], unquote(match["path"]), query)
             match = _PULL.match(path)

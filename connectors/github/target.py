@@ -18,7 +18,7 @@ from github import Auth, Consts, Github
 from github.CheckRun import CheckRun
 from github.PullRequest import PullRequest
 
-from connectors.github import check, reminder, section
+from connectors.github import check, reminder, section, template
 from connectors.github.retry import call
 from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry, EmbedResult, GateResult, Reminder, RemindResult
@@ -90,6 +90,7 @@ class GitHubTarget:
         }
         # PyGithub clients hold a connection each; worker threads never share one.
         self._local = threading.local()
+        self.templates = template.TemplateWriter(self._client, self.policy)
 
     @classmethod
     def with_token(cls, token: str, **options: object) -> "GitHubTarget":
@@ -164,7 +165,10 @@ class GitHubTarget:
 
     def embed(self, item: WorkItem, entries: Sequence[EmbedEntry]) -> EmbedResult:
         """Make the body's Lessons section show `entries`, and the check its verdict; write
-        only what differs."""
+        only what differs. A repository's template (`connectors.github.template`) changes
+        through Cairn's template pull request instead."""
+        if template.is_template(item.ref):
+            return self.templates.embed(item, entries)
         pr, body = self._read(item)
         updated = section.apply(body, entries)
         writes, reads = 0, 1
@@ -233,7 +237,10 @@ class GitHubTarget:
 
     def observe(self, item: WorkItem) -> tuple[ItemObservation, ...]:
         """Re-read the body and report the mark on every item of the section (a grouped item's
-        once per lesson it stands for)."""
+        once per lesson it stands for). A template's items are read from its pull request's
+        webhooks, not re-read."""
+        if template.is_template(item.ref):
+            return ()
         _pr, body = self._read(item)
         return section.observe(body)
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from connectors.base import InboundEvent, VerifiedDelivery, load_json
-from connectors.github import section
+from connectors.github import section, template
 from connectors.github.models import PullRequestEvent
 from core.errors import (
     AuthenticationError,
@@ -24,7 +24,7 @@ from core.errors import (
     describe_validation_error,
 )
 from core.events import FeedbackEvent, WorkItemEvent
-from core.feedback import Closure, Observation
+from core.feedback import Closure, ItemMark, ItemObservation, Observation
 from core.work import System, WorkItem
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -127,6 +127,13 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
         payload = PullRequestEvent.model_validate(raw)
     except ValidationError as exc:
         raise PayloadError(f"pull_request payload: {describe_validation_error(exc)}") from exc
+    head = payload.pull_request.head
+    if template.is_own_branch(None if head is None else head.ref):
+        if reaction != Reaction.CLOSURE:
+            return []  # Cairn's own template pull request: only how it ends matters
+        delivery = header(headers, "X-GitHub-Delivery")
+        hook = header(headers, "X-GitHub-Hook-ID") or "-"
+        return _template_closure(payload, f"{hook}:{delivery}" if delivery else None)
     if reaction == Reaction.WORK_ITEM:
         return [WorkItemEvent(type="work_item", work_item=work_item(payload), complete=True)]
     delivery = header(headers, "X-GitHub-Delivery")
@@ -199,6 +206,33 @@ def _feedback(
         delivery_id=delivery_id,
         items=section.observe(pr.body),
         closure=closure,
+        body_changed=True,
+    )
+    return [FeedbackEvent(type="feedback", observation=observation)]
+
+
+TEMPLATE_CLOSED = "the template pull request was closed without merging"
+
+
+def _template_closure(event: PullRequestEvent, delivery_id: str | None) -> list[InboundEvent]:
+    """How Cairn's template pull request ended, as marks on the lessons its body lists: merged
+    → each item ticked (the lesson is in the repository's template: verified), closed unmerged
+    → each item dismissed (the reason: `TEMPLATE_CLOSED`)."""
+    pr = event.pull_request
+    merged = bool(pr.merged)
+    mark = ItemMark.TICKED if merged else ItemMark.DISMISSED
+    reason = None if merged else TEMPLATE_CLOSED
+    items = tuple(
+        ItemObservation(placement_id=found.placement_id, mark=mark, reason=reason)
+        for found in section.observe(pr.body)
+    )
+    observation = Observation(
+        work_item_ref=template.ref(event.repository.full_name),
+        observed_at=_observed_at(pr.updated_at),
+        actor=None if event.sender is None else _clean(event.sender.login),
+        delivery_id=delivery_id,
+        items=items,
+        closure=Closure.MERGED if merged else Closure.CLOSED,
         body_changed=True,
     )
     return [FeedbackEvent(type="feedback", observation=observation)]

@@ -15,10 +15,10 @@ from core.access import Permission, Principal
 from core.base import utcnow
 from core.errors import ForbiddenError, NotFoundError
 from core.lesson import Applicability, Lesson, LessonStatus, Mandate, content_hash
-from core.placement import PlacementState
+from core.placement import EmbeddingForm, PlacementState
 from core.recurrence import Recurrence
 from router.lessons import findings
-from router.stages import revision
+from router.stages import diffuse, revision
 from router.stages.embed import TOPIC as EMBED_TOPIC
 from store import audit, lessons, outbox, placements, recurrences, search
 from store.engine import Database
@@ -190,7 +190,14 @@ class LessonService:
                 for p in placements.for_lesson(session, lesson_id)
                 if p.lesson_version < published.version
             ]
-            done = placements.finished(session, [p.id for p in older if revision.reaches(p)])
+            done = placements.finished(  # a template outlives its merged pull request
+                session,
+                [
+                    p.id
+                    for p in older
+                    if revision.reaches(p) and p.form != EmbeddingForm.GITHUB_PR_TEMPLATE
+                ],
+            )
             for placement in older:
                 if revision.reaches(placement) and placement.id not in done:
                     touched.add(placement.work_item_ref)
@@ -209,6 +216,8 @@ class LessonService:
                         now,
                     )
             change = {"lesson": lesson_id, "version": published.version}
+            # Pull-request templates the rules select get the lesson (`router.stages.diffuse`).
+            outbox.enqueue(session, topic=diffuse.TOPIC, payload=change, key=lesson_id, now=now)
             for ref in sorted(touched):
                 outbox.enqueue(
                     session,
@@ -239,7 +248,11 @@ class LessonService:
             withdrawn = 0
             touched: set[str] = set()
             for placement in placements.for_lesson(session, lesson_id):
-                if placement.state in OPEN:
+                adopted = (  # a template keeps a merged lesson until it is removed
+                    placement.form == EmbeddingForm.GITHUB_PR_TEMPLATE
+                    and placement.state == PlacementState.COMPLETED
+                )
+                if placement.state in OPEN or adopted:
                     placements.update(
                         session,
                         placement.model_copy(

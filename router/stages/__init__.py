@@ -12,6 +12,7 @@ from router.ruleset.active import ActiveRules
 from router.stages import (
     capture,
     capture_work,
+    diffuse,
     embed,
     enrich,
     gating,
@@ -51,6 +52,7 @@ def build_stages(
         capture_work.TOPIC: capture_work.make_stage(readers or {}, capture_settings or default),
         capture_work.NOTIFY_TOPIC: capture_work.make_notify_stage(readers or {}, public_url),
         route.TOPIC: route.make_handler(rules),
+        diffuse.TOPIC: diffuse.make_handler(rules),
         hydrate.TOPIC: hydrate.make_stage(targets),
         embed.TOPIC: embed.make_stage(targets, public_url, gates, revision.rules_of(rules)),
         observe.TOPIC: observe.make_stage(targets, public_url, gates),

@@ -145,7 +145,10 @@ def make_stage(
     def record(ctx: StageContext, plan: Plan, result: EmbedResult) -> None:
         embedded, removed, failed = [], [], []
         changed: list[Placement] = []
+        asked = {entry.placement_id for entry in plan.entries}
         for placement in placements.for_work_item(ctx.session, plan.item.ref):
+            if placement.id not in asked:
+                continue  # planned while the target was called: its own embed message follows
             handle = result.handles.get(placement.id)
             if placement.state == PlacementState.PLANNED:
                 if handle is None:
@@ -176,5 +179,17 @@ def make_stage(
             },
             now=ctx.now,
         )
+        if getattr(result, "edited_by_hand", False):  # a template's section (see diffuse)
+            audit.record(
+                ctx.session,
+                actor=ACTOR,
+                action="template.edited_by_hand",
+                subject=plan.item.ref,
+                details={
+                    "pull": getattr(result, "pull", None),
+                    "path": getattr(result, "path", None),
+                },
+                now=ctx.now,
+            )
 
     return Effect(prepare=prepare, perform=perform, record=record)

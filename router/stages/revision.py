@@ -123,7 +123,10 @@ def apply(
     changed: list[str] = []
     reopened: list[str] = []
     mine = [p for p in placements.for_work_item(session, item.ref) if p.lesson_id == lesson_id]
-    done = placements.finished(session, [p.id for p in mine])
+    # A template outlives its merged pull request: its items are always revised.
+    done = placements.finished(
+        session, [p.id for p in mine if p.form != EmbeddingForm.GITHUB_PR_TEMPLATE]
+    )
     for placement in mine:
         if placement.id in done:
             continue  # merged or resolved work: its items stay as they were

@@ -48,7 +48,7 @@ def placement_id(effect_id: str) -> str:
     return "pl_" + hashlib.sha256(effect_id.encode()).hexdigest()[:20]
 
 
-def _planned(
+def planned_placement(
     decision: Decision, ref: str, text: str, now: datetime, grouped: bool = False
 ) -> Placement:
     """The planned placement a decision makes in work item `ref`, with its stable id."""
@@ -141,7 +141,10 @@ def make_handler(active: ActiveRules) -> Stage:
                 continue
             text = decision.text(lesson, item, rule)
             steps.append(
-                (decision, _planned(decision, ref, text, ctx.now, decision.lesson_id in to_group))
+                (
+                    decision,
+                    planned_placement(decision, ref, text, ctx.now, decision.lesson_id in to_group),
+                )
             )
         stored = iter(placements.add_many(ctx.session, [c for _, c in steps if c is not None]))
         planned = 0
@@ -222,7 +225,7 @@ def _train_assignee(
             now=ctx.now,
         )
         return None
-    new = _planned(decision, learner.ref, decision.text(lesson, item, rule), ctx.now)
+    new = planned_placement(decision, learner.ref, decision.text(lesson, item, rule), ctx.now)
     if placements.get(ctx.session, new.id) is not None:
         return None  # assigned before, lesson-driven or through another work item
     placements.add(ctx.session, new)

@@ -368,6 +368,7 @@ def test_every_pipeline_topic_is_registered() -> None:
         "capture_work",
         "capture_notify",
         "route",
+        "diffuse",
         "hydrate",
         "embed",
         "observe",
