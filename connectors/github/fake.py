@@ -170,8 +170,14 @@ class FakeGitHub(FakeRepositories):
                 "label": f"{owner}:{pull.head_ref}",
                 "ref": pull.head_ref,
                 "sha": pull.head_sha,
+                "repo": {"full_name": pull.repo, "owner": self._account(owner)},
             },
-            "base": {"label": f"{owner}:{pull.base}", "ref": pull.base, "sha": "0" * 40},
+            "base": {
+                "label": f"{owner}:{pull.base}",
+                "ref": pull.base,
+                "sha": "0" * 40,
+                "repo": {"full_name": pull.repo, "owner": self._account(owner)},
+            },
         }
 
     def _event(self, pull: FakePull, action: str, sender: str, **extra: Any) -> Delivery:

@@ -21,11 +21,18 @@ class Label(Vendor):
     name: str
 
 
+class RepositoryName(Vendor):
+    """A repository as `head.repo` names it (null when a fork was deleted)."""
+
+    full_name: str
+
+
 class Branch(Vendor):
     """`head` or `base` of a pull request."""
 
     ref: str
     sha: str | None = None
+    repo: RepositoryName | None = None
 
 
 class PullRequest(Vendor):

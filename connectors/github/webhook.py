@@ -128,7 +128,12 @@ def parse(headers: Mapping[str, str], body: bytes) -> list[InboundEvent]:
     except ValidationError as exc:
         raise PayloadError(f"pull_request payload: {describe_validation_error(exc)}") from exc
     head = payload.pull_request.head
-    if template.is_own_branch(None if head is None else head.ref):
+    # Only a branch in the repository itself is Cairn's: anyone can open a pull request from a
+    # fork's `cairn/lessons` branch, and its body could copy the template PR's item markers.
+    in_repository = head is not None and (
+        head.repo is not None and head.repo.full_name == payload.repository.full_name
+    )
+    if in_repository and template.is_own_branch(None if head is None else head.ref):
         if reaction != Reaction.CLOSURE:
             return []  # Cairn's own template pull request: only how it ends matters
         delivery = header(headers, "X-GitHub-Delivery")

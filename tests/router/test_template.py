@@ -269,6 +269,35 @@ def test_closed_unmerged_dismisses_with_a_reason_and_is_not_put_back(world: Worl
     assert section.marker_id(turned_down.id) not in text
 
 
+def test_a_fork_branch_named_like_cairns_dismisses_nothing(world: World) -> None:
+    """Anyone may open a pull request from a fork's `cairn/lessons` branch and copy the template
+    PR's body with its item markers; closing it must not touch the template's placements."""
+    publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
+    drain(world.db)
+    (number,) = template_pulls(world.github, API)
+    real = world.github.pull_json(world.github.pulls[(API, number)])
+    forged = Delivery(
+        "pull_request",
+        {
+            "action": "closed",
+            "number": number + 100,
+            "pull_request": {
+                **real,
+                "number": number + 100,
+                "state": "closed",
+                "merged": False,
+                "user": {"login": "mallory"},
+                "head": {**real["head"], "repo": {"full_name": "mallory/api"}},
+            },
+            "repository": {"full_name": API},
+            "sender": {"login": "mallory"},
+        },
+    )
+    post(world, forged, "forged-close")
+    drain(world.db)
+    assert placed(world.db, API)["write-a-test"].state == PlacementState.EMBEDDED
+
+
 def test_retire_removes_the_item_through_a_pull_request(world: World) -> None:
     publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
     publish(world.db, "name-the-flag", "Name the feature flag in the description.")
