@@ -35,7 +35,9 @@ import jwt
 from connectors.fake_http import Failure, Failures, serve
 from connectors.github.fake_repo import FakeRepositories
 from connectors.github.section import marker_id
+from connectors.github.target import GitHubTarget
 from connectors.github.webhook import sign
+from connectors.retrying import RetryPolicy
 
 Key = tuple[str, int]
 """(owner/repo, pull request number)."""
@@ -664,6 +666,15 @@ class FakeGitHub(FakeRepositories):
         if failure is None:
             return self.dispatch(method, target, headers, body)
         return failure.status, {"message": failure.message}, failure.headers
+
+    def target(self, **options: Any) -> GitHubTarget:
+        """A GitHubTarget signed in with a token to this fake as its actor, with fast retries and
+        no pacing unless `options` say otherwise."""
+        options.setdefault("own_actor", self.actor)
+        options.setdefault("policy", RetryPolicy(attempts=3, base_wait=0.01, max_wait=5))
+        options.setdefault("seconds_between_requests", 0)
+        options.setdefault("seconds_between_writes", 0)
+        return GitHubTarget.with_token("ghp_fake", base_url=self.url, **options)
 
     @contextmanager
     def running(self) -> Iterator["FakeGitHub"]:

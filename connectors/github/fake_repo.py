@@ -31,6 +31,9 @@ _CONTENTS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/contents/(?P<path>.+)$")
 _PULLS = re.compile(r"^/repos/(?P<repo>[^/]+/[^/]+)/pulls$")
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
 def blob_sha(text: str) -> str:
     """Git's blob id of a file's text (what the contents API calls `sha`)."""
     raw = text.encode()
@@ -162,6 +165,10 @@ class FakeRepositories:
         path = unquote(path)
         branch = query.get("ref", [None])[0] if method == "GET" else data.get("branch")
         on_default = branch is None or branch == self.default_branch(repo)
+        if method == "GET" and branch is not None and _COMMIT.fullmatch(branch):
+            # The fake keeps no history: a commit reads as the default branch (where a merged
+            # pull request's files land), as the fake always answered before it knew branches.
+            on_default, branch = True, None
         if method == "GET" and on_default and (repo, path) in self.contents:
             return None  # the default branch's file: FakeGitHub answers it
         files = self.files(repo, branch)

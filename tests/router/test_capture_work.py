@@ -20,7 +20,6 @@ from connectors.github.fake import Delivery, FakeGitHub
 from connectors.github.target import GitHubTarget
 from connectors.jira.fake import JiraFake
 from connectors.jira.webhook import sign as jira_sign
-from connectors.retrying import RetryPolicy
 from core.access import Role
 from core.base import utcnow
 from core.lesson import Lesson
@@ -191,14 +190,7 @@ def github_fake() -> Iterator[FakeGitHub]:
 
 
 def _github_target(fake: FakeGitHub) -> GitHubTarget:
-    return GitHubTarget.with_token(
-        "ghp_fake",
-        base_url=fake.url,
-        own_actor="cairn-bot",
-        policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
+    return fake.target()
 
 
 def _post_github(

@@ -17,8 +17,6 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from connectors.github.fake import FakeGitHub
-from connectors.github.target import GitHubTarget
-from connectors.retrying import RetryPolicy
 from core.work import System
 from router.observability import logs, tracing
 from router.observability.correlation import CORRELATION_ID, TRACE_KEY, bound, split
@@ -70,14 +68,7 @@ def test_a_delivery_is_followed_from_ingress_to_the_target_write(
     rules.mkdir()
     shutil.copy(EXAMPLES / "organisation.yaml", rules / "organisation.yaml")
     with FakeGitHub(actor="cairn-bot").running() as fake:
-        github = GitHubTarget.with_token(
-            "ghp_fake",
-            base_url=fake.url,
-            own_actor="cairn-bot",
-            policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-            seconds_between_requests=0,
-            seconds_between_writes=0,
-        )
+        github = fake.target()
         with serving(
             database_url,
             webhook_secret,

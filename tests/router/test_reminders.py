@@ -84,14 +84,7 @@ def world(database_url: str, webhook_secret: str, tmp_path: Path) -> Iterator[Wo
     rules.mkdir()
     (rules / "reminders.yaml").write_text(RULES)
     with FakeGitHub(actor="cairn-bot").running() as github, JiraFake().running() as jira:
-        github_target = GitHubTarget.with_token(
-            "ghp_fake",
-            base_url=github.url,
-            own_actor="cairn-bot",
-            policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-            seconds_between_requests=0,
-            seconds_between_writes=0,
-        )
+        github_target = github.target()
         targets = {
             System.GITHUB: github_target,
             System.JIRA: jira.target(policy=RetryPolicy(attempts=2, base_wait=0.01, max_wait=1)),

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from connectors.github import section
 from connectors.github.fake import Delivery, FakeGitHub
 from connectors.github.target import GitHubTarget
-from connectors.retrying import RetryPolicy
 from core.access import Principal, Role
 from core.base import utcnow
 from core.placement import Placement, PlacementState, SignalKind
@@ -67,14 +66,7 @@ def world_with(
     rules.mkdir()
     (rules / "revisions.yaml").write_text(rules_text(pool, "update"))
     with FakeGitHub(actor="cairn-bot").running() as github:
-        target = GitHubTarget.with_token(
-            "ghp_fake",
-            base_url=github.url,
-            own_actor="cairn-bot",
-            policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-            seconds_between_requests=0,
-            seconds_between_writes=0,
-        )
+        target = github.target()
         with serving(
             database_url,
             webhook_secret,
@@ -276,14 +268,7 @@ def test_a_human_tick_racing_the_update_is_kept(world: World) -> None:
 
 
 def target_of(world: World) -> GitHubTarget:
-    return GitHubTarget.with_token(
-        "ghp_fake",
-        base_url=world.github.url,
-        own_actor="cairn-bot",
-        policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
+    return world.github.target()
 
 
 def test_on_revision_defaults_to_update_and_refuses_unknown_values() -> None:

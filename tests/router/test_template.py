@@ -13,7 +13,6 @@ from connectors.github import section, template
 from connectors.github.fake import Delivery, FakeGitHub
 from connectors.github.target import GitHubTarget
 from connectors.github.webhook import TEMPLATE_CLOSED
-from connectors.retrying import RetryPolicy
 from connectors.target import EmbedEntry
 from core.access import Principal, Role
 from core.base import utcnow
@@ -73,14 +72,7 @@ def world(database_url: str, webhook_secret: str, tmp_path: Path) -> Iterator[Wo
     with FakeGitHub(actor="cairn-bot").running() as github:
         github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
         github.contents[(DOCS, "docs/pull_request_template.md")] = DOCS_TEMPLATE
-        target = GitHubTarget.with_token(
-            "ghp_fake",
-            base_url=github.url,
-            own_actor="cairn-bot",
-            policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-            seconds_between_requests=0,
-            seconds_between_writes=0,
-        )
+        target = github.target()
         with serving(
             database_url,
             webhook_secret,

@@ -13,8 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from connectors.github.fake import Delivery, FakeGitHub
-from connectors.github.target import GitHubTarget
-from connectors.retrying import RetryPolicy
 from core.placement import Placement, PlacementState, Signal, SignalKind
 from core.work import System
 from store import placements
@@ -55,14 +53,7 @@ def fake() -> Iterator[FakeGitHub]:
 def app(
     database_url: str, webhook_secret: str, rules_dir: Path, fake: FakeGitHub
 ) -> Iterator[tuple[TestClient, Database]]:
-    github = GitHubTarget.with_token(
-        "ghp_fake",
-        base_url=fake.url,
-        own_actor="cairn-bot",
-        policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
+    github = fake.target()
     with serving(
         database_url,
         webhook_secret,

@@ -14,8 +14,6 @@ from fastapi.testclient import TestClient
 
 from connectors.github.fake import Delivery, FakeGitHub
 from connectors.github.section import GROUP_PREFIX
-from connectors.github.target import GitHubTarget
-from connectors.retrying import RetryPolicy
 from core.placement import Placement, PlacementState, SignalKind
 from core.work import System
 from store import placements
@@ -46,14 +44,7 @@ def app(
     database_url: str, webhook_secret: str, tmp_path: Path, fake: FakeGitHub
 ) -> Iterator[tuple[TestClient, Database]]:
     (tmp_path / "budget.yaml").write_text(rules("github", "github.pr_checklist"))
-    github = GitHubTarget.with_token(
-        "ghp_fake",
-        base_url=fake.url,
-        own_actor="cairn-bot",
-        policy=RetryPolicy(attempts=3, base_wait=0.01, max_wait=5),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
+    github = fake.target()
     with serving(
         database_url,
         webhook_secret,
