@@ -13,8 +13,6 @@ makes (an API edit, an engineer's tick, a merge) is queued as the `pull_request`
 would send, ready to be signed and delivered to Cairn.
 """
 
-import base64
-import hashlib
 import itertools
 import json
 import re
@@ -600,23 +598,7 @@ class FakeGitHub(FakeRepositories):
         text = self.contents.get((repo, path))
         if text is None:
             return 404, {"message": "Not Found"}, {}
-        raw = text.encode()
-        ref = query.get("ref", ["main"])[0]
-        return (
-            200,
-            {
-                "type": "file",
-                "encoding": "base64",
-                "size": len(raw),
-                "name": path.rsplit("/", 1)[-1],
-                "path": path,
-                "content": base64.b64encode(raw).decode(),
-                "sha": hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest(),  # noqa: S324
-                "url": f"{self.url}/repos/{repo}/contents/{path}?ref={ref}",
-                "html_url": f"https://github.com/{repo}/blob/{ref}/{path}",
-            },
-            {},
-        )
+        return 200, self._file_json(repo, path, text, query.get("ref", [None])[0]), {}
 
     def _issue_comments(
         self, method: str, key: Key, path: str, query: dict[str, list[str]], data: dict[str, Any]
