@@ -45,6 +45,7 @@ def serve(host: str | None, port: int | None, no_workers: bool) -> None:
         host=host or settings.host,
         port=settings.port if port is None else port,
         log_level="warning",
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     tracing.stop()
 
