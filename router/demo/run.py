@@ -1,10 +1,12 @@
 """`cairn demo`: the whole loop on the embedded default, over real HTTP, printed step by step.
 
 A PagerDuty incident becomes a draft lesson, goes through review and is published; a GitHub pull
-request and a Jira issue receive their lessons; a simulated engineer ticks one in each; the
-lesson is revised to version 2 and both items show the new text; the placements and signals are
-shown at the end. The outside systems are the contract fakes that the tests use, served on
-loopback; Cairn talks to them through the real clients.
+request and a Jira issue receive their lessons; a simulated engineer ticks one in each; a lesson
+reaches the demo repository's pull-request template through Cairn's own pull request, which is
+merged; the captured lesson is revised to version 2 and both items show the new text; the
+placements and signals are shown at the end. The outside systems are the contract fakes that
+the tests use, served on loopback; Cairn talks to them through the real clients. The rules are
+the example packs and the demo's template pack (`router.demo.template`), in the demo's directory.
 """
 
 import asyncio
@@ -38,6 +40,7 @@ from router.demo.github import github_demo_target, run_github_demo
 from router.demo.jira import run_jira_demo
 from router.demo.review import DemoApi, publish_examples, show_refusals
 from router.demo.revision import run_revision_demo
+from router.demo.template import demo_rules, run_template_demo
 from router.demo.training import run_training_demo
 from router.http.app import create_app
 from router.reports.adoption import Filters, GroupBy, ReportService
@@ -136,7 +139,7 @@ async def _demo(base: Path, outcome: dict[str, int], *, keep_serving: bool = Fal
         pagerduty_webhook_secret=SecretStr(pd_secret),
         github_webhook_secret=SecretStr(gh_secret),
         jira_webhook_secret=SecretStr(jira_secret),
-        rules_path=RULES,
+        rules_path=demo_rules(RULES, base / "demo-rules"),
         port=port,
         public_url=f"http://127.0.0.1:{port}",
     )
@@ -182,6 +185,7 @@ async def _demo(base: Path, outcome: dict[str, int], *, keep_serving: bool = Fal
             failures += not await run_jira_demo(_say, cairn_url, db, jira, jira_secret)
             async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
                 api.client = client  # the same people (tokens) as before
+                failures += not await run_template_demo(_say, api, db, github, gh_secret)
                 failures += not await run_revision_demo(_say, api, db, github, jira)
                 failures += not await run_training_demo(
                     _say, api, db, moodle, examples, lambda: _wait_processed(db)

@@ -33,7 +33,7 @@ def test_demo_runs_the_loop_on_the_embedded_default(tmp_path: Path) -> None:
     assert "github:acme/payments-api#1 body after 1 write(s)" in out
     assert "TICKED signal recorded" in out
     assert "signal for from-pagerduty-q2zn4hg3pvvd5x: ticked" in out
-    assert "5 of 5 deliveries processed" in out
+    assert "6 of 6 deliveries processed" in out
     # The captured lesson is revised after both trackers show it: both items take version 2.
     lesson = "from-pagerduty-q2zn4hg3pvvd5x"
     assert f"{lesson}@2 revised and submitted by token:demo-payments-lead" in out
