@@ -147,3 +147,14 @@ class Gating(Protocol):
         """Re-read the work item and make its check show the verdict for `entries`; write
         nothing when it already does. Raises like `embed`."""
         ...
+
+
+@runtime_checkable
+class ClosingReasons(Protocol):
+    """A target that can read why a person closed a pull request unmerged: their comment."""
+
+    def closing_reason(self, via: str, closer: str | None, closed_at: datetime) -> str | None:
+        """The comment `closer` wrote on `via` around `closed_at` (GitHub's "Close with
+        comment" posts it just before the close), or None when they wrote none. Raises like
+        `embed`."""
+        ...

@@ -57,6 +57,9 @@ class Observation(CoreModel):
     closure: Closure | None = None
     body_changed: bool = True
     """False when the event is known not to touch the items (no re-read is needed)."""
+    via: WorkRef | None = None
+    """The pull request the event came through when it is not the work item itself (a
+    template's pull request): where a closing comment giving the reason is read."""
 
 
 LIVE = frozenset(

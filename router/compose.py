@@ -33,6 +33,7 @@ from router.ruleset.active import ActiveRules
 from router.settings import Settings
 from router.stages import build_stages
 from router.stages.capture_work import CaptureSettings, SourceReader
+from router.stages.diffuse import TemplateRulesWatch
 from router.transport import Transport
 from router.transport.embedded import EmbeddedTransport
 from router.transport.poller import Pacing
@@ -187,6 +188,7 @@ def build_runtime(
     """
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
+    rules.watchers.append(TemplateRulesWatch(db))  # a template rule change places lessons
     lms_clients = build_lms_clients(settings) if lms_clients is None else dict(lms_clients)
     targets = dict(build_targets(settings, lms_clients) if targets is None else targets)
     enrichers = dict(build_enrichers(settings) if enrichers is None else enrichers)

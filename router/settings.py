@@ -133,9 +133,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    keep_alive_seconds: float = Field(
-        default=75.0,
-        gt=0,
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
         description="An idle keep-alive connection is closed after this; keep it above the "
         "idle timeout of any load balancer or proxy in front (AWS ALB: 60 s).",
     )

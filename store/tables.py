@@ -107,6 +107,7 @@ class WorkItemRow(Base):
     """Latest known state of a work item."""
 
     __tablename__ = "work_items"
+    __table_args__ = (Index("ix_work_items_system_project", "system", "project"),)
 
     ref: Mapped[str] = mapped_column(String(320), primary_key=True)
     system: Mapped[str] = mapped_column(String(10))

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.work import WorkItem
+from core.work import System, WorkItem
 from store import ledger
 from store.documents import from_doc, to_doc
 from store.tables import WorkItemEventRow, WorkItemRow
@@ -33,6 +33,20 @@ def record(session: Session, item: WorkItem, now: datetime) -> bool:
     row.doc = doc
     row.updated_at = now
     return False
+
+
+def first_of_project(session: Session, system: System, project: str, ref: str) -> bool:
+    """Whether `ref` is the only work item of `system` in `project` Cairn has recorded."""
+    other = session.execute(
+        select(WorkItemRow.ref)
+        .where(
+            WorkItemRow.system == system.value,
+            WorkItemRow.project == project,
+            WorkItemRow.ref != ref,
+        )
+        .limit(1)
+    ).first()
+    return other is None
 
 
 def record_if_changed(session: Session, item: WorkItem, now: datetime) -> bool:

@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 
 from github import Auth, Consts, Github
 from github.CheckRun import CheckRun
@@ -45,11 +46,25 @@ def _shows(run: CheckRun, conclusion: str, title: str, summary: str) -> bool:
     )
 
 
-def _locate(item: WorkItem) -> tuple[str, int]:
-    match = _REF.match(item.ref)
+def _locate(item: WorkItem | str) -> tuple[str, int]:
+    work_ref = item if isinstance(item, str) else item.ref
+    match = _REF.match(work_ref)
     if match is None:
-        raise PayloadError(f"{item.ref!r} is not a pull request ref (github:owner/repo#N)")
+        raise PayloadError(f"{work_ref!r} is not a pull request ref (github:owner/repo#N)")
     return match.group("repo"), int(match.group("number"))
+
+
+CLOSING_WINDOW = timedelta(minutes=10)
+"""How far from the close a comment by the person who closed still counts as its reason."""
+REASON_LIMIT = 1000
+
+
+def _reason_text(body: str) -> str | None:
+    """A comment as a one-line reason: control characters and runs of space collapsed, cut."""
+    text = " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in body).split())
+    if len(text) > REASON_LIMIT:
+        text = text[: REASON_LIMIT - 1].rstrip() + "…"
+    return text or None
 
 
 class GitHubTarget:
@@ -243,6 +258,28 @@ class GitHubTarget:
             return ()
         _pr, body = self._read(item)
         return section.observe(body)
+
+    def closing_reason(self, via: str, closer: str | None, closed_at: datetime) -> str | None:
+        """The comment the person who closed `via` wrote within `CLOSING_WINDOW` of the close
+        (the last one), as one line; None when they wrote none. One read per page of comments."""
+        if closer is None:
+            return None
+        repo, number = _locate(via)
+        issue = self._client().get_repo(repo).get_issue(number)  # lazy: no request
+
+        def read() -> list[tuple[str | None, datetime, str]]:
+            return [
+                (None if c.user is None else c.user.login, c.created_at, c.body or "")
+                for c in issue.get_comments()
+            ]
+
+        comments = call(f"read the comments of {via}", read, self.policy)
+        said = [
+            body
+            for login, created, body in comments
+            if login == closer and abs(created - closed_at) <= CLOSING_WINDOW
+        ]
+        return _reason_text(said[-1]) if said else None
 
     def remind(self, item: WorkItem, reminders: Sequence[Reminder]) -> RemindResult:
         """Comment on the pull request naming the overdue items not reminded yet (their markers

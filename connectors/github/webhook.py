@@ -222,7 +222,8 @@ TEMPLATE_CLOSED = "the template pull request was closed without merging"
 def _template_closure(event: PullRequestEvent, delivery_id: str | None) -> list[InboundEvent]:
     """How Cairn's template pull request ended, as marks on the lessons its body lists: merged
     → each item ticked (the lesson is in the repository's template: verified), closed unmerged
-    → each item dismissed (the reason: `TEMPLATE_CLOSED`)."""
+    → each item dismissed, with `TEMPLATE_CLOSED` as the reason until the observe stage finds
+    the closing comment on the pull request (`via`)."""
     pr = event.pull_request
     merged = bool(pr.merged)
     mark = ItemMark.TICKED if merged else ItemMark.DISMISSED
@@ -239,5 +240,6 @@ def _template_closure(event: PullRequestEvent, delivery_id: str | None) -> list[
         items=items,
         closure=Closure.MERGED if merged else Closure.CLOSED,
         body_changed=True,
+        via=None if merged else ref(event.repository.full_name, pr.number),
     )
     return [FeedbackEvent(type="feedback", observation=observation)]

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -24,6 +25,8 @@ class ActiveRules:
         self._rule_set: RuleSet | None = None
         self._engine: tuple[tuple[str, int], Engine] | None = None
         self.last_error: str | None = None
+        self.watchers: list[Callable[[RuleSet], None]] = []
+        """Told of the rule set in force at start and at every check (cheap when unchanged)."""
         self._read: str | None = None
         """The fingerprint of the files last parsed, valid or not."""
         if path is not None:
@@ -62,6 +65,18 @@ class ActiveRules:
         self._rule_set = candidate  # one reference assignment: readers see old or new, whole
         log.info("rule set %s now in force", candidate.version)
         return True
+
+    def announce(self) -> None:
+        """Tell every watcher the rule set in force; a watcher's failure is logged and told
+        again at the next check."""
+        rule_set = self._rule_set
+        if rule_set is None:
+            return
+        for watcher in self.watchers:
+            try:
+                watcher(rule_set)
+            except Exception:
+                log.exception("a rule set watcher failed; it is told again at the next check")
 
     @property
     def version(self) -> str | None:

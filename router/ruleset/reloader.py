@@ -20,6 +20,7 @@ class RulesReloader:
         """Start polling (nothing to do when no rules path is configured)."""
         if self.rules.path is not None:
             await asyncio.to_thread(self.rules.warm, self.db)
+            await asyncio.to_thread(self.rules.announce)
             self._loop.start(wait_first=True)
 
     async def stop(self) -> None:
@@ -29,3 +30,4 @@ class RulesReloader:
     def _reload(self) -> None:
         self.rules.reload()
         self.rules.warm(self.db)
+        self.rules.announce()

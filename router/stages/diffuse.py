@@ -9,16 +9,29 @@ such rules for one repository the one routing would pick wins (`rules.select.win
 `embed` per template, keyed by its ref, so every write to one repository's template PR is
 serialised. A lesson already placed in a template (any version: revisions reach it through the
 `revision` flow) is not placed again, so a redelivered message plans nothing.
+
+A change of the template rules (a rule added, or its lesson or repository conditions edited)
+is diffusion too: `TemplateRulesWatch`, told of every rule set the reloader holds, enqueues one
+`{rules: digest}` message when the template rules differ from those last diffused (a cursor in
+the database, so one of many processes enqueues it, once), and that message places every
+published lesson the new rules select that is not in the template yet. So does the first work
+item of a repository Cairn had not seen: `inbound` enqueues `{repository}` and the published
+lessons the template rules select for it are placed there.
 """
 
+import hashlib
+import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from connectors.github import template
+from core.base import utcnow
 from core.errors import PayloadError
-from core.lesson import LessonStatus
+from core.lesson import Lesson, LessonStatus
 from core.placement import EmbeddingForm, Placement
 from core.work import System
 from router.pipeline import Stage, StageContext
@@ -26,13 +39,18 @@ from router.ruleset.active import ActiveRules
 from router.stages.route import EMBED_TOPIC, planned_placement
 from rules.decision import Candidate, decide
 from rules.globs import normalise
+from rules.loader import RuleSet
 from rules.reference import lesson_failure
 from rules.select import winner
-from store import audit, lessons, placements, work_items
+from store import audit, cursors, lessons, outbox, placements, work_items
+from store.engine import Database
 from store.tables import WorkItemRow
 
 TOPIC = "diffuse"
 ACTOR = "cairn:diffuser"
+CURSOR = "diffuse:template-rules"
+"""The digest of the template rules whose selection was last diffused."""
+RULES_KEY = "diffuse:rules"
 log = logging.getLogger("cairn.diffuse")
 
 
@@ -51,10 +69,93 @@ def _matches(patterns: tuple[str, ...], repo: str) -> bool:
     return not patterns or any(globmatch(normalise(repo), p, flags=flags) for p in patterns)
 
 
+def _candidates(rule_set: RuleSet) -> list[Candidate]:
+    """The rule set's template rules that can apply to GitHub, in routing order."""
+    found: list[Candidate] = []
+    order = 0
+    for pack in rule_set.packs:
+        for rule in pack.rules:
+            order += 1
+            if rule.then.form != EmbeddingForm.GITHUB_PR_TEMPLATE:
+                continue
+            if rule.work_item.systems and System.GITHUB not in rule.work_item.systems:
+                continue
+            found.append(Candidate(rule, pack, order))
+    return found
+
+
+def template_rules_digest(rule_set: RuleSet) -> str | None:
+    """A digest of everything in the template rules that decides what they select and place
+    (None: the rule set has none)."""
+    described = [
+        [c.pack.pack, c.pack.level, c.pack.team, c.pack.priority, c.rule.model_dump(mode="json")]
+        for c in _candidates(rule_set)
+    ]
+    if not described:
+        return None
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plan(
+    ctx: StageContext,
+    lesson: Lesson,
+    rule_set: RuleSet,
+    candidates: Sequence[Candidate],
+    repos: Sequence[str],
+    placed: dict[str, set[str]],
+) -> list[Placement]:
+    """The template placements `lesson` gets: one per repository where a rule selects it and
+    it is not in the template yet (`placed`: template ref → lesson ids there, kept current)."""
+    selecting = [c for c in candidates if lesson_failure(c.rule, lesson) is None]
+    planned: list[Placement] = []
+    for repo in repos:
+        best, _reason = winner(
+            lesson, [c for c in selecting if _matches(c.rule.work_item.projects, repo)]
+        )
+        if best is None:
+            continue
+        item = template.work_item(repo)
+        there = placed.setdefault(item.ref, set())
+        if lesson.id in there:
+            continue
+        work_items.record_if_changed(ctx.session, item, ctx.now)
+        decision = decide(lesson, best, rule_set.version)
+        text = decision.text(lesson, item, best.rule)
+        placement = planned_placement(decision, item.ref, text, ctx.now)
+        planned.append(placement.model_copy(update={"due_at": None}))
+        there.add(lesson.id)
+    return planned
+
+
+def _placed(ctx: StageContext, repos: Sequence[str]) -> dict[str, set[str]]:
+    """Template ref → the lessons placed in it (any version, any state)."""
+    found: dict[str, set[str]] = {}
+    for repo in repos:
+        ref = template.ref(repo)
+        found[ref] = {p.lesson_id for p in placements.for_work_item(ctx.session, ref)}
+    return found
+
+
 def make_handler(active: ActiveRules) -> Stage:
     """The diffuse stage, bound to the rule set in force."""
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
+        rule_set = active.rule_set
+        if "rules" in payload:
+            if rule_set is None or template_rules_digest(rule_set) != payload["rules"]:
+                return  # the rules changed again since: that change enqueued its own message
+            published = lessons.published(ctx.session)
+            _place(ctx, published, rule_set, {"rules": payload["rules"]})
+            return
+        if "repository" in payload:  # a repository Cairn sees for the first time
+            repo = payload["repository"]
+            if not isinstance(repo, str):
+                raise PayloadError("diffuse message with a repository that is not text")
+            if rule_set is not None and _candidates(rule_set):
+                published = lessons.published(ctx.session)
+                _place(ctx, published, rule_set, {"repository": repo}, only=repo)
+            return
         lesson_id, version = payload.get("lesson"), payload.get("version")
         if not isinstance(lesson_id, str) or not isinstance(version, int):
             raise PayloadError("diffuse message without a lesson and version")
@@ -63,53 +164,73 @@ def make_handler(active: ActiveRules) -> Stage:
             return  # retired (or gone) since: nothing to place
         if current.version != version:
             return  # a newer version was published: its own message places it
-        lesson = lessons.get_version(ctx.session, lesson_id, version) or current
-        rule_set = active.rule_set
         if rule_set is None:
             return
-        candidates: list[Candidate] = []
-        order = 0
-        for pack in rule_set.packs:
-            for rule in pack.rules:
-                order += 1
-                if rule.then.form != EmbeddingForm.GITHUB_PR_TEMPLATE:
-                    continue
-                if rule.work_item.systems and System.GITHUB not in rule.work_item.systems:
-                    continue
-                if lesson_failure(rule, lesson) is None:
-                    candidates.append(Candidate(rule, pack, order))
-        if not candidates:
-            return
-        planned: list[Placement] = []
-        for repo in repositories(ctx):
-            best, _reason = winner(
-                lesson, [c for c in candidates if _matches(c.rule.work_item.projects, repo)]
-            )
-            if best is None:
-                continue
-            item = template.work_item(repo)
-            if any(
-                p.lesson_id == lesson_id for p in placements.for_work_item(ctx.session, item.ref)
-            ):
-                continue
-            work_items.record_if_changed(ctx.session, item, ctx.now)
-            decision = decide(lesson, best, rule_set.version)
-            text = decision.text(lesson, item, best.rule)
-            placement = planned_placement(decision, item.ref, text, ctx.now)
-            planned.append(placement.model_copy(update={"due_at": None}))
-        if not planned:
-            return
-        placements.add_many(ctx.session, planned)
-        refs = sorted({p.work_item_ref for p in planned})
-        audit.record(
-            ctx.session,
-            actor=ACTOR,
-            action="placement.diffused",
-            subject=lesson_id,
-            details={"version": version, "templates": refs},
-            now=ctx.now,
-        )
-        for ref in refs:
-            ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
+        lesson = lessons.get_version(ctx.session, lesson_id, version) or current
+        _place(ctx, [lesson], rule_set, {"lesson": lesson_id, "version": version})
 
     return handle
+
+
+def _place(
+    ctx: StageContext,
+    published: Sequence[Lesson],
+    rule_set: RuleSet,
+    why: dict[str, Any],
+    only: str | None = None,
+) -> None:
+    """Plan, record and embed the template placements of `published` in every known repository
+    (or `only` that one)."""
+    candidates = _candidates(rule_set)
+    if not candidates or not published:
+        return
+    repos = [only] if only is not None else repositories(ctx)
+    placed = _placed(ctx, repos)
+    planned: list[Placement] = []
+    for lesson in published:
+        planned += _plan(ctx, lesson, rule_set, candidates, repos, placed)
+    if not planned:
+        return
+    placements.add_many(ctx.session, planned)
+    refs = sorted({p.work_item_ref for p in planned})
+    subject = why.get("lesson") or why.get("repository") or f"rule set {rule_set.version}"
+    audit.record(
+        ctx.session,
+        actor=ACTOR,
+        action="placement.diffused",
+        subject=str(subject),
+        details={**why, "templates": refs, "placements": len(planned)},
+        now=ctx.now,
+    )
+    for ref in refs:
+        ctx.emit(EMBED_TOPIC, {"ref": ref}, key=ref)
+
+
+class TemplateRulesWatch:
+    """Told of each rule set the reloader holds (at start and at every check): when its template
+    rules differ from those last diffused, records their digest and enqueues one `{rules}`
+    message, in one transaction, so of many processes one enqueues it, once per change."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._seen: str | None = None
+
+    def __call__(self, rule_set: RuleSet) -> None:
+        digest = template_rules_digest(rule_set)
+        if digest is None or digest == self._seen:
+            return
+        now = utcnow()
+        try:
+            with self.db.transaction() as session:
+                stored = cursors.get(session, CURSOR)
+                if stored is None or stored.get("digest") != digest:
+                    cursors.put(
+                        session, CURSOR, {"digest": digest, "rule_set": rule_set.version}, now
+                    )
+                    outbox.enqueue(
+                        session, topic=TOPIC, payload={"rules": digest}, key=RULES_KEY, now=now
+                    )
+                    log.info("template rules changed (rule set %s): diffusing", rule_set.version)
+        except IntegrityError:
+            return  # another process recorded this change first; the next check sees it
+        self._seen = digest

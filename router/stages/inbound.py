@@ -22,6 +22,7 @@ CAPTURE_WORK_TOPIC = "capture_work"
 ENRICH_TOPIC = "enrich"
 OBSERVE_TOPIC = "observe"
 RECURRENCE_TOPIC = "recurrence"
+DIFFUSE_TOPIC = "diffuse"
 ACTOR = "cairn:pipeline"
 
 
@@ -77,6 +78,16 @@ def _inbound(
         elif isinstance(event, WorkItemEvent):
             created = work_items.record(ctx.session, event.work_item, ctx.now)
             ref = event.work_item.ref
+            project = event.work_item.project
+            if (
+                created
+                and event.work_item.system == System.GITHUB
+                and project
+                and work_items.first_of_project(ctx.session, System.GITHUB, project, ref)
+            ):
+                # A repository Cairn had not seen: its template gets the lessons published
+                # before (`router.stages.diffuse`).
+                ctx.emit(DIFFUSE_TOPIC, {"repository": project}, key=f"diffuse:{project}")
             ctx.emit(HYDRATE_TOPIC if event.complete else ROUTE_TOPIC, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,

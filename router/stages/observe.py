@@ -4,18 +4,21 @@ Keyed by the work item, so observations of one work item are applied one at a ti
 Cairn's own edits coming back never get here: the inbound stage drops them. On a target with a
 merge check (a GitHub App), the check is brought in line with the marks in the same keyed
 message: a tick, a justified dismissal or a new waiver turns it green without waiting for the
-next placement.
+next placement. A template pull request closed unmerged dismisses its items with the comment
+the person who closed it wrote (GitHub's "Close with comment") as the reason, read before the
+dismissals are recorded; without one the webhook's fixed reason stands.
 """
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from connectors.target import EmbedEntry, GateResult, Gating, Target
-from core.errors import PayloadError
-from core.feedback import ItemObservation, Observation
+from connectors.target import ClosingReasons, EmbedEntry, GateResult, Gating, Target
+from core.errors import AuthenticationError, PayloadError
+from core.feedback import Closure, ItemMark, ItemObservation, Observation
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
 from router.stages import feedback
@@ -24,6 +27,7 @@ from router.stages.gating import Gates, annotate, default_gates
 from store import audit, work_items
 
 TOPIC = "observe"
+log = logging.getLogger("cairn.observe")
 ACTOR = "cairn:gate"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
@@ -39,6 +43,8 @@ class Plan:
     """False: the event showed the items and they are recorded already."""
     gated: tuple[EmbedEntry, ...] | None = None
     """The entries the merge check weighs; None: no check to bring in line."""
+    reason_via: str | None = None
+    """The pull request whose closing comment gives the dismissals their reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,8 @@ class Outcome:
 
     items: tuple[ItemObservation, ...] | None
     gate: GateResult | None
+    reason: str | None = None
+    """The closing comment read from `Plan.reason_via`."""
 
 
 def make_stage(
@@ -66,6 +74,13 @@ def make_stage(
         if item is None:
             return None
         target = targets.get(item.system)
+        if (
+            observation.via is not None
+            and observation.closure == Closure.CLOSED
+            and observation.items
+            and isinstance(target, ClosingReasons)
+        ):
+            return Plan(target, item, observation, reread=False, reason_via=observation.via)
         gated = _gated(ctx, target, item, observation)
         if observation.items is not None or target is None:
             # The event showed the items (or there is nothing to re-read): record it now.
@@ -84,6 +99,18 @@ def make_stage(
         return annotate(ctx.session, item, entries, gates, ctx.now) if entries else None
 
     def perform(plan: Plan) -> Outcome:
+        if plan.reason_via is not None and isinstance(plan.target, ClosingReasons):
+            observed = plan.observation
+            try:
+                reason = plan.target.closing_reason(
+                    plan.reason_via, observed.actor, observed.observed_at
+                )
+            except (PayloadError, AuthenticationError) as exc:
+                # The dismissals matter more than their wording: record them with the fixed
+                # reason rather than dead-letter them. A transient failure is retried.
+                log.warning("closing comment of %s not read: %s", plan.reason_via, exc)
+                reason = None
+            return Outcome(None, None, reason)
         items = plan.target.observe(plan.item) if plan.reread else None
         gate = None
         if plan.gated is not None and isinstance(plan.target, Gating):
@@ -91,6 +118,9 @@ def make_stage(
         return Outcome(items, gate)
 
     def record(ctx: StageContext, plan: Plan, outcome: Outcome) -> None:
+        if plan.reason_via is not None:
+            feedback.apply(ctx.session, _with_reason(plan.observation, outcome.reason), ctx.now)
+            return
         if outcome.items is not None:
             observed = plan.observation.model_copy(update={"items": outcome.items})
             feedback.apply(ctx.session, observed, ctx.now)
@@ -109,3 +139,14 @@ def make_stage(
             )
 
     return Effect(prepare=prepare, perform=perform, record=record)
+
+
+def _with_reason(observation: Observation, reason: str | None) -> Observation:
+    """The observation with `reason` on its dismissed items (unchanged when None)."""
+    if reason is None or observation.items is None:
+        return observation
+    items = tuple(
+        i.model_copy(update={"reason": reason}) if i.mark == ItemMark.DISMISSED else i
+        for i in observation.items
+    )
+    return observation.model_copy(update={"items": items})

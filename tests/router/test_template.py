@@ -2,12 +2,14 @@
 of every repository its rules select, through one Cairn pull request per repository, and how that
 pull request ends is recorded on the placements."""
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from connectors.github import section, template
 from connectors.github.fake import Delivery, FakeGitHub
@@ -20,10 +22,13 @@ from core.lesson import Lesson
 from core.placement import Placement, PlacementState, SignalKind
 from core.work import System, WorkItem
 from router.lessons.service import LessonService
-from router.stages import DEFAULT_PUBLIC_URL
+from router.ruleset.source import read_rule_files, rule_set_of
+from router.stages import DEFAULT_PUBLIC_URL, diffuse
+from router.stages.diffuse import TemplateRulesWatch
 from router.stages.embed import lesson_link
 from store import audit, outbox, placements, work_items
 from store.engine import Database
+from store.tables import OutboxRow
 from tests.router.support import drain, serving
 
 GITHUB_SECRET = "template-github-secret"
@@ -261,6 +266,34 @@ def test_closed_unmerged_dismisses_with_a_reason_and_is_not_put_back(world: Worl
     assert section.marker_id(turned_down.id) not in text
 
 
+def test_the_closing_comment_of_whoever_closed_is_the_dismissal_reason(world: World) -> None:
+    """GitHub's "Close with comment" posts the comment, then closes: the closer's comment near
+    the close is the reason; someone else's, or the closer's from long before, is not."""
+    publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
+    drain(world.db)
+    (number,) = template_pulls(world.github, API)
+    pull = world.github.pulls[(API, number)]
+    world.github.comment(pull, "Old thought, not the reason.", "lead")
+    world.github.comments[(API, number)][-1]["created_at"] = "2020-01-01T00:00:00Z"
+    world.github.comment(pull, "I would merge this.", "reviewer")
+    world.github.comment(pull, "We keep test advice in CONTRIBUTING.md,\n\nnot here.", "lead")
+    delivery = world.github.close((API, number), by="lead")
+    post(world, delivery, "close-1")
+    drain(world.db)
+    turned_down = placed(world.db, API)["write-a-test"]
+    assert turned_down.state == PlacementState.DISMISSED
+    assert turned_down.reason == "We keep test advice in CONTRIBUTING.md, not here."
+    with world.db.transaction() as session:
+        signals = placements.signals(session, turned_down.id)
+    assert [(s.kind, s.actor, s.reason) for s in signals] == [
+        (SignalKind.DISMISSED, "lead", "We keep test advice in CONTRIBUTING.md, not here.")
+    ]
+    assert post(world, delivery, "close-1") == 200  # redelivered: a known duplicate
+    drain(world.db)
+    with world.db.transaction() as session:
+        assert len(placements.signals(session, turned_down.id)) == 1
+
+
 def test_a_fork_branch_named_like_cairns_dismisses_nothing(world: World) -> None:
     """Anyone may open a pull request from a fork's `cairn/lessons` branch and copy the template
     PR's body with its item markers; closing it must not touch the template's placements."""
@@ -350,3 +383,80 @@ def test_a_revision_of_a_merged_lesson_updates_the_template_through_a_new_pull_r
     assert "Add a failing test before the change." in text
     assert "_(updated to v2)_" in text
     assert "reproduces" in world.github.contents[(API, template.DEFAULT_PATH)]  # until merged
+
+
+def test_a_template_rule_change_places_the_published_lessons_it_now_selects(
+    database_url: str, webhook_secret: str, tmp_path: Path
+) -> None:
+    """Editing the rules is diffusion too: a template rule that now selects a repository places
+    the lessons published before the edit, once, whichever process sees the change."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    narrow = RULES.replace('projects: ["acme/*"]', 'projects: ["acme/docs-site"]')
+    (rules / "templates.yaml").write_text(narrow)
+    with FakeGitHub(actor="cairn-bot").running() as github:
+        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
+        with serving(
+            database_url,
+            webhook_secret,
+            prepare=known_repositories,
+            rules_path=rules,
+            rules_reload_seconds=0.1,
+            github_webhook_secret=GITHUB_SECRET,
+            targets={System.GITHUB: github.target()},
+        ) as (_client, db):
+            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
+            drain(db)
+            assert (template_pulls(github, API), len(template_pulls(github, DOCS))) == ([], 1)
+
+            (rules / "templates.yaml").write_text(RULES)  # now every acme repository
+            deadline = time.monotonic() + 15
+            while not template_pulls(github, API) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            drain(db)
+            (number,) = template_pulls(github, API)
+            item = placed(db, API)["write-a-test"]
+            assert section.marker_id(item.id) in on_branch(github, API, template.DEFAULT_PATH)
+            assert len(template_pulls(github, DOCS)) == 1 and template_pulls(github, OTHER) == []
+
+            # Another process holding the same rules (its own watch, nothing in memory) finds
+            # the change recorded and enqueues nothing; later checks of unchanged files neither.
+            TemplateRulesWatch(db)(rule_set_of(read_rule_files(rules)))
+            time.sleep(0.5)
+            drain(db)
+            with db.transaction() as session:
+                diffusions = session.scalars(
+                    select(OutboxRow.payload).where(OutboxRow.topic == diffuse.TOPIC)
+                ).all()
+            by_rules = [p for p in diffusions if "rules" in p]
+            assert len(by_rules) == 2, diffusions  # the rules at start, and the one change
+            assert template_pulls(github, API) == [number]
+            assert placed(db, API)["write-a-test"].id == item.id
+
+
+def test_a_repository_seen_for_the_first_time_gets_the_lessons_published_before(
+    world: World,
+) -> None:
+    publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
+    drain(world.db)
+    fresh = "acme/new-service"
+    assert template_pulls(world.github, fresh) == []
+    opened = world.github.open_pull(fresh, title="First change", body="Hello.", files=[])
+    post(world, opened, "fresh-1")
+    drain(world.db)
+    (number,) = template_pulls(world.github, fresh)
+    found = placed(world.db, fresh)["write-a-test"]
+    assert section.marker_id(found.id) in on_branch(world.github, fresh, template.DEFAULT_PATH)
+    # Its second pull request is not a first sighting: nothing new is diffused.
+    post(world, world.github.open_pull(fresh, title="Second", body="", files=[]), "fresh-2")
+    drain(world.db)
+    assert template_pulls(world.github, fresh) == [number]
+    with world.db.transaction() as session:
+        firsts = session.scalars(
+            select(OutboxRow.payload).where(OutboxRow.topic == diffuse.TOPIC)
+        ).all()
+    assert [p["repository"] for p in firsts if "repository" in p] == [fresh]
+    # A repository outside every template rule's projects gets no template.
+    post(world, world.github.open_pull("other/new", title="x", body="", files=[]), "other-1")
+    drain(world.db)
+    assert template_pulls(world.github, "other/new") == []
