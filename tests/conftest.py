@@ -25,6 +25,25 @@ POSTGRES_URL = os.environ.get(
 RABBIT_URL = os.environ.get("CAIRN_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 NATS_URL = os.environ.get("CAIRN_TEST_NATS_URL", "nats://127.0.0.1:4222")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+FIGURES_PROPERTY = "e2e-figures"
+"""A line of measured figures travels as a user property of its test's report, so it reaches
+the summary whichever pytest-xdist worker ran the test."""
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the end-to-end tests measured (`tests/e2e/conftest.py`'s `report`)."""
+    lines = [
+        str(value)
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FIGURES_PROPERTY
+    ]
+    if lines:
+        terminalreporter.section("end-to-end figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def _reachable(url: str) -> bool:

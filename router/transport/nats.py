@@ -96,7 +96,10 @@ class NatsTransport(BrokerTransport):
                     f"{prefix}.{topic}",
                     stream=self.stream,
                     durable=f"{name}-{topic}",
-                    pull_sub=PullSub(batch_size=pacing.concurrency, timeout=2.0),
+                    # One message per pull: nats-py's batch fetch, once a first message came,
+                    # waits out the whole timeout for the rest of the batch, so at low traffic
+                    # every hop took up to 2 s. `max_workers` handles messages side by side.
+                    pull_sub=PullSub(batch_size=1, timeout=2.0),
                     max_workers=max(pacing.concurrency, 2),
                     config=ConsumerConfig(ack_wait=self.ack_wait, max_deliver=delivery_limit),
                     ack_policy=AckPolicy.MANUAL,

@@ -1,21 +1,18 @@
-"""Figures measured by end-to-end tests, printed once at the end of the run."""
+"""Figures measured by end-to-end tests, printed once at the end of the run (`tests/conftest.py`
+prints them: the process that prints the summary never collects this directory)."""
 
 from collections.abc import Callable
 
 import pytest
 
-FIGURES: list[str] = []
+from tests.conftest import FIGURES_PROPERTY
 
 
 @pytest.fixture
-def report() -> Callable[[str], None]:
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
     """Record one line of measured figures for the terminal summary."""
-    return FIGURES.append
 
+    def add(line: str) -> None:
+        request.node.user_properties.append((FIGURES_PROPERTY, line))
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print what the end-to-end tests measured."""
-    if FIGURES:
-        terminalreporter.section("end-to-end figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+    return add

@@ -1,9 +1,10 @@
 """schemathesis against the app's own OpenAPI document, on the embedded SQLite default.
 
-Every operation is called with requests generated from its declared parameters and body, once
-per identity (no token, then a token for each role); no answer may be a 5xx, and every answer
-must fit the status codes, content types and schemas the document declares. Bounded: a few
-examples per operation, so the file runs in about a minute on two cores.
+Every operation is called with requests generated from its declared parameters and body, valid
+and invalid ones (schemathesis's positive and negative generation), once per identity (no
+token, then a token for each role); no answer may be a 5xx, and every answer must fit the
+status codes, content types and schemas the document declares. Bounded: `EXAMPLES` requests per
+operation, so the file runs in well under a minute on two cores.
 """
 
 import tempfile
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis import checks as generic_checks
 from schemathesis.specs.openapi import checks as openapi_checks
 
@@ -26,7 +29,7 @@ from store.engine import Database
 from tests.router.http.hooks_support import hook_settings
 from tests.router.support import DRAFT, bearer
 
-EXAMPLES = 6
+EXAMPLES = 20
 CHECKS = [
     generic_checks.not_a_server_error,
     openapi_checks.status_code_conformance,
@@ -84,21 +87,33 @@ def send(case: Any, headers: dict[str, str]) -> Any:
     return CLIENT[0].request(**request)
 
 
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
+OPERATIONS = [result.ok() for result in schema.get_all_operations()]
+"""Every operation of the document, each its own test (its own node id, so the suite's
+parallel workers schedule each one, where one shared id would let them run just one)."""
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=[o.label for o in OPERATIONS])
 @pytest.mark.usefixtures("app")
-def test_every_operation_for_every_identity(case: Any) -> None:
-    for identity, headers in IDENTITIES.items():
-        response = send(case, headers)
-        try:
-            case.validate_response(response, checks=CHECKS)
-        except Exception as exc:
-            raise AssertionError(f"as {identity}: {exc}") from exc
+def test_every_operation_for_every_identity(operation: Any) -> None:
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)  # valid, and invalid, requests
+
+    @given(case=st.one_of(*(operation.as_strategy(generation_mode=mode) for mode in modes)))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def every_identity(case: Any) -> None:
+        for identity, headers in IDENTITIES.items():
+            response = send(case, headers)
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except Exception as exc:
+                raise AssertionError(f"as {identity}: {exc}") from exc
+
+    every_identity()
 
 
 def test_the_document_declares_bodies_and_answers(app: Any) -> None:
