@@ -277,6 +277,8 @@ def run(
             sent = time.perf_counter()
             done = drained(db, timeout=args.timeout)
             eps = len(bodies) / (done - started)
+            # Where an event's time went (embedded: every stage runs in `cairn serve`).
+            spent = None if broker else stage_time(stack.url, len(bodies))
             paced_n = max(20, int(args.paced_seconds * eps / 2))
             again = [
                 _body(items[n % len(items)].model_copy(update={"title": f"again {n}"}))
@@ -305,8 +307,25 @@ def run(
         "ack_p99_ms": round(1000 * percentile(paced, 0.99), 1),
         "pr_writes": writes,
     }
+    if spent is not None:
+        result["stage_ms_per_event"] = spent
     print(json.dumps(result), flush=True)
     return result
+
+
+def stage_time(url: str, events: int) -> dict[str, float]:
+    """Milliseconds per event each stage phase took, summed over its messages (from the
+    `cairn_stage_seconds` histogram's sums on `/metrics`), largest first."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    spent: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("cairn_stage_seconds_sum{"):
+            continue
+        labels, _, value = line.rpartition(" ")
+        found = dict(part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(","))
+        name = f"{found['topic'].strip(chr(34))}.{found['phase'].strip(chr(34))}"
+        spent[name] = round(1000 * float(value) / events, 2)
+    return dict(sorted(spent.items(), key=lambda kv: -kv[1]))
 
 
 async def _remove_topology(transport: str, prefix: str, args: argparse.Namespace) -> None:
