@@ -5,7 +5,11 @@ transaction. For each rule in force with `then.form: github.pr_template` whose l
 selects the lesson (`rules.reference.lesson_failure`), each GitHub repository Cairn knows (the
 projects of its stored GitHub work items) that the rule's `work_item.projects` globs match gets
 a planned placement on its template work item (`connectors.github.template`); among several
-such rules for one repository the one routing would pick wins (`rules.select.winner`). Then one
+such rules for one repository the one routing would pick wins (`rules.select.winner`), and a
+repository-wide opt-out (a `suppress` rule naming at most systems and repositories) wins the
+same way it does in routing. A lesson whose applicability rules the repository out (its
+`repos`, `services` or exclusions, or any field a whole repository cannot meet, such as
+`paths`) is not placed there. Then one
 `embed` per template, keyed by its ref, so every write to one repository's template PR is
 serialised. A lesson already placed in a template (any version: revisions reach it through the
 `revision` flow) is not placed again, so a redelivered message plans nothing.
@@ -40,7 +44,8 @@ from router.stages.route import EMBED_TOPIC, planned_placement
 from rules.decision import Candidate, decide
 from rules.globs import normalise
 from rules.loader import RuleSet
-from rules.reference import lesson_failure
+from rules.model import Rule
+from rules.reference import applicability_failure, lesson_failure
 from rules.select import winner
 from store import audit, cursors, lessons, outbox, placements, work_items
 from store.engine import Database
@@ -69,30 +74,48 @@ def _matches(patterns: tuple[str, ...], repo: str) -> bool:
     return not patterns or any(globmatch(normalise(repo), p, flags=flags) for p in patterns)
 
 
+_REPOSITORY_WIDE = frozenset({"systems", "projects"})
+"""The work-item conditions a rule may have and still speak for a whole repository."""
+
+
+def _repository_wide_opt_out(rule: Rule) -> bool:
+    """A `suppress` rule whose work-item condition names at most systems and repositories: an
+    opt-out of the whole repository, so it keeps lessons out of the template too (one about
+    paths, labels or branches speaks of some pull requests, not of the template)."""
+    named = {field for field in rule.work_item.model_fields_set if getattr(rule.work_item, field)}
+    return rule.then.suppress and named <= _REPOSITORY_WIDE
+
+
 def _candidates(rule_set: RuleSet) -> list[Candidate]:
-    """The rule set's template rules that can apply to GitHub, in routing order."""
+    """The rule set's template rules that can apply to GitHub, and its repository-wide opt-outs,
+    in routing order (`rules.select.winner` weighs them as routing does)."""
     found: list[Candidate] = []
     order = 0
     for pack in rule_set.packs:
         for rule in pack.rules:
             order += 1
-            if rule.then.form != EmbeddingForm.GITHUB_PR_TEMPLATE:
-                continue
             if rule.work_item.systems and System.GITHUB not in rule.work_item.systems:
                 continue
-            found.append(Candidate(rule, pack, order))
+            if rule.then.form == EmbeddingForm.GITHUB_PR_TEMPLATE or _repository_wide_opt_out(rule):
+                found.append(Candidate(rule, pack, order))
     return found
+
+
+def _places(candidates: Sequence[Candidate]) -> bool:
+    """Whether any of the candidates places something (not only opt-outs)."""
+    return any(not c.rule.then.suppress for c in candidates)
 
 
 def template_rules_digest(rule_set: RuleSet) -> str | None:
     """A digest of everything in the template rules that decides what they select and place
     (None: the rule set has none)."""
+    candidates = _candidates(rule_set)
+    if not _places(candidates):
+        return None
     described = [
         [c.pack.pack, c.pack.level, c.pack.team, c.pack.priority, c.rule.model_dump(mode="json")]
-        for c in _candidates(rule_set)
+        for c in candidates
     ]
-    if not described:
-        return None
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -119,6 +142,8 @@ def _plan(
         there = placed.setdefault(item.ref, set())
         if lesson.id in there:
             continue
+        if applicability_failure(lesson, item) is not None:
+            continue  # its author says it does not transfer to this repository as a whole
         work_items.record_if_changed(ctx.session, item, ctx.now)
         decision = decide(lesson, best, rule_set.version)
         text = decision.text(lesson, item, best.rule)
@@ -152,7 +177,7 @@ def make_handler(active: ActiveRules) -> Stage:
             repo = payload["repository"]
             if not isinstance(repo, str):
                 raise PayloadError("diffuse message with a repository that is not text")
-            if rule_set is not None and _candidates(rule_set):
+            if rule_set is not None and _places(_candidates(rule_set)):
                 published = lessons.published(ctx.session)
                 _place(ctx, published, rule_set, {"repository": repo}, only=repo)
             return
@@ -182,7 +207,7 @@ def _place(
     """Plan, record and embed the template placements of `published` in every known repository
     (or `only` that one)."""
     candidates = _candidates(rule_set)
-    if not candidates or not published:
+    if not _places(candidates) or not published:
         return
     repos = [only] if only is not None else repositories(ctx)
     placed = _placed(ctx, repos)

@@ -460,3 +460,71 @@ def test_a_repository_seen_for_the_first_time_gets_the_lessons_published_before(
     post(world, world.github.open_pull("other/new", title="x", body="", files=[]), "other-1")
     drain(world.db)
     assert template_pulls(world.github, "other/new") == []
+
+
+OPT_OUTS = """\
+pack: docs-team
+level: team
+team: docs
+priority: 100
+rules:
+  - id: no-testing-lessons-here
+    lesson: {tags: [testing]}
+    work_item: {systems: [github], projects: ["acme/docs-site"]}
+    then: {suppress: true}
+  - id: not-for-generated-code
+    lesson: {tags: [testing]}
+    work_item: {projects: ["acme/api"], paths: ["generated/**"]}
+    then: {suppress: true}
+"""
+
+
+def test_a_repository_wide_opt_out_keeps_the_lesson_out_of_that_template_only(
+    database_url: str, webhook_secret: str, tmp_path: Path
+) -> None:
+    """A `suppress` rule naming only systems and repositories opts the whole repository out,
+    template included; one about some pull requests (their paths) does not touch the template."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "templates.yaml").write_text(RULES)
+    (rules / "docs-team.yaml").write_text(OPT_OUTS)
+    with FakeGitHub(actor="cairn-bot").running() as github:
+        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
+        with serving(
+            database_url,
+            webhook_secret,
+            prepare=known_repositories,
+            rules_path=rules,
+            github_webhook_secret=GITHUB_SECRET,
+            targets={System.GITHUB: github.target()},
+        ) as (_client, db):
+            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
+            drain(db)
+            assert len(template_pulls(github, API)) == 1
+            assert "write-a-test" in placed(db, API)
+            assert template_pulls(github, DOCS) == [] and placed(db, DOCS) == {}
+
+
+def test_a_lesson_whose_applicability_rules_a_repository_out_stays_out_of_its_template(
+    world: World,
+) -> None:
+    service = LessonService(world.db)
+    lesson = Lesson.model_validate(
+        {
+            "version": 1,
+            "id": "api-only",
+            "title": "Lesson api-only",
+            "statement": "Only the API repository needs this.",
+            "provenance": {"captured_by": "dana", "captured_at": "2026-11-20T12:00:00Z"},
+            "applicability": {"tags": ["testing"], "exclusions": {"repos": ["acme/docs-*"]}},
+            "owner": "platform",
+        },
+        strict=False,
+    )
+    service.create(lesson, OWNER)
+    service.submit("api-only", OWNER)
+    service.approve("api-only", REVIEWER, notes="worth it")
+    service.publish("api-only", REVIEWER)
+    drain(world.db)
+    assert "api-only" in placed(world.db, API)
+    assert "api-only" not in placed(world.db, DOCS)
