@@ -188,7 +188,9 @@ def build_runtime(
     """
     db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
-    rules.watchers.append(TemplateRulesWatch(db))  # a template rule change places lessons
+    template_repositories = settings.listed(settings.github_template_repositories)
+    # A change of the template rules (or of the listed repositories) places lessons.
+    rules.watchers.append(TemplateRulesWatch(db, template_repositories))
     lms_clients = build_lms_clients(settings) if lms_clients is None else dict(lms_clients)
     targets = dict(build_targets(settings, lms_clients) if targets is None else targets)
     enrichers = dict(build_enrichers(settings) if enrichers is None else enrichers)
@@ -205,6 +207,7 @@ def build_runtime(
                 reminder_window=settings.reminder_window,
                 capture_settings=capture_settings(settings),
                 readers=build_readers(settings, targets),
+                template_repositories=template_repositories,
             )
         ),
         max_attempts=settings.max_attempts,

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     github_teams: dict[str, str] = Field(
         default_factory=dict, description='Author login → team, JSON: {"octocat": "payments"}.'
     )
+    github_template_repositories: str = Field(
+        default="",
+        pattern=r"^\s*([\w.-]+/[\w.-]+\s*(,\s*[\w.-]+/[\w.-]+\s*)*)?$",
+        description="Comma-separated `owner/name`s whose pull-request templates template rules "
+        "may reach besides the repositories Cairn has seen pull requests in.",
+    )
     jira_webhook_secret: SecretStr | None = None
     jira_url: str | None = Field(
         default=None, pattern=r"^https?://\S+$", description="https://<site>.atlassian.net"

@@ -1,6 +1,6 @@
 """Pipeline stages, one module each, and the table of topics they handle."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from connectors.base import Enricher
@@ -37,9 +37,11 @@ def build_stages(
     reminder_window: timedelta = remind.DEFAULT_WINDOW,
     capture_settings: capture_work.CaptureSettings | None = None,
     readers: Mapping[str, capture_work.SourceReader] | None = None,
+    template_repositories: Sequence[str] = (),
 ) -> Mapping[str, Stage]:
     """Every topic and its handler, bound to this process's services; `readers` read work
-    sources (system → reader) for capture."""
+    sources (system → reader) for capture; `template_repositories` are reached by template
+    rules besides the repositories Cairn has seen."""
     targets = dict(targets or {})
     enrichers = dict(enrichers or {})
     own_actors = {system: target.own_actor for system, target in targets.items()}
@@ -52,7 +54,7 @@ def build_stages(
         capture_work.TOPIC: capture_work.make_stage(readers or {}, capture_settings or default),
         capture_work.NOTIFY_TOPIC: capture_work.make_notify_stage(readers or {}, public_url),
         route.TOPIC: route.make_handler(rules),
-        diffuse.TOPIC: diffuse.make_handler(rules),
+        diffuse.TOPIC: diffuse.make_handler(rules, template_repositories),
         hydrate.TOPIC: hydrate.make_stage(targets),
         embed.TOPIC: embed.make_stage(targets, public_url, gates, revision.rules_of(rules)),
         observe.TOPIC: observe.make_stage(targets, public_url, gates),

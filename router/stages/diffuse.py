@@ -59,12 +59,13 @@ RULES_KEY = "diffuse:rules"
 log = logging.getLogger("cairn.diffuse")
 
 
-def repositories(ctx: StageContext) -> list[str]:
-    """Every GitHub repository Cairn knows: the projects of its stored GitHub work items."""
+def repositories(ctx: StageContext, listed: Sequence[str] = ()) -> list[str]:
+    """Every GitHub repository Cairn knows: the projects of its stored GitHub work items, and
+    those `CAIRN_GITHUB_TEMPLATE_REPOSITORIES` lists."""
     rows = ctx.session.execute(
         select(WorkItemRow.project).where(WorkItemRow.system == System.GITHUB.value).distinct()
     )
-    return sorted(str(project) for (project,) in rows)
+    return sorted({str(project) for (project,) in rows} | set(listed))
 
 
 def _matches(patterns: tuple[str, ...], repo: str) -> bool:
@@ -106,9 +107,9 @@ def _places(candidates: Sequence[Candidate]) -> bool:
     return any(not c.rule.then.suppress for c in candidates)
 
 
-def template_rules_digest(rule_set: RuleSet) -> str | None:
-    """A digest of everything in the template rules that decides what they select and place
-    (None: the rule set has none)."""
+def template_rules_digest(rule_set: RuleSet, listed: Sequence[str] = ()) -> str | None:
+    """A digest of everything in the template rules that decides what they select and place,
+    and of the listed repositories (None: the rule set has no template rule)."""
     candidates = _candidates(rule_set)
     if not _places(candidates):
         return None
@@ -116,7 +117,7 @@ def template_rules_digest(rule_set: RuleSet) -> str | None:
         [c.pack.pack, c.pack.level, c.pack.team, c.pack.priority, c.rule.model_dump(mode="json")]
         for c in candidates
     ]
-    text = json.dumps(described, sort_keys=True, default=str)
+    text = json.dumps([described, sorted(listed)], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -162,16 +163,17 @@ def _placed(ctx: StageContext, repos: Sequence[str]) -> dict[str, set[str]]:
     return found
 
 
-def make_handler(active: ActiveRules) -> Stage:
-    """The diffuse stage, bound to the rule set in force."""
+def make_handler(active: ActiveRules, listed: Sequence[str] = ()) -> Stage:
+    """The diffuse stage, bound to the rule set in force; `listed` repositories are reached
+    besides those Cairn has seen."""
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
         rule_set = active.rule_set
         if "rules" in payload:
-            if rule_set is None or template_rules_digest(rule_set) != payload["rules"]:
+            if rule_set is None or template_rules_digest(rule_set, listed) != payload["rules"]:
                 return  # the rules changed again since: that change enqueued its own message
             published = lessons.published(ctx.session)
-            _place(ctx, published, rule_set, {"rules": payload["rules"]})
+            _place(ctx, published, rule_set, {"rules": payload["rules"]}, listed=listed)
             return
         if "repository" in payload:  # a repository Cairn sees for the first time
             repo = payload["repository"]
@@ -192,7 +194,8 @@ def make_handler(active: ActiveRules) -> Stage:
         if rule_set is None:
             return
         lesson = lessons.get_version(ctx.session, lesson_id, version) or current
-        _place(ctx, [lesson], rule_set, {"lesson": lesson_id, "version": version})
+        why = {"lesson": lesson_id, "version": version}
+        _place(ctx, [lesson], rule_set, why, listed=listed)
 
     return handle
 
@@ -203,13 +206,14 @@ def _place(
     rule_set: RuleSet,
     why: dict[str, Any],
     only: str | None = None,
+    listed: Sequence[str] = (),
 ) -> None:
     """Plan, record and embed the template placements of `published` in every known repository
     (or `only` that one)."""
     candidates = _candidates(rule_set)
     if not _places(candidates) or not published:
         return
-    repos = [only] if only is not None else repositories(ctx)
+    repos = [only] if only is not None else repositories(ctx, listed)
     placed = _placed(ctx, repos)
     planned: list[Placement] = []
     for lesson in published:
@@ -236,12 +240,13 @@ class TemplateRulesWatch:
     rules differ from those last diffused, records their digest and enqueues one `{rules}`
     message, in one transaction, so of many processes one enqueues it, once per change."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, listed: Sequence[str] = ()) -> None:
         self.db = db
+        self.listed = tuple(listed)
         self._seen: str | None = None
 
     def __call__(self, rule_set: RuleSet) -> None:
-        digest = template_rules_digest(rule_set)
+        digest = template_rules_digest(rule_set, self.listed)
         if digest is None or digest == self._seen:
             return
         now = utcnow()

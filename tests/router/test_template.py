@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import select
 
 from connectors.github import section, template
@@ -23,6 +24,7 @@ from core.placement import Placement, PlacementState, SignalKind
 from core.work import System, WorkItem
 from router.lessons.service import LessonService
 from router.ruleset.source import read_rule_files, rule_set_of
+from router.settings import Settings
 from router.stages import DEFAULT_PUBLIC_URL, diffuse
 from router.stages.diffuse import TemplateRulesWatch
 from router.stages.embed import lesson_link
@@ -528,3 +530,35 @@ def test_a_lesson_whose_applicability_rules_a_repository_out_stays_out_of_its_te
     drain(world.db)
     assert "api-only" in placed(world.db, API)
     assert "api-only" not in placed(world.db, DOCS)
+
+
+def test_listed_repositories_get_templates_before_cairn_sees_a_pull_request_there(
+    database_url: str, webhook_secret: str, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "templates.yaml").write_text(RULES)
+    unseen = "acme/not-yet-seen"
+    with FakeGitHub(actor="cairn-bot").running() as github:
+        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main", unseen: "main"})
+        with serving(
+            database_url,
+            webhook_secret,
+            prepare=known_repositories,
+            rules_path=rules,
+            github_webhook_secret=GITHUB_SECRET,
+            github_template_repositories=f" {unseen} , other/listed",
+            targets={System.GITHUB: github.target()},
+        ) as (_client, db):
+            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
+            drain(db)
+            assert len(template_pulls(github, unseen)) == 1
+            found = placed(db, unseen)["write-a-test"]
+            assert section.marker_id(found.id) in on_branch(github, unseen, template.DEFAULT_PATH)
+            assert template_pulls(github, "other/listed") == []  # listed, but no rule selects it
+
+
+@pytest.mark.parametrize("value", ["acme", "acme/api,", "acme/api, bad repo/x", "a/b/c"])
+def test_a_malformed_template_repository_list_stops_start_up(value: str) -> None:
+    with pytest.raises(ValidationError, match="github_template_repositories"):
+        Settings(database_url=SecretStr("sqlite://"), github_template_repositories=value)
