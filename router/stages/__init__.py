@@ -48,7 +48,9 @@ def build_stages(
     default = capture_work.CaptureSettings(CaptureConfig(), {}, public_url)
     gates = gating.gates_of(rules)
     return {
-        inbound.TOPIC: inbound.make_handler(own_actors, frozenset(enrichers)),
+        inbound.TOPIC: inbound.make_handler(
+            own_actors, frozenset(enrichers), diffuse.template_rules_in_force(rules)
+        ),
         enrich.TOPIC: enrich.make_stage(enrichers),
         capture.TOPIC: capture.handle,
         capture_work.TOPIC: capture_work.make_stage(readers or {}, capture_settings or default),

@@ -26,7 +26,7 @@ lessons the template rules select for it are placed there.
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -105,6 +105,24 @@ def _candidates(rule_set: RuleSet) -> list[Candidate]:
 def _places(candidates: Sequence[Candidate]) -> bool:
     """Whether any of the candidates places something (not only opt-outs)."""
     return any(not c.rule.then.suppress for c in candidates)
+
+
+def template_rules_in_force(active: ActiveRules) -> Callable[[], bool]:
+    """Whether the rule set in force has a template rule (worked out once per rule set), so a
+    repository's first work item asks for diffusion only when something could be placed."""
+    known: dict[str, bool] = {}
+
+    def in_force() -> bool:
+        rule_set = active.rule_set
+        if rule_set is None:
+            return False
+        found = known.get(rule_set.version)
+        if found is None:
+            known.clear()
+            found = known[rule_set.version] = _places(_candidates(rule_set))
+        return found
+
+    return in_force
 
 
 def template_rules_digest(rule_set: RuleSet, listed: Sequence[str] = ()) -> str | None:

@@ -1,6 +1,6 @@
 """Stage `inbound`: turn an accepted webhook delivery into stored incidents and work items."""
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from connectors.registry import SOURCES
@@ -27,13 +27,16 @@ ACTOR = "cairn:pipeline"
 
 
 def make_handler(
-    own_actors: Mapping[System, str | None], enriched: Collection[str] = ()
+    own_actors: Mapping[System, str | None],
+    enriched: Collection[str] = (),
+    templates: Callable[[], bool] = lambda: False,
 ) -> Handler:
-    """The inbound stage; `own_actors` are the accounts Cairn writes to each target as, and
-    incidents from the `enriched` sources are read from their tracker before capture."""
+    """The inbound stage; `own_actors` are the accounts Cairn writes to each target as,
+    incidents from the `enriched` sources are read from their tracker before capture, and
+    `templates` says whether template rules are in force (a new repository is then diffused)."""
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
-        _inbound(ctx, payload, own_actors, enriched)
+        _inbound(ctx, payload, own_actors, enriched, templates)
 
     return handle
 
@@ -43,6 +46,7 @@ def _inbound(
     payload: dict[str, Any],
     own_actors: Mapping[System, str | None],
     enriched: Collection[str],
+    templates: Callable[[], bool],
 ) -> None:
     """Parse the delivery with its source's parser and record what it says."""
     inbox_id = payload.get("inbox_id")
@@ -83,6 +87,7 @@ def _inbound(
                 created
                 and event.work_item.system == System.GITHUB
                 and project
+                and templates()
                 and work_items.first_of_project(ctx.session, System.GITHUB, project, ref)
             ):
                 # A repository Cairn had not seen: its template gets the lessons published
