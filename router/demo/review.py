@@ -4,6 +4,8 @@ Lesson owners capture and submit, a reviewer approves and publishes; each call c
 token, and the audit log records the token's principal. Two refused calls show the guard.
 """
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,3 +97,14 @@ async def show_refusals(api: DemoApi, lesson_id: str, owner_team: str, say: Say)
         f"({owner_approves.json()['reason']})",
     )
     return (anonymous.status_code != 401) + (owner_approves.status_code != 403)
+
+
+async def until(check: Callable[[], Any], seconds: float) -> Any:
+    """Poll `check` (in a thread: it reads the database or a fake) until it returns something
+    truthy or `seconds` pass; its last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = await asyncio.to_thread(check)
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)

@@ -6,11 +6,8 @@ pipeline brings its open and ticked items to the new text: the pull request's it
 checklist item are read back from the fakes, each marked "updated to v2", the tick kept.
 """
 
-import asyncio
-import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from connectors.github import section
 from connectors.github.fake import FakeGitHub
@@ -19,7 +16,7 @@ from connectors.jira.fake import JiraFake
 from core.lesson import Mandate
 from core.placement import EmbeddingForm, Placement
 from router.demo.github import DEMO_REPO
-from router.demo.review import DemoApi
+from router.demo.review import DemoApi, until
 from store import lessons, placements
 from store.engine import Database
 
@@ -30,15 +27,6 @@ STATEMENT = (
     "of all services on one database under its max_connections."
 )
 NOTES = "payments-api and ledger-api share one database: the sum of their pools is what counts."
-
-
-async def _until(check: Callable[[], Any], seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await asyncio.to_thread(check)
-        if found or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
 
 
 def _placed(db: Database, ref: str) -> Placement | None:
@@ -108,14 +96,14 @@ async def run_revision_demo(
         f"approved and published by {done['review']['reviewer']}: {done['statement']}",
     )
     writes = github.writes[key]
-    line = await _until(partial(_pr_line, github, key, placement.id), wait_seconds)
+    line = await until(partial(_pr_line, github, key, placement.id), wait_seconds)
     if line is None:
         say("revise", f"{ref} does not show version 2 of {lesson_id}")
         return False
     say("revise", f"{ref} item after {github.writes[key] - writes} more write(s):\n{line}")
     for placed in checklists:
         issue = placed.work_item_ref.partition(":")[2]
-        shown = await _until(partial(_jira_line, jira, issue, placed.id), wait_seconds)
+        shown = await until(partial(_jira_line, jira, issue, placed.id), wait_seconds)
         say("revise", f"{placed.work_item_ref} item: {shown or 'not updated'}")
         if shown is None:
             return False

@@ -11,12 +11,9 @@ and delivers GitHub's signed `pull_request` `closed` webhook: the placement ends
 tier verified.
 """
 
-import asyncio
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from connectors.github import section, template
 from connectors.github.fake import FakeGitHub, FakePull
@@ -24,7 +21,7 @@ from core.adoption import Tier, tier_of
 from core.base import utcnow
 from core.placement import Placement, PlacementState
 from router.demo.github import DEMO_REPO
-from router.demo.review import DemoApi
+from router.demo.review import DemoApi, until
 from store import placements
 from store.engine import Database
 
@@ -75,15 +72,6 @@ def demo_rules(examples: Path, into: Path) -> Path:
         shutil.copyfile(pack, into / pack.name)
     (into / PACK_FILE).write_text(PACK, encoding="utf-8")
     return into
-
-
-async def _until(check: Callable[[], Any], seconds: float) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        found = await asyncio.to_thread(check)
-        if found or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.05)
 
 
 def _placement(db: Database) -> Placement | None:
@@ -163,7 +151,7 @@ async def run_template_demo(
         f"demo-templates/rollback-in-the-pr-template puts it in {DEMO_REPO}'s pull request "
         "template",
     )
-    shown = await _until(lambda: _shown(db, fake), wait_seconds)
+    shown = await until(lambda: _shown(db, fake), wait_seconds)
     if shown is None:
         say("template", f"no template pull request in {DEMO_REPO} shows {LESSON_ID}")
         return False
@@ -186,7 +174,7 @@ async def run_template_demo(
     )
     if response.status_code != 202:
         return False
-    verified = await _until(lambda: _verified(db), wait_seconds)
+    verified = await until(lambda: _verified(db), wait_seconds)
     if verified is None:
         say("template", f"{template.ref(DEMO_REPO)} <- {LESSON_ID} was not verified")
         return False

@@ -1,29 +1,19 @@
 """The Jira demo step runs against a real Cairn server (uvicorn) and the Jira fake."""
 
 import asyncio
-import socket
 from pathlib import Path
 
-import uvicorn
 from pydantic import SecretStr
 
 from connectors.jira.fake import JiraFake
 from core.work import System
-from router.compose import build_runtime
 from router.demo.jira import run_jira_demo
-from router.http.app import create_app
 from router.settings import Settings
 from store import migrate
 from store.engine import Database
 from tests.connectors.jira.test_end_to_end import JIRA_SECRET, RULES
+from tests.router.demo.support import free_port, served
 from tests.router.support import publish_examples
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_jira_demo_places_and_reads_back(sqlite_url: str, tmp_path: Path) -> None:
@@ -43,27 +33,16 @@ def test_jira_demo_places_and_reads_back(sqlite_url: str, tmp_path: Path) -> Non
             poll_interval=0.05,
             port=port,
         )
-        runtime = build_runtime(settings, targets={System.JIRA: fake.target()})
 
         async def run() -> bool:
-            config = uvicorn.Config(
-                create_app(runtime), host="127.0.0.1", port=port, log_level="warning"
-            )
-            server = uvicorn.Server(config)
-            task = asyncio.create_task(server.serve())
-            while not server.started and not task.done():
-                await asyncio.sleep(0.02)
-            try:
+            async with served(settings, {System.JIRA: fake.target()}) as cairn_url:
                 return await run_jira_demo(
                     lambda step, text: lines.append(f"{step}: {text}"),
-                    f"http://127.0.0.1:{port}",
+                    cairn_url,
                     db,
                     fake,
                     JIRA_SECRET,
                 )
-            finally:
-                server.should_exit = True
-                await task
 
         try:
             assert asyncio.run(run()), "\n".join(lines)

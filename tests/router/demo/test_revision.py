@@ -1,11 +1,9 @@
 """The revision demo step runs against a served Cairn and the fakes, after the GitHub step."""
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
-import uvicorn
 from pydantic import SecretStr, TypeAdapter
 
 from connectors.github import section
@@ -15,22 +13,14 @@ from connectors.target import Target
 from core.base import utcnow
 from core.lesson import Lesson, LessonStatus, Mandate
 from core.work import System
-from router.compose import build_runtime
 from router.demo.github import DEMO_REPO, github_demo_target, run_github_demo
 from router.demo.review import DemoApi
 from router.demo.revision import STATEMENT, run_revision_demo
-from router.http.app import create_app
 from router.settings import Settings
 from store import lessons, migrate, placements
 from store.engine import Database
+from tests.router.demo.support import free_port, served
 from tests.router.support import EXAMPLES
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _publish_required(db: Database) -> None:
@@ -49,7 +39,7 @@ def test_the_revised_lesson_shows_in_the_pull_request_marked(tmp_path: Path) -> 
     db = Database(url)
     migrate.upgrade(db)
     _publish_required(db)
-    port, secret, said = _free_port(), "demo secret", []
+    port, secret, said = free_port(), "demo secret", []
     settings = Settings(
         database_url=SecretStr(url),
         github_webhook_secret=SecretStr(secret),
@@ -66,20 +56,10 @@ def test_the_revised_lesson_shows_in_the_pull_request_marked(tmp_path: Path) -> 
             System.GITHUB: github_demo_target(github),
             System.JIRA: jira.target(),
         }
-        runtime = build_runtime(settings, targets=targets)
-        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="error")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # uvicorn offers a flag, not an event
-            await asyncio.sleep(0.02)
-        cairn_url = f"http://127.0.0.1:{port}"
-        try:
+        async with served(settings, targets) as cairn_url:
             assert await run_github_demo(say, cairn_url, db, github, secret), said
             async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
                 return await run_revision_demo(say, DemoApi(client, db), db, github, jira)
-        finally:
-            server.should_exit = True
-            await task
 
     with FakeGitHub().running() as github, JiraFake().running() as jira:
         assert asyncio.run(scenario(github, jira)), "\n".join(said)

@@ -2,34 +2,24 @@
 (which makes the demo repository known to Cairn), with the rules directory the demo writes."""
 
 import asyncio
-import socket
 from pathlib import Path
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from connectors.github import section, template
 from connectors.github.fake import FakeGitHub
 from core.placement import PlacementState, SignalKind
 from core.work import System
-from router.compose import build_runtime
 from router.demo.github import DEMO_REPO, github_demo_target, run_github_demo
 from router.demo.review import DemoApi
 from router.demo.template import LESSON, LESSON_ID, demo_rules, run_template_demo
-from router.http.app import create_app
 from router.ruleset.source import load_rule_set
 from router.settings import Settings
 from store import migrate, placements
 from store.engine import Database
+from tests.router.demo.support import free_port, served
 from tests.router.support import EXAMPLES, publish_examples
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_the_demo_rules_are_the_examples_and_the_template_pack(tmp_path: Path) -> None:
@@ -52,7 +42,7 @@ def test_the_template_pull_request_carries_the_lesson_and_merging_verifies_it(
     db = Database(url)
     migrate.upgrade(db)
     publish_examples(db)
-    port, secret, said = _free_port(), "demo secret", []
+    port, secret, said = free_port(), "demo secret", []
     settings = Settings(
         database_url=SecretStr(url),
         github_webhook_secret=SecretStr(secret),
@@ -65,20 +55,10 @@ def test_the_template_pull_request_carries_the_lesson_and_merging_verifies_it(
         said.append(f"{step}: {text}")
 
     async def scenario(github: FakeGitHub) -> bool:
-        runtime = build_runtime(settings, targets={System.GITHUB: github_demo_target(github)})
-        config = uvicorn.Config(create_app(runtime), host="127.0.0.1", port=port, log_level="error")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # uvicorn offers a flag, not an event
-            await asyncio.sleep(0.02)
-        cairn_url = f"http://127.0.0.1:{port}"
-        try:
+        async with served(settings, {System.GITHUB: github_demo_target(github)}) as cairn_url:
             assert await run_github_demo(say, cairn_url, db, github, secret), said
             async with httpx.AsyncClient(base_url=cairn_url, timeout=10) as client:
                 return await run_template_demo(say, DemoApi(client, db), db, github, secret)
-        finally:
-            server.should_exit = True
-            await task
 
     with FakeGitHub().running() as github:
         assert asyncio.run(scenario(github)), "\n".join(said)
