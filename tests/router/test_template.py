@@ -4,8 +4,10 @@ pull request ends is recorded on the placements."""
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,11 +73,10 @@ class World:
     target: GitHubTarget
 
 
-@pytest.fixture
-def world(database_url: str, webhook_secret: str, tmp_path: Path) -> Iterator[World]:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "templates.yaml").write_text(RULES)
+@contextmanager
+def served(database_url: str, webhook_secret: str, rules: Path, **settings: Any) -> Iterator[World]:
+    """Cairn with the rule packs in `rules`, the GitHub fake knowing the three repositories
+    (and any in `settings`' listed ones), and Cairn having seen a pull request in each."""
     with FakeGitHub(actor="cairn-bot").running() as github:
         github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
         github.contents[(DOCS, "docs/pull_request_template.md")] = DOCS_TEMPLATE
@@ -87,8 +88,24 @@ def world(database_url: str, webhook_secret: str, tmp_path: Path) -> Iterator[Wo
             rules_path=rules,
             github_webhook_secret=GITHUB_SECRET,
             targets={System.GITHUB: target},
+            **settings,
         ) as (client, db):
             yield World(client, db, github, target)
+
+
+def rules_dir(tmp_path: Path, **packs: str) -> Path:
+    """A rules directory holding each pack as `<name>.yaml`."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for name, text in packs.items():
+        (rules / f"{name}.yaml").write_text(text)
+    return rules
+
+
+@pytest.fixture
+def world(database_url: str, webhook_secret: str, tmp_path: Path) -> Iterator[World]:
+    with served(database_url, webhook_secret, rules_dir(tmp_path, templates=RULES)) as world:
+        yield world
 
 
 def publish(db: Database, lesson_id: str, statement: str) -> None:
@@ -392,48 +409,37 @@ def test_a_template_rule_change_places_the_published_lessons_it_now_selects(
 ) -> None:
     """Editing the rules is diffusion too: a template rule that now selects a repository places
     the lessons published before the edit, once, whichever process sees the change."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
     narrow = RULES.replace('projects: ["acme/*"]', 'projects: ["acme/docs-site"]')
-    (rules / "templates.yaml").write_text(narrow)
-    with FakeGitHub(actor="cairn-bot").running() as github:
-        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
-        with serving(
-            database_url,
-            webhook_secret,
-            prepare=known_repositories,
-            rules_path=rules,
-            rules_reload_seconds=0.1,
-            github_webhook_secret=GITHUB_SECRET,
-            targets={System.GITHUB: github.target()},
-        ) as (_client, db):
-            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
-            drain(db)
-            assert (template_pulls(github, API), len(template_pulls(github, DOCS))) == ([], 1)
+    rules = rules_dir(tmp_path, templates=narrow)
+    with served(database_url, webhook_secret, rules, rules_reload_seconds=0.1) as world:
+        db, github = world.db, world.github
+        publish(db, "write-a-test", "Add a test that reproduces the failure first.")
+        drain(db)
+        assert (template_pulls(github, API), len(template_pulls(github, DOCS))) == ([], 1)
 
-            (rules / "templates.yaml").write_text(RULES)  # now every acme repository
-            deadline = time.monotonic() + 15
-            while not template_pulls(github, API) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            drain(db)
-            (number,) = template_pulls(github, API)
-            item = placed(db, API)["write-a-test"]
-            assert section.marker_id(item.id) in on_branch(github, API, template.DEFAULT_PATH)
-            assert len(template_pulls(github, DOCS)) == 1 and template_pulls(github, OTHER) == []
+        (rules / "templates.yaml").write_text(RULES)  # now every acme repository
+        deadline = time.monotonic() + 15
+        while not template_pulls(github, API) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        drain(db)
+        (number,) = template_pulls(github, API)
+        item = placed(db, API)["write-a-test"]
+        assert section.marker_id(item.id) in on_branch(github, API, template.DEFAULT_PATH)
+        assert len(template_pulls(github, DOCS)) == 1 and template_pulls(github, OTHER) == []
 
-            # Another process holding the same rules (its own watch, nothing in memory) finds
-            # the change recorded and enqueues nothing; later checks of unchanged files neither.
-            TemplateRulesWatch(db)(rule_set_of(read_rule_files(rules)))
-            time.sleep(0.5)
-            drain(db)
-            with db.transaction() as session:
-                diffusions = session.scalars(
-                    select(OutboxRow.payload).where(OutboxRow.topic == diffuse.TOPIC)
-                ).all()
-            by_rules = [p for p in diffusions if "rules" in p]
-            assert len(by_rules) == 2, diffusions  # the rules at start, and the one change
-            assert template_pulls(github, API) == [number]
-            assert placed(db, API)["write-a-test"].id == item.id
+        # Another process holding the same rules (its own watch, nothing in memory) finds
+        # the change recorded and enqueues nothing; later checks of unchanged files neither.
+        TemplateRulesWatch(db)(rule_set_of(read_rule_files(rules)))
+        time.sleep(0.5)
+        drain(db)
+        with db.transaction() as session:
+            diffusions = session.scalars(
+                select(OutboxRow.payload).where(OutboxRow.topic == diffuse.TOPIC)
+            ).all()
+        by_rules = [p for p in diffusions if "rules" in p]
+        assert len(by_rules) == 2, diffusions  # the rules at start, and the one change
+        assert template_pulls(github, API) == [number]
+        assert placed(db, API)["write-a-test"].id == item.id
 
 
 def test_a_repository_seen_for_the_first_time_gets_the_lessons_published_before(
@@ -486,25 +492,13 @@ def test_a_repository_wide_opt_out_keeps_the_lesson_out_of_that_template_only(
 ) -> None:
     """A `suppress` rule naming only systems and repositories opts the whole repository out,
     template included; one about some pull requests (their paths) does not touch the template."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "templates.yaml").write_text(RULES)
-    (rules / "docs-team.yaml").write_text(OPT_OUTS)
-    with FakeGitHub(actor="cairn-bot").running() as github:
-        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main"})
-        with serving(
-            database_url,
-            webhook_secret,
-            prepare=known_repositories,
-            rules_path=rules,
-            github_webhook_secret=GITHUB_SECRET,
-            targets={System.GITHUB: github.target()},
-        ) as (_client, db):
-            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
-            drain(db)
-            assert len(template_pulls(github, API)) == 1
-            assert "write-a-test" in placed(db, API)
-            assert template_pulls(github, DOCS) == [] and placed(db, DOCS) == {}
+    rules = rules_dir(tmp_path, templates=RULES, **{"docs-team": OPT_OUTS})
+    with served(database_url, webhook_secret, rules) as world:
+        publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
+        drain(world.db)
+        assert len(template_pulls(world.github, API)) == 1
+        assert "write-a-test" in placed(world.db, API)
+        assert template_pulls(world.github, DOCS) == [] and placed(world.db, DOCS) == {}
 
 
 def test_a_lesson_whose_applicability_rules_a_repository_out_stays_out_of_its_template(
@@ -535,27 +529,18 @@ def test_a_lesson_whose_applicability_rules_a_repository_out_stays_out_of_its_te
 def test_listed_repositories_get_templates_before_cairn_sees_a_pull_request_there(
     database_url: str, webhook_secret: str, tmp_path: Path
 ) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "templates.yaml").write_text(RULES)
     unseen = "acme/not-yet-seen"
-    with FakeGitHub(actor="cairn-bot").running() as github:
-        github.default_branches.update({API: "main", DOCS: "trunk", OTHER: "main", unseen: "main"})
-        with serving(
-            database_url,
-            webhook_secret,
-            prepare=known_repositories,
-            rules_path=rules,
-            github_webhook_secret=GITHUB_SECRET,
-            github_template_repositories=f" {unseen} , other/listed",
-            targets={System.GITHUB: github.target()},
-        ) as (_client, db):
-            publish(db, "write-a-test", "Add a test that reproduces the failure first.")
-            drain(db)
-            assert len(template_pulls(github, unseen)) == 1
-            found = placed(db, unseen)["write-a-test"]
-            assert section.marker_id(found.id) in on_branch(github, unseen, template.DEFAULT_PATH)
-            assert template_pulls(github, "other/listed") == []  # listed, but no rule selects it
+    rules = rules_dir(tmp_path, templates=RULES)
+    listed = f" {unseen} , other/listed"
+    with served(database_url, webhook_secret, rules, github_template_repositories=listed) as world:
+        world.github.default_branches[unseen] = "main"
+        publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
+        drain(world.db)
+        assert len(template_pulls(world.github, unseen)) == 1
+        found = placed(world.db, unseen)["write-a-test"]
+        text = on_branch(world.github, unseen, template.DEFAULT_PATH)
+        assert section.marker_id(found.id) in text
+        assert template_pulls(world.github, "other/listed") == []  # listed, no rule selects it
 
 
 @pytest.mark.parametrize("value", ["acme", "acme/api,", "acme/api, bad repo/x", "a/b/c"])
