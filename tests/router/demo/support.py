@@ -4,14 +4,22 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from connectors.target import Target
 from core.work import System
 from router.compose import build_runtime
 from router.http.app import create_app
 from router.settings import Settings
+from store import migrate
+from store.engine import Database
+
+SECRET = "demo secret"
+"""The GitHub webhook secret the demo steps sign with in these tests."""
 
 
 def free_port() -> int:
@@ -38,3 +46,19 @@ async def served(settings: Settings, targets: Mapping[System, Target]) -> AsyncI
     finally:
         server.should_exit = True
         await task
+
+
+def demo_database(directory: Path, rules: Path, **settings: Any) -> tuple[Database, Settings]:
+    """A migrated SQLite database in `directory` and the settings serving it on a free port
+    with the `rules`, GitHub webhooks signed with `SECRET`."""
+    url = f"sqlite:///{directory / 'demo.db'}"
+    db = Database(url)
+    migrate.upgrade(db)
+    return db, Settings(
+        database_url=SecretStr(url),
+        github_webhook_secret=SecretStr(SECRET),
+        rules_path=rules,
+        port=free_port(),
+        poll_interval=0.05,
+        **settings,
+    )

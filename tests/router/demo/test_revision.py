@@ -4,7 +4,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr, TypeAdapter
+from pydantic import TypeAdapter
 
 from connectors.github import section
 from connectors.github.fake import FakeGitHub
@@ -16,10 +16,9 @@ from core.work import System
 from router.demo.github import DEMO_REPO, github_demo_target, run_github_demo
 from router.demo.review import DemoApi
 from router.demo.revision import STATEMENT, run_revision_demo
-from router.settings import Settings
-from store import lessons, migrate, placements
+from store import lessons, placements
 from store.engine import Database
-from tests.router.demo.support import free_port, served
+from tests.router.demo.support import SECRET, demo_database, served
 from tests.router.support import EXAMPLES
 
 
@@ -35,18 +34,9 @@ def _publish_required(db: Database) -> None:
 
 
 def test_the_revised_lesson_shows_in_the_pull_request_marked(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    db = Database(url)
-    migrate.upgrade(db)
+    db, settings = demo_database(tmp_path, EXAMPLES)
     _publish_required(db)
-    port, secret, said = free_port(), "demo secret", []
-    settings = Settings(
-        database_url=SecretStr(url),
-        github_webhook_secret=SecretStr(secret),
-        rules_path=EXAMPLES,
-        port=port,
-        poll_interval=0.05,
-    )
+    secret, said = SECRET, []
 
     def say(step: str, text: str) -> None:
         said.append(f"{step}: {text}")

@@ -5,7 +5,6 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 
 from connectors.github import section, template
 from connectors.github.fake import FakeGitHub
@@ -15,10 +14,8 @@ from router.demo.github import DEMO_REPO, github_demo_target, run_github_demo
 from router.demo.review import DemoApi
 from router.demo.template import LESSON, LESSON_ID, demo_rules, run_template_demo
 from router.ruleset.source import load_rule_set
-from router.settings import Settings
-from store import migrate, placements
-from store.engine import Database
-from tests.router.demo.support import free_port, served
+from store import placements
+from tests.router.demo.support import SECRET, demo_database, served
 from tests.router.support import EXAMPLES, publish_examples
 
 
@@ -38,18 +35,9 @@ def test_the_demo_rules_are_the_examples_and_the_template_pack(tmp_path: Path) -
 def test_the_template_pull_request_carries_the_lesson_and_merging_verifies_it(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'demo.db'}"
-    db = Database(url)
-    migrate.upgrade(db)
+    db, settings = demo_database(tmp_path, demo_rules(EXAMPLES, tmp_path / "rules"))
     publish_examples(db)
-    port, secret, said = free_port(), "demo secret", []
-    settings = Settings(
-        database_url=SecretStr(url),
-        github_webhook_secret=SecretStr(secret),
-        rules_path=demo_rules(EXAMPLES, tmp_path / "rules"),
-        port=port,
-        poll_interval=0.05,
-    )
+    secret, said = SECRET, []
 
     def say(step: str, text: str) -> None:
         said.append(f"{step}: {text}")
