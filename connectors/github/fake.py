@@ -586,6 +586,9 @@ class FakeGitHub(FakeRepositories):
         listed = self.comments.setdefault(key, [])
         if method == "GET":
             self.reads[key] += 1
+            since = query.get("since", [None])[0]
+            if since:  # GitHub: only comments updated at or after the time (ISO 8601, UTC)
+                listed = [c for c in listed if str(c["updated_at"]) >= since.replace("+00:00", "Z")]
             return self._page(listed, path, query)
         if method != "POST":
             return 405, {"message": "Method Not Allowed"}, {}

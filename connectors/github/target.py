@@ -260,24 +260,29 @@ class GitHubTarget:
         return section.observe(body)
 
     def closing_reason(self, via: str, closer: str | None, closed_at: datetime) -> str | None:
-        """The comment the person who closed `via` wrote within `CLOSING_WINDOW` of the close
-        (the last one), as one line; None when they wrote none. One read per page of comments."""
+        """The comment the person who closed `via` wrote within `CLOSING_WINDOW` of the close,
+        before or after it (the last one there when Cairn reads), as one line; None when they
+        wrote none. One read: only the window's comments are listed."""
         if closer is None:
             return None
         repo, number = _locate(via)
         issue = self._client().get_repo(repo).get_issue(number)  # lazy: no request
 
-        def read() -> list[tuple[str | None, datetime, str]]:
+        def read() -> list[tuple[str | None, datetime | None, str]]:
+            # Only the window's comments: one page, however long the conversation was.
+            since = closed_at - CLOSING_WINDOW
             return [
                 (None if c.user is None else c.user.login, c.created_at, c.body or "")
-                for c in issue.get_comments()
+                for c in issue.get_comments(since=since)
             ]
 
         comments = call(f"read the comments of {via}", read, self.policy)
         said = [
             body
             for login, created, body in comments
-            if login == closer and abs(created - closed_at) <= CLOSING_WINDOW
+            if login == closer
+            and created is not None
+            and abs(created - closed_at) <= CLOSING_WINDOW
         ]
         return _reason_text(said[-1]) if said else None
 

@@ -217,7 +217,7 @@ class LessonService:
                     )
             change = {"lesson": lesson_id, "version": published.version}
             # Pull-request templates the rules select get the lesson (`router.stages.diffuse`).
-            outbox.enqueue(session, topic=diffuse.TOPIC, payload=change, key=lesson_id, now=now)
+            outbox.enqueue(session, topic=diffuse.TOPIC, payload=change, key=diffuse.KEY, now=now)
             for ref in sorted(touched):
                 outbox.enqueue(
                     session,

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.github import template
 from core.base import utcnow
-from core.errors import PayloadError
+from core.errors import PayloadError, TransientError
 from core.lesson import Lesson, LessonStatus
 from core.placement import EmbeddingForm, Placement
 from core.work import System
@@ -44,7 +44,7 @@ from router.stages.route import EMBED_TOPIC, planned_placement
 from rules.decision import Candidate, decide
 from rules.globs import normalise
 from rules.loader import RuleSet
-from rules.model import Rule
+from rules.model import Level, Rule
 from rules.reference import applicability_failure, lesson_failure
 from rules.select import winner
 from store import audit, cursors, lessons, outbox, placements, work_items
@@ -55,7 +55,11 @@ TOPIC = "diffuse"
 ACTOR = "cairn:diffuser"
 CURSOR = "diffuse:template-rules"
 """The digest of the template rules whose selection was last diffused."""
-RULES_KEY = "diffuse:rules"
+KEY = "diffuse"
+RETRY_SECONDS = 5.0
+"""How soon a process whose rule files lag behind another's tries a rule change again."""
+"""Every diffusion message shares this key, so they run one at a time, in order: two of them
+can never plan the same lesson into the same template side by side."""
 log = logging.getLogger("cairn.diffuse")
 
 
@@ -95,6 +99,8 @@ def _candidates(rule_set: RuleSet) -> list[Candidate]:
     for pack in rule_set.packs:
         for rule in pack.rules:
             order += 1
+            if pack.level != Level.ORGANISATION:
+                continue  # a team pack speaks for its team's work items, not a repository
             if rule.work_item.systems and System.GITHUB not in rule.work_item.systems:
                 continue
             if rule.then.form == EmbeddingForm.GITHUB_PR_TEMPLATE or _repository_wide_opt_out(rule):
@@ -161,7 +167,7 @@ def _plan(
         there = placed.setdefault(item.ref, set())
         if lesson.id in there:
             continue
-        if applicability_failure(lesson, item) is not None:
+        if not best.rule.override_applicability and applicability_failure(lesson, item):
             continue  # its author says it does not transfer to this repository as a whole
         work_items.record_if_changed(ctx.session, item, ctx.now)
         decision = decide(lesson, best, rule_set.version)
@@ -189,6 +195,14 @@ def make_handler(active: ActiveRules, listed: Sequence[str] = ()) -> Stage:
         rule_set = active.rule_set
         if "rules" in payload:
             if rule_set is None or template_rules_digest(rule_set, listed) != payload["rules"]:
+                stored = cursors.get(ctx.session, CURSOR) or {}
+                if stored.get("digest") == payload["rules"]:
+                    # Another process holds newer rules than this one: retry once this one's
+                    # reloader has read them too.
+                    raise TransientError(
+                        "the template rules in force here are older than the change",
+                        retry_after=RETRY_SECONDS,
+                    )
                 return  # the rules changed again since: that change enqueued its own message
             published = lessons.published(ctx.session)
             _place(ctx, published, rule_set, {"rules": payload["rules"]}, listed=listed)
@@ -261,24 +275,30 @@ class TemplateRulesWatch:
     def __init__(self, db: Database, listed: Sequence[str] = ()) -> None:
         self.db = db
         self.listed = tuple(listed)
-        self._seen: str | None = None
+        self._seen: tuple[str | None] | None = None
+        """The digest last settled in the database (None: not yet)."""
 
     def __call__(self, rule_set: RuleSet) -> None:
         digest = template_rules_digest(rule_set, self.listed)
-        if digest is None or digest == self._seen:
+        if self._seen is not None and digest == self._seen[0]:
             return
         now = utcnow()
         try:
             with self.db.transaction() as session:
                 stored = cursors.get(session, CURSOR)
-                if stored is None or stored.get("digest") != digest:
+                # No template rule is recorded too (digest None), so putting one back later
+                # is a change that places what was published meanwhile.
+                if (stored is None and digest is not None) or (
+                    stored is not None and stored.get("digest") != digest
+                ):
                     cursors.put(
                         session, CURSOR, {"digest": digest, "rule_set": rule_set.version}, now
                     )
-                    outbox.enqueue(
-                        session, topic=TOPIC, payload={"rules": digest}, key=RULES_KEY, now=now
-                    )
-                    log.info("template rules changed (rule set %s): diffusing", rule_set.version)
+                    if digest is not None:
+                        outbox.enqueue(
+                            session, topic=TOPIC, payload={"rules": digest}, key=KEY, now=now
+                        )
+                        log.info("template rules changed (rule set %s)", rule_set.version)
         except IntegrityError:
             return  # another process recorded this change first; the next check sees it
-        self._seen = digest
+        self._seen = (digest,)

@@ -12,6 +12,8 @@ from core.recurrence import CHECKED as RECURRENCE_CHECKED
 from core.work import System
 from core.work_capture import CaptureEvent
 from router.pipeline import Handler, StageContext
+from router.stages.diffuse import KEY as DIFFUSE_KEY
+from router.stages.diffuse import TOPIC as DIFFUSE_TOPIC
 from store import audit, inbox, incidents, work_items
 
 TOPIC = "inbound"
@@ -22,7 +24,6 @@ CAPTURE_WORK_TOPIC = "capture_work"
 ENRICH_TOPIC = "enrich"
 OBSERVE_TOPIC = "observe"
 RECURRENCE_TOPIC = "recurrence"
-DIFFUSE_TOPIC = "diffuse"
 ACTOR = "cairn:pipeline"
 
 
@@ -92,7 +93,7 @@ def _inbound(
             ):
                 # A repository Cairn had not seen: its template gets the lessons published
                 # before (`router.stages.diffuse`).
-                ctx.emit(DIFFUSE_TOPIC, {"repository": project}, key=f"diffuse:{project}")
+                ctx.emit(DIFFUSE_TOPIC, {"repository": project}, key=DIFFUSE_KEY)
             ctx.emit(HYDRATE_TOPIC if event.complete else ROUTE_TOPIC, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connectors.target import ClosingReasons, EmbedEntry, GateResult, Gating, Target
-from core.errors import AuthenticationError, PayloadError
+from core.errors import PayloadError
 from core.feedback import Closure, ItemMark, ItemObservation, Observation
 from core.work import System, WorkItem
 from router.pipeline import Effect, StageContext
@@ -105,10 +105,14 @@ def make_stage(
                 reason = plan.target.closing_reason(
                     plan.reason_via, observed.actor, observed.observed_at
                 )
-            except (PayloadError, AuthenticationError) as exc:
-                # The dismissals matter more than their wording: record them with the fixed
-                # reason rather than dead-letter them. A transient failure is retried.
-                log.warning("closing comment of %s not read: %s", plan.reason_via, exc)
+            except Exception as exc:
+                # The dismissals matter more than their wording: whatever kept the comment
+                # from being read, record them with the fixed reason rather than risk them.
+                log.warning(
+                    "closing comment of %s not read (%s); the fixed reason stands",
+                    plan.reason_via,
+                    type(exc).__name__,
+                )
                 reason = None
             return Outcome(None, None, reason)
         items = plan.target.observe(plan.item) if plan.reread else None

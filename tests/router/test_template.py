@@ -21,10 +21,13 @@ from connectors.github.webhook import TEMPLATE_CLOSED
 from connectors.target import EmbedEntry
 from core.access import Principal, Role
 from core.base import utcnow
+from core.errors import TransientError
 from core.lesson import Lesson
 from core.placement import Placement, PlacementState, SignalKind
 from core.work import System, WorkItem
 from router.lessons.service import LessonService
+from router.pipeline import StageContext
+from router.ruleset.active import ActiveRules
 from router.ruleset.source import read_rule_files, rule_set_of
 from router.settings import Settings
 from router.stages import DEFAULT_PUBLIC_URL, diffuse
@@ -96,7 +99,7 @@ def served(database_url: str, webhook_secret: str, rules: Path, **settings: Any)
 def rules_dir(tmp_path: Path, **packs: str) -> Path:
     """A rules directory holding each pack as `<name>.yaml`."""
     rules = tmp_path / "rules"
-    rules.mkdir()
+    rules.mkdir(parents=True)
     for name, text in packs.items():
         (rules / f"{name}.yaml").write_text(text)
     return rules
@@ -471,10 +474,9 @@ def test_a_repository_seen_for_the_first_time_gets_the_lessons_published_before(
 
 
 OPT_OUTS = """\
-pack: docs-team
-level: team
-team: docs
-priority: 100
+pack: opt-outs
+level: organisation
+priority: 200
 rules:
   - id: no-testing-lessons-here
     lesson: {tags: [testing]}
@@ -487,12 +489,27 @@ rules:
 """
 
 
+TEAM_PACK = """\
+pack: api-team
+level: team
+team: api
+priority: 300
+rules:
+  - id: not-in-our-work
+    lesson: {tags: [testing]}
+    work_item: {systems: [github]}
+    then: {suppress: true}
+"""
+"""A team pack speaks for its team's work items: its opt-out leaves every template alone."""
+
+
 def test_a_repository_wide_opt_out_keeps_the_lesson_out_of_that_template_only(
     database_url: str, webhook_secret: str, tmp_path: Path
 ) -> None:
-    """A `suppress` rule naming only systems and repositories opts the whole repository out,
-    template included; one about some pull requests (their paths) does not touch the template."""
-    rules = rules_dir(tmp_path, templates=RULES, **{"docs-team": OPT_OUTS})
+    """An organisation's `suppress` rule naming only systems and repositories opts the whole
+    repository out, template included; one about some pull requests (their paths) does not
+    touch the template, nor does a team pack's opt-out."""
+    rules = rules_dir(tmp_path, templates=RULES, **{"opt-outs": OPT_OUTS, "api-team": TEAM_PACK})
     with served(database_url, webhook_secret, rules) as world:
         publish(world.db, "write-a-test", "Add a test that reproduces the failure first.")
         drain(world.db)
@@ -547,3 +564,33 @@ def test_listed_repositories_get_templates_before_cairn_sees_a_pull_request_ther
 def test_a_malformed_template_repository_list_stops_start_up(value: str) -> None:
     with pytest.raises(ValidationError, match="github_template_repositories"):
         Settings(database_url=SecretStr("sqlite://"), github_template_repositories=value)
+
+
+def test_a_process_behind_on_the_rules_retries_a_rule_change_instead_of_dropping_it(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    narrow = RULES.replace('projects: ["acme/*"]', 'projects: ["acme/docs-site"]')
+    old_rules, new_rules = (
+        rules_dir(tmp_path / "old", t=narrow),
+        rules_dir(tmp_path / "new", t=RULES),
+    )
+    TemplateRulesWatch(sqlite_db)(rule_set_of(read_rule_files(new_rules)))  # the other process
+    with sqlite_db.transaction() as session:
+        (payload,) = session.scalars(select(OutboxRow.payload)).all()
+        ctx = StageContext(session, utcnow(), 1)
+        behind = diffuse.make_handler(ActiveRules(old_rules))
+        with pytest.raises(TransientError):
+            behind(ctx, payload)  # the change is kept for when this process has read it
+        diffuse.make_handler(ActiveRules(new_rules))(ctx, payload)  # caught up: runs
+
+
+def test_template_rules_removed_and_put_back_are_a_change(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    with_rule = rule_set_of(read_rule_files(rules_dir(tmp_path / "a", t=RULES)))
+    without = rule_set_of(read_rule_files(rules_dir(tmp_path / "b", t=OPT_OUTS)))
+    for rule_set in (with_rule, without, with_rule):
+        TemplateRulesWatch(sqlite_db)(rule_set)  # a fresh process each time
+    with sqlite_db.transaction() as session:
+        payloads = session.scalars(select(OutboxRow.payload)).all()
+    assert [p["rules"] for p in payloads] == [diffuse.template_rules_digest(with_rule)] * 2
