@@ -20,7 +20,8 @@ from rules.select import select
 _FLAGS = GLOBSTAR | DOTGLOB | BRACE
 
 
-def _glob(value: str, patterns: Sequence[str]) -> bool:
+def glob_any(value: str, patterns: Sequence[str]) -> bool:
+    """Whether `value` matches any of the globs, as every rule condition matches them."""
     return any(globmatch(value, p, flags=_FLAGS) for p in patterns)
 
 
@@ -50,10 +51,10 @@ def work_item_failure(rule: Rule, item: WorkItem) -> str | None:
     c: WorkItemCondition = rule.work_item
     checks = (
         ("systems", not c.systems or item.system in c.systems, item.system.value),
-        ("projects", not c.projects or _glob(item.project, c.projects), item.project),
+        ("projects", not c.projects or glob_any(item.project, c.projects), item.project),
         (
             "paths",
-            not c.paths or any(_glob(path, c.paths) for path in item.changed_paths),
+            not c.paths or any(glob_any(path, c.paths) for path in item.changed_paths),
             list(item.changed_paths),
         ),
         ("labels", not c.labels or _any(item.labels, c.labels), list(item.labels)),
@@ -108,9 +109,9 @@ def _scope_hits(scope: Scope, item: WorkItem) -> list[str]:
         hits.append("services")
     if scope.components and _any(item.components, scope.components):
         hits.append("components")
-    if scope.repos and _glob(item.project, scope.repos):
+    if scope.repos and glob_any(item.project, scope.repos):
         hits.append("repos")
-    if scope.paths and any(_glob(path, scope.paths) for path in item.changed_paths):
+    if scope.paths and any(glob_any(path, scope.paths) for path in item.changed_paths):
         hits.append("paths")
     if scope.teams and item.team in scope.teams:
         hits.append("teams")

@@ -45,7 +45,7 @@ from rules.decision import Candidate, decide
 from rules.globs import normalise
 from rules.loader import RuleSet
 from rules.model import Level, Rule
-from rules.reference import applicability_failure, lesson_failure
+from rules.reference import applicability_failure, glob_any, lesson_failure
 from rules.select import winner
 from store import audit, cursors, lessons, outbox, placements, work_items
 from store.engine import Database
@@ -56,10 +56,10 @@ ACTOR = "cairn:diffuser"
 CURSOR = "diffuse:template-rules"
 """The digest of the template rules whose selection was last diffused."""
 KEY = "diffuse"
-RETRY_SECONDS = 5.0
-"""How soon a process whose rule files lag behind another's tries a rule change again."""
 """Every diffusion message shares this key, so they run one at a time, in order: two of them
 can never plan the same lesson into the same template side by side."""
+RETRY_SECONDS = 5.0
+"""How soon a process whose rule files lag behind another's tries a rule change again."""
 log = logging.getLogger("cairn.diffuse")
 
 
@@ -73,10 +73,7 @@ def repositories(ctx: StageContext, listed: Sequence[str] = ()) -> list[str]:
 
 
 def _matches(patterns: tuple[str, ...], repo: str) -> bool:
-    from wcmatch.glob import BRACE, DOTGLOB, GLOBSTAR, globmatch
-
-    flags = GLOBSTAR | DOTGLOB | BRACE  # as `rules.globs` and `rules.reference` match
-    return not patterns or any(globmatch(normalise(repo), p, flags=flags) for p in patterns)
+    return not patterns or glob_any(normalise(repo), patterns)
 
 
 _REPOSITORY_WIDE = frozenset({"systems", "projects"})
