@@ -25,6 +25,7 @@ Last line per transport, one JSON object:
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import random
@@ -40,10 +41,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import yaml
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).parent))
 import rules_engine  # the synthetic organisation: rules, lessons, work items
@@ -53,7 +57,7 @@ from connectors.standard_webhooks import sign
 from core.base import utcnow
 from core.work import System
 from store import lessons, migrate, outbox
-from store.engine import Database
+from store.engine import Database, normalise_url
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 SECRET = "whsec_" + "cGlwZWxpbmUtYmVuY2gtc2VjcmV0LTAxMjM0NTY3"
@@ -169,41 +173,90 @@ def _body(item: Any) -> bytes:
     ).encode()
 
 
+class Sender:
+    """One sender's keep-alive connection (http.client: the lightest client the standard
+    library has, so the load generator does not take the CPU the server under test needs)."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlsplit(url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.conn: http.client.HTTPConnection | None = None
+
+    def post(self, n: int, body: bytes) -> tuple[int, float]:
+        """Deliver one signed body; (status, seconds until the answer was read)."""
+        headers = sign(SECRET, f"msg_{uuid.uuid4().hex}_{n}", body)
+        headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            started = time.perf_counter()
+            try:
+                self.conn.request("POST", "/hooks/generic", body=body, headers=headers)
+                answer = self.conn.getresponse()
+                answer.read()
+            except (http.client.HTTPException, ConnectionError):
+                # The server closed an idle keep-alive connection as the request went out:
+                # open a new one and send again (the delivery id makes a repeat harmless).
+                self.conn.close()
+                self.conn = None
+                if attempt == 2:
+                    raise
+                continue
+            taken = time.perf_counter() - started
+            if answer.getheader("connection", "").lower() == "close":
+                self.conn.close()
+                self.conn = None
+            return answer.status, taken
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 def send_burst(url: str, bodies: list[bytes], concurrency: int) -> list[float]:
     """Send every body as fast as `concurrency` senders can; the acknowledgement latencies."""
     latencies: list[float] = []
     lock = threading.Lock()
+    todo = iter(enumerate(bodies))
 
-    def one(args: tuple[int, bytes]) -> None:
-        n, body = args
-        msg_id = f"msg_{uuid.uuid4().hex}_{n}"
-        with httpx.Client(base_url=url, timeout=30) as client:
-            started = time.perf_counter()
-            answer = client.post("/hooks/generic", content=body, headers=sign(SECRET, msg_id, body))
-            taken = time.perf_counter() - started
-        if answer.status_code != 202:
-            raise SystemExit(f"delivery {n}: {answer.status_code} {answer.text[:200]}")
-        with lock:
-            latencies.append(taken)
+    def sender() -> None:
+        client = Sender(url)
+        try:
+            while True:
+                with lock:
+                    nxt = next(todo, None)
+                if nxt is None:
+                    return
+                n, body = nxt
+                status, taken = client.post(n, body)
+                if status != 202:
+                    raise SystemExit(f"delivery {n}: {status}")
+                with lock:
+                    latencies.append(taken)
+        finally:
+            client.close()
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, enumerate(bodies)))
+        for future in [pool.submit(sender) for _ in range(concurrency)]:
+            future.result()
     return latencies
 
 
 def send_paced(url: str, bodies: list[bytes], rate: float) -> list[float]:
-    """Open loop: one delivery every 1/rate seconds, whatever the answers take."""
+    """Open loop: one delivery every 1/rate seconds, whatever the answers take (a pool of
+    keep-alive senders, so a slow answer never delays the next delivery's start)."""
     latencies: list[float] = []
     lock = threading.Lock()
-    client = httpx.Client(base_url=url, timeout=30, limits=httpx.Limits(max_connections=64))
+    idle: list[Sender] = []
 
     def one(n: int, body: bytes) -> None:
-        msg_id = f"msg_{uuid.uuid4().hex}_{n}"
-        started = time.perf_counter()
-        answer = client.post("/hooks/generic", content=body, headers=sign(SECRET, msg_id, body))
-        taken = time.perf_counter() - started
-        if answer.status_code == 202:
-            with lock:
+        with lock:
+            client = idle.pop() if idle else Sender(url)
+        status, taken = client.post(n, body)
+        with lock:
+            idle.append(client)
+            if status == 202:
                 latencies.append(taken)
 
     start = time.perf_counter()
@@ -213,21 +266,31 @@ def send_paced(url: str, bodies: list[bytes], rate: float) -> list[float]:
             if delay > 0:
                 time.sleep(delay)
             pool.submit(one, n, body)
-    client.close()
+    for client in idle:
+        client.close()
     return latencies
 
 
-def drained(db: Database, timeout: float) -> float:
-    """Wait until no message is pending or leased; returns when (perf_counter)."""
+def drained(url: str, timeout: float) -> float:
+    """Wait until no message is pending or leased; returns when (perf_counter).
+
+    Watches through a plain read-only engine: Cairn's own `Database` starts every SQLite
+    transaction with the write lock (BEGIN IMMEDIATE), and the watcher would compete for it
+    with the pipeline it measures.
+    """
+    engine = create_engine(normalise_url(url))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.transaction() as session:
-            counts = outbox.counts(session)
-        if counts["pending"] == 0 and counts["leased"] == 0:
-            if counts["dead"]:
-                raise SystemExit(f"{counts['dead']} messages dead-lettered")
-            return time.perf_counter()
-        time.sleep(0.05)
+    try:
+        while time.monotonic() < deadline:
+            with Session(engine) as session:
+                counts = outbox.counts(session)
+            if counts["pending"] == 0 and counts["leased"] == 0:
+                if counts["dead"]:
+                    raise SystemExit(f"{counts['dead']} messages dead-lettered")
+                return time.perf_counter()
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
     raise SystemExit(f"the pipeline did not drain in {timeout:.0f} s: {counts}")
 
 
@@ -275,7 +338,7 @@ def run(
             started = time.perf_counter()
             burst = send_burst(stack.url, bodies, args.concurrency)
             sent = time.perf_counter()
-            done = drained(db, timeout=args.timeout)
+            done = drained(url, timeout=args.timeout)
             eps = len(bodies) / (done - started)
             # Where an event's time went (embedded: every stage runs in `cairn serve`).
             spent = None if broker else stage_time(stack.url, len(bodies))
@@ -285,7 +348,7 @@ def run(
                 for n in range(paced_n)
             ]
             paced = send_paced(stack.url, again, eps / 2)
-            drained(db, timeout=args.timeout)
+            drained(url, timeout=args.timeout)
             writes = sum(fake.writes.values())
         finally:
             stack.stop()
