@@ -47,15 +47,16 @@ def build_stages(
     own_actors = {system: target.own_actor for system, target in targets.items()}
     default = capture_work.CaptureSettings(CaptureConfig(), {}, public_url)
     gates = gating.gates_of(rules)
+    routing = route.make_handler(rules)
     return {
         inbound.TOPIC: inbound.make_handler(
-            own_actors, frozenset(enrichers), diffuse.template_rules_in_force(rules)
+            own_actors, frozenset(enrichers), diffuse.template_rules_in_force(rules), routing
         ),
         enrich.TOPIC: enrich.make_stage(enrichers),
         capture.TOPIC: capture.handle,
         capture_work.TOPIC: capture_work.make_stage(readers or {}, capture_settings or default),
         capture_work.NOTIFY_TOPIC: capture_work.make_notify_stage(readers or {}, public_url),
-        route.TOPIC: route.make_handler(rules),
+        route.TOPIC: routing,
         diffuse.TOPIC: diffuse.make_handler(rules, template_repositories),
         hydrate.TOPIC: hydrate.make_stage(targets),
         embed.TOPIC: embed.make_stage(targets, public_url, gates, revision.rules_of(rules)),

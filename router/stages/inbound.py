@@ -31,13 +31,22 @@ def make_handler(
     own_actors: Mapping[System, str | None],
     enriched: Collection[str] = (),
     templates: Callable[[], bool] = lambda: False,
+    route: Handler | None = None,
 ) -> Handler:
     """The inbound stage; `own_actors` are the accounts Cairn writes to each target as,
-    incidents from the `enriched` sources are read from their tracker before capture, and
-    `templates` says whether template rules are in force (a new repository is then diffused)."""
+    incidents from the `enriched` sources are read from their tracker before capture,
+    `templates` says whether template rules are in force (a new repository is then diffused),
+    and `route` is the route stage's handler.
+
+    A work item the delivery fully describes is routed in this same transaction by `route`
+    rather than through a `route` message: one message, one claim and one commit fewer per
+    event. Routing locks the work item's row first (`work_items.get(for_update=True)`), so
+    two deliveries about one work item still route one after the other, each from the state
+    the other committed. Without `route`, a `route` message is queued as before.
+    """
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
-        _inbound(ctx, payload, own_actors, enriched, templates)
+        _inbound(ctx, payload, own_actors, enriched, templates, route)
 
     return handle
 
@@ -48,6 +57,7 @@ def _inbound(
     own_actors: Mapping[System, str | None],
     enriched: Collection[str],
     templates: Callable[[], bool],
+    route: Handler | None,
 ) -> None:
     """Parse the delivery with its source's parser and record what it says."""
     inbox_id = payload.get("inbox_id")
@@ -94,7 +104,6 @@ def _inbound(
                 # A repository Cairn had not seen: its template gets the lessons published
                 # before (`router.stages.diffuse`).
                 ctx.emit(DIFFUSE_TOPIC, {"repository": project}, key=DIFFUSE_KEY)
-            ctx.emit(HYDRATE_TOPIC if event.complete else ROUTE_TOPIC, {"ref": ref}, key=ref)
             audit.record(
                 ctx.session,
                 actor=ACTOR,
@@ -103,6 +112,12 @@ def _inbound(
                 details={**details, "created": created},
                 now=ctx.now,
             )
+            if event.complete:
+                ctx.emit(HYDRATE_TOPIC, {"ref": ref}, key=ref)
+            elif route is not None:
+                route(ctx, {"ref": ref})
+            else:
+                ctx.emit(ROUTE_TOPIC, {"ref": ref}, key=ref)
         elif isinstance(event, FeedbackEvent):
             _feedback(ctx, event, own_actors)
         elif isinstance(event, CaptureEvent):

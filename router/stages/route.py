@@ -11,7 +11,7 @@ from core.feedback import LIVE
 from core.lesson import Lesson, Mandate
 from core.placement import EmbeddingForm, Placement, PlacementState
 from core.work import System, WorkItem
-from router.pipeline import Stage, StageContext
+from router.pipeline import Handler, StageContext
 from router.ruleset.active import ActiveRules
 from router.stages.held_back import Held, held_back
 from rules.decision import Decision
@@ -87,7 +87,7 @@ def _past_budget(
     return grouped(decisions, budget=budget, shown=shown)
 
 
-def make_handler(active: ActiveRules) -> Stage:
+def make_handler(active: ActiveRules) -> Handler:
     """The route stage, bound to the rule set in force."""
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:

@@ -2,19 +2,26 @@
 
 import json
 import shutil
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 import rules
 from connectors.generic.webhook import sign
 from core.base import utcnow
+from router.pipeline import Dispatcher, Outcome
 from router.ruleset.active import ActiveRules
-from store import audit, flags, placements
+from router.stages import build_stages
+from store import audit, flags, inbox, outbox, placements
 from store.engine import Database
+from store.tables import OutboxRow
 from tests.router.support import EXAMPLES, PR, PR_REF, drain, publish_examples, serving
 
 
@@ -193,3 +200,67 @@ def test_a_flagged_rule_with_suppress_advisory_places_no_advice_until_cleared(
         with db.transaction() as session:
             placed = placements.for_work_item(session, PR_REF)
     assert [(p.lesson_id, p.mandate.value) for p in placed] == [("derive-pool-size", "invited")]
+
+
+def _inbound_messages(db: Database, bodies: list[bytes]) -> list[int]:
+    """What ingress commits for each body: an inbox row and its inbound message."""
+    ids = []
+    with db.transaction() as session:
+        for n, body in enumerate(bodies):
+            now = utcnow()
+            inbox_id = inbox.accept(
+                session, source="generic", delivery_key=f"d{n}", headers={}, body=body, now=now
+            )
+            assert inbox_id is not None
+            ids.append(
+                outbox.enqueue(
+                    session, topic="inbound", payload={"inbox_id": inbox_id}, key=f"d{n}", now=now
+                )
+            )
+        outbox.claim(session, now=utcnow(), lease=timedelta(seconds=30), max_attempts=8)
+    return ids
+
+
+def test_a_delivered_work_item_is_routed_in_the_inbound_transaction(
+    db: Database, rules_dir: Path
+) -> None:
+    publish_examples(db)
+    dispatcher = Dispatcher(db, build_stages(ActiveRules(rules_dir)))
+    [message_id] = _inbound_messages(db, [PR.read_bytes()])
+
+    assert dispatcher.run(message_id) is Outcome.DONE
+
+    with db.transaction() as session:
+        placed = placements.for_work_item(session, PR_REF)
+        actions = [e.action for e in audit.entries(session)]
+        queued = session.scalars(select(OutboxRow.topic).order_by(OutboxRow.id)).all()
+    assert [p.lesson_id for p in placed] == ["derive-pool-size"]
+    assert actions == ["work_item.recorded", "placement.planned"]
+    assert queued == ["inbound", "embed"]  # no `route` message: it ran in the same transaction
+
+
+def test_two_deliveries_about_one_work_item_at_once_place_its_lesson_once(
+    db: Database, rules_dir: Path
+) -> None:
+    publish_examples(db)
+    dispatcher = Dispatcher(db, build_stages(ActiveRules(rules_dir)))
+    body = json.loads(PR.read_bytes())
+    edited = {**body, "work_item": {**body["work_item"], "title": "An edited title"}}
+    ids = _inbound_messages(db, [PR.read_bytes(), json.dumps(edited).encode()])
+    start = threading.Barrier(2)
+
+    def run(message_id: int) -> Outcome:
+        start.wait()
+        return dispatcher.run(message_id)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(run, ids))
+
+    assert outcomes == [Outcome.DONE, Outcome.DONE]
+    with db.transaction() as session:
+        placed = placements.for_work_item(session, PR_REF)
+        planned = audit.entries(session, action="placement.planned")
+        embeds = session.scalars(select(OutboxRow.id).where(OutboxRow.topic == "embed")).all()
+    assert [p.lesson_id for p in placed] == ["derive-pool-size"]
+    assert len(planned) == 1
+    assert len(embeds) == 1
