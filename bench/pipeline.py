@@ -8,7 +8,7 @@ rate limits, not Cairn). Per transport:
 
 - **embedded** (SQLite file, workers inside `cairn serve`; "workers" is `CAIRN_CONCURRENCY`);
 - **rabbitmq** and **nats** (PostgreSQL, `cairn serve --no-workers` plus that many
-  `cairn worker` processes, each with `CAIRN_CONCURRENCY=4`).
+  `cairn worker` processes, each with `CAIRN_CONCURRENCY=4`, or `--worker-concurrency`).
 
 Each run sends `--events` deliveries as fast as `--concurrency` senders can, and measures the
 sustained rate (events accepted ÷ time until every message is done) and the acknowledgement
@@ -330,7 +330,7 @@ def run(
             "CAIRN_GITHUB_SECONDS_BETWEEN_REQUESTS": "0",
             "CAIRN_GITHUB_SECONDS_BETWEEN_WRITES": "0",
             "CAIRN_PORT": str(free_port()),
-            "CAIRN_CONCURRENCY": str(workers if not broker else 4),
+            "CAIRN_CONCURRENCY": str(workers if not broker else args.worker_concurrency),
         }
         stack = Stack(env, folder, workers, broker)
         try:
@@ -513,6 +513,12 @@ def main() -> None:
     parser.add_argument("--transports", default="embedded,rabbitmq,nats")
     parser.add_argument("--workers", default="1,3")
     parser.add_argument("--paced-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=4,
+        help="CAIRN_CONCURRENCY of each `cairn worker` in broker mode",
+    )
     parser.add_argument("--raw-messages", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--rabbit-url", default="amqp://guest:guest@127.0.0.1:5672/")
