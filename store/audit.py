@@ -95,6 +95,9 @@ def _link(session: Session) -> None:
     pending: list[_Pending] | None = session.info.pop(_KEY, None)
     if not pending:
         return
+    # Every other write of the transaction goes out before the head is locked, so the lock is
+    # held for the audit rows and the commit alone (writers on PostgreSQL queue on it).
+    session.flush()
     head = session.get(AuditHeadRow, 1, with_for_update=True)
     if head is None:
         raise RuntimeError("the audit chain has no head row: run `cairn db upgrade`")

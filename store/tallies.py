@@ -99,10 +99,11 @@ def _pending(session: Session) -> _Deltas:
     return found
 
 
-@event.listens_for(Session, "before_commit")
+@event.listens_for(Session, "before_commit", insert=True)
 def _write(session: Session) -> None:
     """Write a transaction's deltas as it commits: one INSERT per table, however many
-    placements it wrote, summed per key."""
+    placements it wrote, summed per key. Runs before the audit chain's link (registered
+    first), which then holds the chain's head lock for the audit rows and the commit alone."""
     deltas = session.info.pop(_KEY, None)
     if deltas is None:
         return

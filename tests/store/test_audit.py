@@ -4,11 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from store import audit, migrate
+from store import audit, migrate, tallies
 from store.engine import Database
+from store.tables import CounterRow
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -153,6 +154,31 @@ def test_an_open_transaction_that_audited_does_not_hold_up_other_writers(
     assert (verdict.intact, verdict.checked) == (True, 3), verdict.problem
     assert actions == ["quick", "slow.first", "slow.second"]  # chained in commit order
     db.dispose()
+
+
+@pytest.mark.postgres
+def test_the_head_is_locked_after_every_other_write_of_the_transaction(
+    postgres_url: str,
+) -> None:
+    """Writers queue on the head lock, so it covers the audit rows and the commit alone: the
+    transaction's own rows and its tallies are written before it is taken."""
+    db = Database(postgres_url)
+    migrate.upgrade(db)
+    statements: list[str] = []
+    event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with db.transaction() as session:
+        _entry(session, "first")
+        session.add(CounterRow(name="test.counter", value=1))
+        tallies.placed(session, tallies.key_of(T0, "pack/rule", "delivered", None), "l", "m")
+    db.dispose()
+    locked = next(n for n, sql in enumerate(statements) if "FOR UPDATE" in sql)
+    assert "audit_head" in statements[locked]
+    before = " ".join(statements[:locked])
+    assert "INSERT INTO counters" in before and "INSERT INTO placement_tallies" in before
+    assert all(
+        sql.startswith(("INSERT INTO audit_log", "UPDATE audit_head"))
+        for sql in statements[locked + 1 :]
+    ), statements[locked + 1 :]
 
 
 def test_a_rolled_back_transaction_leaves_no_entry_and_readers_see_their_own(
