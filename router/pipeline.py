@@ -2,7 +2,6 @@
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,60 +75,6 @@ class Outcome(StrEnum):
     delivery's lease lapsed. This delivery changed nothing."""
 
 
-class LeaseKeeper:
-    """Renews the leases of the runs in progress, from one thread for the whole process.
-
-    A run's lease is renewed every third of its length while the run lasts, so it lapses only
-    when the process dies or hangs. (One thread per run would cost a thread start per
-    message, which under load is a noticeable part of a short message's time.)
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._runs: dict[tuple[int, str], tuple[timedelta, float]] = {}
-        """(message id, run token) → (lease, when next to renew on the monotonic clock)."""
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def hold(self, message_id: int, token: str, lease: timedelta) -> None:
-        """Keep renewing this run's lease until `release`."""
-        with self._changed:
-            due = time.monotonic() + lease.total_seconds() / 3
-            self._runs[(message_id, token)] = (lease, due)
-            if self._thread is None or not self._thread.is_alive():
-                # A daemon that is not joined: a renewal landing after a run ended matches no
-                # leased row with its token, so it changes nothing.
-                self._thread = threading.Thread(target=self._keep, name="cairn-leases", daemon=True)
-                self._thread.start()
-            self._changed.notify()
-
-    def release(self, message_id: int, token: str) -> None:
-        """The run ended: stop renewing its lease."""
-        with self._changed:
-            self._runs.pop((message_id, token), None)
-
-    def _keep(self) -> None:
-        while True:
-            with self._changed:
-                now = time.monotonic()
-                due = [(run, lease) for run, (lease, at) in self._runs.items() if at <= now]
-                if not due:
-                    soonest = min((at for _, at in self._runs.values()), default=now + 60.0)
-                    self._changed.wait(max(0.0, soonest - now))
-                    continue
-                for run, lease in due:
-                    self._runs[run] = (lease, now + lease.total_seconds() / 3)
-            for (message_id, token), lease in due:
-                try:
-                    with self.db.transaction() as session:
-                        held = outbox.extend(session, message_id, token, utcnow() + lease)
-                except Exception:
-                    log.warning("could not renew the lease of message %s", message_id)
-                    continue
-                if not held:
-                    self.release(message_id, token)
-
-
 class Dispatcher:
     """Runs stage handlers: effects and the done-mark commit together, or not at all."""
 
@@ -146,7 +91,6 @@ class Dispatcher:
         self.max_attempts = max_attempts
         # Broker consumers count each delivery here; embedded workers count when they claim.
         self.count_attempts = count_attempts
-        self._leases = LeaseKeeper(db)
 
     @property
     def topics(self) -> list[str]:
@@ -190,11 +134,26 @@ class Dispatcher:
     @contextmanager
     def _renewing(self, message_id: int, token: str, lease: timedelta) -> Iterator[None]:
         """Renew this run's lease every third of it until the run ends (or loses the message)."""
-        self._leases.hold(message_id, token, lease)
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(lease.total_seconds() / 3):
+                try:
+                    with self.db.transaction() as session:
+                        held = outbox.extend(session, message_id, token, utcnow() + lease)
+                except Exception:
+                    log.warning("could not renew the lease of message %s", message_id)
+                    continue
+                if not held:
+                    return
+
+        # A daemon that is not joined: a renewal landing after the run ended matches no
+        # leased row with this token, so it changes nothing.
+        threading.Thread(target=renew, name=f"cairn-lease-{message_id}", daemon=True).start()
         try:
             yield
         finally:
-            self._leases.release(message_id, token)
+            stop.set()
 
     def _attempt(self, message_id: int, token: str | None) -> Outcome:
         try:

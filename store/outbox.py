@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy.orm import Session
 
 from store.tables import OutboxRow
 
@@ -89,9 +89,7 @@ def claim(
 
     An expired lease means the worker (or the broker delivery) holding it died; the message is
     handed out again. Per key, messages go out in order and never two at once, so writes to one
-    target are serialised across workers and processes. The list comes in the order to run
-    it: lapsed runs first, then pending messages by when they became due (a retry waiting out
-    its backoff goes behind what was queued meanwhile).
+    target are serialised across workers and processes.
 
     With `count_attempt` (a worker about to run the message) each claim is an attempt, so a
     message that keeps killing its worker is dead-lettered after `max_attempts` instead of
@@ -123,45 +121,27 @@ def claim(
                 ),
             )
         )
-    # Messages that share a key (a work item, a target) are handed out one at a time, oldest
-    # first: a due message is claimable only when no older message of its key is unfinished.
-    older = aliased(OutboxRow)
-    blocked = (
-        select(older.id)
-        .where(
-            older.key == OutboxRow.key,
-            older.status.in_((MessageStatus.PENDING, MessageStatus.LEASED)),
-            older.id < OutboxRow.id,
-        )
-        .exists()
+    due = or_(
+        and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
+        and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now),
     )
-    # Two short reads, each walking `ix_outbox_due` in order and stopping at `limit`, so a
-    # claim costs about the same with ten or ten thousand messages waiting: first the
-    # messages whose worker died (their lease lapsed), then the pending ones by when they
-    # became due.
-    lapsed = session.scalars(
+    # Messages that share a key (a work item, a target) are handed out one at a time, oldest
+    # first: only the oldest unfinished message of each key can be claimed.
+    heads = (
+        select(func.min(OutboxRow.id))
+        .where(OutboxRow.status.in_((MessageStatus.PENDING, MessageStatus.LEASED)))
+        .group_by(OutboxRow.key)
+    )
+    ids = (
         select(OutboxRow.id)
-        .where(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now, ~blocked)
+        .where(due, OutboxRow.id.in_(heads))
         .order_by(OutboxRow.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
-    ids = list(lapsed)
-    if len(ids) < limit:
-        ids += session.scalars(
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now, ~blocked
-            )
-            .order_by(OutboxRow.available_at, OutboxRow.id)
-            .limit(limit - len(ids))
-            .with_for_update(skip_locked=True)
-        ).all()
-    if not ids:
-        return []
+    )
     rows = session.execute(
         update(OutboxRow)
-        .where(OutboxRow.id.in_(ids))
+        .where(OutboxRow.id.in_(ids.scalar_subquery()))
         .values(
             status=MessageStatus.LEASED,
             leased_until=now + lease,
@@ -179,8 +159,7 @@ def claim(
             OutboxRow.created_at,
         )
     ).all()
-    place = {message_id: n for n, message_id in enumerate(ids)}
-    return sorted((Message(*row) for row in rows), key=lambda m: place[m.id])
+    return sorted((Message(*row) for row in rows), key=lambda m: m.id)
 
 
 def begin(session: Session, message_id: int, token: str | None = None) -> Message | None:

@@ -20,12 +20,10 @@ log = logging.getLogger("cairn.embedded")
 class EmbeddedTransport:
     """N worker loops in this process, fed by one claimer.
 
-    The claimer leases due messages in batches and hands them to the workers through a bounded
-    queue (4N). It claims when fewer than N are left waiting, as many as there is room for, so a
-    busy process claims once per several messages (each claim is a write transaction, and on
-    SQLite it shares the one write lock with the runs), and a claimed message waits at most
-    for the runs ahead of it. Only the oldest unfinished message of a key is ever claimed, so
-    the workers never run two messages of one key at once.
+    The claimer leases due messages in batches (one transaction for up to 2N messages, instead
+    of one per message) and hands them to the workers through a bounded queue, so a claimed
+    message waits at most for the runs ahead of it. Only the oldest unfinished message of a key
+    is ever claimed, so the workers never run two messages of one key at once.
     """
 
     mode = "embedded"
@@ -50,7 +48,7 @@ class EmbeddedTransport:
     async def start(self) -> None:
         """Start the claimer and the worker loops (none when this process only serves the API)."""
         if self.consume:
-            self._queue = asyncio.Queue(maxsize=4 * self.pacing.concurrency)
+            self._queue = asyncio.Queue(maxsize=self.pacing.concurrency)
             self._tasks = [asyncio.create_task(self._claim(), name="cairn-claimer")] + [
                 asyncio.create_task(self._work(self._queue), name=f"cairn-worker-{i}")
                 for i in range(self.pacing.concurrency)
@@ -81,11 +79,11 @@ class EmbeddedTransport:
         queue = self._queue
         assert queue is not None
         while True:
-            if queue.qsize() >= self.pacing.concurrency:
+            room = queue.maxsize - queue.qsize()
+            if room == 0:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            room = queue.maxsize - queue.qsize()
             try:
                 messages = await asyncio.to_thread(claim_due, self.db, self.pacing, room)
             except Exception:

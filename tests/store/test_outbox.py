@@ -187,28 +187,6 @@ def test_claim_honours_the_limit_and_hands_out_oldest_first(db: Database) -> Non
     assert all(m.attempts == 1 for m in first + rest)
 
 
-def test_a_lapsed_run_goes_out_first_then_pending_messages_by_when_they_became_due(
-    db: Database,
-) -> None:
-    now = utcnow()
-    with db.transaction() as session:
-        retried, fresh, lapsed = (
-            outbox.enqueue(session, topic="route", payload={}, key=f"k{n}", now=now)
-            for n in range(3)
-        )
-    [claimed] = claim(db, now, limit=1)  # the oldest, `retried`, fails and retries later
-    assert claimed.id == retried
-    with db.transaction() as session:
-        outbox.fail(session, retried, error="busy", now=now, max_attempts=8, retry_after=10)
-    with db.transaction() as session:  # `lapsed` runs, and its worker dies
-        session.get(OutboxRow, lapsed).status = MessageStatus.LEASED  # type: ignore[union-attr]
-        session.get(OutboxRow, lapsed).leased_until = now  # type: ignore[union-attr]
-
-    later = now + timedelta(seconds=20)
-    assert [m.id for m in claim(db, later, limit=1)] == [lapsed]
-    assert [m.id for m in claim(db, later, limit=5)] == [fresh, retried]
-
-
 def test_a_claim_with_a_limit_looks_past_messages_waiting_behind_their_key(
     db: Database,
 ) -> None:
