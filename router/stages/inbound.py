@@ -17,7 +17,6 @@ from router.stages.diffuse import TOPIC as DIFFUSE_TOPIC
 from store import audit, inbox, incidents, work_items
 
 TOPIC = "inbound"
-ROUTE_TOPIC = "route"
 HYDRATE_TOPIC = "hydrate"
 CAPTURE_TOPIC = "capture"
 CAPTURE_WORK_TOPIC = "capture_work"
@@ -29,9 +28,9 @@ ACTOR = "cairn:pipeline"
 
 def make_handler(
     own_actors: Mapping[System, str | None],
-    enriched: Collection[str] = (),
-    templates: Callable[[], bool] = lambda: False,
-    route: Handler | None = None,
+    enriched: Collection[str],
+    templates: Callable[[], bool],
+    route: Handler,
 ) -> Handler:
     """The inbound stage; `own_actors` are the accounts Cairn writes to each target as,
     incidents from the `enriched` sources are read from their tracker before capture,
@@ -42,7 +41,7 @@ def make_handler(
     rather than through a `route` message: one message, one claim and one commit fewer per
     event. Routing locks the work item's row first (`work_items.get(for_update=True)`), so
     two deliveries about one work item still route one after the other, each from the state
-    the other committed. Without `route`, a `route` message is queued as before.
+    the other committed.
     """
 
     def handle(ctx: StageContext, payload: dict[str, Any]) -> None:
@@ -57,7 +56,7 @@ def _inbound(
     own_actors: Mapping[System, str | None],
     enriched: Collection[str],
     templates: Callable[[], bool],
-    route: Handler | None,
+    route: Handler,
 ) -> None:
     """Parse the delivery with its source's parser and record what it says."""
     inbox_id = payload.get("inbox_id")
@@ -114,10 +113,8 @@ def _inbound(
             )
             if event.complete:
                 ctx.emit(HYDRATE_TOPIC, {"ref": ref}, key=ref)
-            elif route is not None:
-                route(ctx, {"ref": ref})
             else:
-                ctx.emit(ROUTE_TOPIC, {"ref": ref}, key=ref)
+                route(ctx, {"ref": ref})
         elif isinstance(event, FeedbackEvent):
             _feedback(ctx, event, own_actors)
         elif isinstance(event, CaptureEvent):
