@@ -2,9 +2,10 @@
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -75,6 +76,78 @@ class Outcome(StrEnum):
     delivery's lease lapsed. This delivery changed nothing."""
 
 
+@dataclass(eq=False, slots=True)
+class Run:
+    """One run holding a message with a lease (see `LongRuns`)."""
+
+    message_id: int
+    token: str
+    lease: timedelta
+    renew_at: float
+    """When (monotonic) the run needs its first renewal: a third of its lease after it began."""
+    ended: threading.Event = field(default_factory=threading.Event)
+    renewing: bool = False
+
+
+class LongRuns:
+    """Gives a run a lease-renewing thread of its own once it has lasted a third of its lease.
+
+    Most runs end in milliseconds, long before a renewal is due, and start no thread. One
+    watcher thread notices the runs that last and starts a renewer for each; the watcher never
+    touches the database, so a renewal waiting on a row lock holds up only its own run.
+    """
+
+    def __init__(self, renew: Callable[[Run], None]) -> None:
+        self._renew = renew
+        self._lock = threading.Lock()
+        self._runs: set[Run] = set()
+        self._wake = threading.Event()
+        self._next_look = float("inf")
+        self._watcher: threading.Thread | None = None
+
+    def add(self, message_id: int, token: str, lease: timedelta) -> Run:
+        """Watch a run that starts now."""
+        run = Run(message_id, token, lease, time.monotonic() + lease.total_seconds() / 3)
+        with self._lock:
+            self._runs.add(run)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="cairn-lease-watch", daemon=True
+                )
+                self._watcher.start()
+            if run.renew_at < self._next_look:
+                self._next_look = run.renew_at
+                self._wake.set()
+        return run
+
+    def remove(self, run: Run) -> None:
+        """The run ended: stop watching it, and stop its renewer if it has one."""
+        run.ended.set()
+        with self._lock:
+            self._runs.discard(run)
+
+    def _watch(self) -> None:
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                for run in self._runs:
+                    if not run.renewing and run.renew_at <= now:
+                        run.renewing = True
+                        # Not joined: a renewal landing after the run ended matches no leased
+                        # row with this token, so it changes nothing.
+                        threading.Thread(
+                            target=self._renew,
+                            args=(run,),
+                            name=f"cairn-lease-{run.message_id}",
+                            daemon=True,
+                        ).start()
+                waiting = [run.renew_at for run in self._runs if not run.renewing]
+                self._next_look = min(waiting, default=now + 1.0)
+                self._wake.clear()
+                pause = self._next_look - now
+            self._wake.wait(max(pause, 0.0))
+
+
 class Dispatcher:
     """Runs stage handlers: effects and the done-mark commit together, or not at all."""
 
@@ -91,6 +164,23 @@ class Dispatcher:
         self.max_attempts = max_attempts
         # Broker consumers count each delivery here; embedded workers count when they claim.
         self.count_attempts = count_attempts
+        self._long_runs = LongRuns(self._renew)
+
+    def _renew(self, run: "Run") -> None:
+        """A long run's renewer: renew at once (a third of the lease has passed), then every
+        third of the lease, until the run ends or the message is no longer this run's."""
+        period = run.lease.total_seconds() / 3
+        while not run.ended.is_set():
+            try:
+                with self.db.transaction() as session:
+                    held = outbox.extend(session, run.message_id, run.token, utcnow() + run.lease)
+            except Exception:
+                log.warning("could not renew the lease of message %s", run.message_id)
+            else:
+                if not held:
+                    return
+            if run.ended.wait(period):
+                return
 
     @property
     def topics(self) -> list[str]:
@@ -133,27 +223,13 @@ class Dispatcher:
 
     @contextmanager
     def _renewing(self, message_id: int, token: str, lease: timedelta) -> Iterator[None]:
-        """Renew this run's lease every third of it until the run ends (or loses the message)."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(lease.total_seconds() / 3):
-                try:
-                    with self.db.transaction() as session:
-                        held = outbox.extend(session, message_id, token, utcnow() + lease)
-                except Exception:
-                    log.warning("could not renew the lease of message %s", message_id)
-                    continue
-                if not held:
-                    return
-
-        # A daemon that is not joined: a renewal landing after the run ended matches no
-        # leased row with this token, so it changes nothing.
-        threading.Thread(target=renew, name=f"cairn-lease-{message_id}", daemon=True).start()
+        """Keep this run's lease while it lasts: from a third of the lease on, a thread of its
+        own renews it every third of the lease until the run ends (or loses the message)."""
+        run = self._long_runs.add(message_id, token, lease)
         try:
             yield
         finally:
-            stop.set()
+            self._long_runs.remove(run)
 
     def _attempt(self, message_id: int, token: str | None) -> Outcome:
         try:

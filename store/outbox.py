@@ -10,6 +10,7 @@ another delivery took over) can neither record nor fail the message.
 """
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -234,6 +235,34 @@ def extend(session: Session, message_id: int, token: str, until: datetime) -> bo
         .values(leased_until=until)
     )
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
+def extend_waiting(
+    session: Session, token: str, message_ids: Collection[int], until: datetime
+) -> set[int]:
+    """Renew the leases of messages a claim (`token`) handed out that still wait for a worker.
+    A row another transaction has locked is left alone: a
+    worker has begun it, and its run renews its own lease from now on. So this never waits
+    on a row lock, and one slow run holds up no other message's renewal. Returns the ids
+    renewed."""
+    if not message_ids:
+        return set()
+    free = (
+        select(OutboxRow.id)
+        .where(
+            OutboxRow.id.in_(message_ids),
+            OutboxRow.status == MessageStatus.LEASED,
+            OutboxRow.run_token == token,
+        )
+        .with_for_update(skip_locked=True)
+    )
+    renewed = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.id.in_(free.scalar_subquery()))
+        .values(leased_until=until)
+        .returning(OutboxRow.id)
+    ).scalars()
+    return set(renewed)
 
 
 def complete(session: Session, message_id: int, now: datetime) -> None:

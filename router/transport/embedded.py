@@ -7,23 +7,44 @@ The running worker renews its lease, so a message is handed out again only when 
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from contextlib import suppress
+from dataclasses import dataclass
+from datetime import timedelta
 
+from core.base import utcnow
 from router.pipeline import Dispatcher
 from router.transport.poller import Pacing, Wakeup, claim_due
+from store import outbox
 from store.engine import Database
 from store.outbox import Message
 
 log = logging.getLogger("cairn.embedded")
 
 
+BATCH = 4
+"""Messages claimed ahead per worker: a claim costs about as much for four as for one."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A claimed message in the queue, not yet taken by a worker."""
+
+    message: Message
+    renewed: float
+    """When (monotonic) its lease was last set."""
+
+
 class EmbeddedTransport:
     """N worker loops in this process, fed by one claimer.
 
-    The claimer leases due messages in batches (one transaction for up to 2N messages, instead
-    of one per message) and hands them to the workers through a bounded queue, so a claimed
-    message waits at most for the runs ahead of it. Only the oldest unfinished message of a key
-    is ever claimed, so the workers never run two messages of one key at once.
+    The claimer leases due messages in batches (one transaction for up to 4N messages, instead
+    of one per message) and hands them to the workers through a bounded queue. While a claimed
+    message waits there, a keeper renews its lease every third of the lease, so however long
+    the runs ahead of it take, its lease does not lapse and no other worker is handed it; once
+    a worker takes it, its run renews its own. Only the oldest unfinished message of a key is
+    ever claimed, so the workers never run two messages of one key at once.
     """
 
     mode = "embedded"
@@ -44,12 +65,16 @@ class EmbeddedTransport:
         self._tasks: list[asyncio.Task[None]] = []
         self._queue: asyncio.Queue[Message] | None = None
         self._room = asyncio.Event()
+        self._waiting: dict[int, _Waiting] = {}
 
     async def start(self) -> None:
         """Start the claimer and the worker loops (none when this process only serves the API)."""
         if self.consume:
-            self._queue = asyncio.Queue(maxsize=self.pacing.concurrency)
-            self._tasks = [asyncio.create_task(self._claim(), name="cairn-claimer")] + [
+            self._queue = asyncio.Queue(maxsize=BATCH * self.pacing.concurrency)
+            self._tasks = [
+                asyncio.create_task(self._claim(), name="cairn-claimer"),
+                asyncio.create_task(self._keep(), name="cairn-lease-keeper"),
+            ] + [
                 asyncio.create_task(self._work(self._queue), name=f"cairn-worker-{i}")
                 for i in range(self.pacing.concurrency)
             ]
@@ -64,6 +89,7 @@ class EmbeddedTransport:
                 await task
         self._tasks = []
         self._queue = None
+        self._waiting.clear()
 
     def notify(self) -> None:
         """Wake the claimer."""
@@ -93,12 +119,45 @@ class EmbeddedTransport:
             if not messages:
                 await self._wakeup.wait(self.pacing.poll_interval)
                 continue
+            claimed = time.monotonic()
             for message in messages:
+                self._waiting[message.id] = _Waiting(message, claimed)
                 queue.put_nowait(message)
+
+    async def _keep(self) -> None:
+        """Renew the leases of claimed messages waiting in the queue (see the class)."""
+        lease = self.pacing.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 6)
+            due = time.monotonic() - lease / 3
+            by_token: dict[str, list[int]] = defaultdict(list)
+            for waiting in self._waiting.values():
+                if waiting.renewed <= due and waiting.message.token is not None:
+                    by_token[waiting.message.token].append(waiting.message.id)
+            for token, ids in by_token.items():
+                renewing = time.monotonic()
+                try:
+                    renewed = await asyncio.to_thread(self._extend, token, ids, lease)
+                except Exception:
+                    log.warning("could not renew the leases of %d waiting messages", len(ids))
+                    continue
+                for message_id in ids:
+                    still = self._waiting.get(message_id)
+                    if still is None:
+                        continue  # a worker took it meanwhile; its run renews its own lease
+                    if message_id in renewed:
+                        still.renewed = renewing
+                    else:  # no longer this claim's: its run will find so and change nothing
+                        del self._waiting[message_id]
+
+    def _extend(self, token: str, ids: list[int], lease: float) -> set[int]:
+        with self.db.transaction() as session:
+            return outbox.extend_waiting(session, token, ids, utcnow() + timedelta(seconds=lease))
 
     async def _work(self, queue: "asyncio.Queue[Message]") -> None:
         while True:
             message = await queue.get()
+            self._waiting.pop(message.id, None)
             self._room.set()
             try:
                 # The claim's token fences the run: while it renews its lease no other

@@ -17,7 +17,7 @@ from connectors.generic import webhook as generic
 from core.base import utcnow
 from core.errors import PayloadError, TransientError, UnsupportedEventError
 from core.events import IncidentEvent, WorkItemEvent
-from router.pipeline import Dispatcher, Effect, Outcome, Stage, StageContext
+from router.pipeline import Dispatcher, Effect, LongRuns, Outcome, Run, Stage, StageContext
 from router.ruleset.active import ActiveRules
 from router.stages import build_stages, inbound
 from store import audit, inbox, incidents, outbox, work_items
@@ -696,3 +696,49 @@ def test_a_worker_that_lost_its_lease_does_not_hand_the_message_back(db: Databas
     assert outcome is Outcome.BUSY
     found = row(db, message_id)
     assert (found["status"], found["attempts"], found["last_error"]) == ("leased", 2, None)
+
+
+def _watched(lease: float, lasts: float, renews: list[int]) -> None:
+    """A run of message 987654 watched by `LongRuns` for `lasts` seconds; `renews` gets each renewal
+    a renewer made (the renewer here renews every third of the lease until the run ends)."""
+
+    def renew(run: Run) -> None:
+        while not run.ended.is_set():
+            renews.append(run.message_id)
+            run.ended.wait(lease / 3)
+
+    runs = LongRuns(renew)
+    run = runs.add(987654, "token", timedelta(seconds=lease))
+    time.sleep(lasts)
+    runs.remove(run)
+
+
+def test_a_run_shorter_than_a_third_of_its_lease_starts_no_renewer() -> None:
+    renews: list[int] = []
+    _watched(lease=0.6, lasts=0.05, renews=renews)
+    time.sleep(0.4)  # past the moment a renewal would have been due
+    assert renews == []
+    assert "cairn-lease-987654" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_run_that_lasts_is_renewed_before_its_lease_lapses_and_until_it_ends() -> None:
+    started = time.monotonic()
+    seen: list[float] = []
+
+    def renew(run: Run) -> None:
+        while not run.ended.is_set():
+            seen.append(time.monotonic() - started)
+            run.ended.wait(0.2)
+
+    runs = LongRuns(renew)
+    run = runs.add(1, "token", timedelta(seconds=0.6))
+    time.sleep(1.1)
+    runs.remove(run)
+    time.sleep(0.25)
+    count = len(seen)
+    time.sleep(0.3)
+    assert seen, "a run lasting nearly two leases was never renewed"
+    # Not before a third of the lease (short runs need no thread), well before it lapses.
+    assert 0.2 <= seen[0] < 0.6, seen
+    assert len(seen) >= 3, seen  # then every third of the lease while it ran
+    assert len(seen) == count, "the renewer went on after the run ended"

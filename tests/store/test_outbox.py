@@ -6,10 +6,11 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy.orm import Session
 
 from core.base import utcnow
-from store import outbox
+from store import migrate, outbox
 from store.engine import Database
 from store.outbox import Message, MessageStatus
 from store.tables import OutboxRow
@@ -698,3 +699,53 @@ def test_a_run_that_lost_its_message_cannot_fail_it(db: Database) -> None:
         )
     assert status == MessageStatus.PENDING
     assert row(db, message_id)[2] is None
+
+
+def test_extend_waiting_renews_a_claims_waiting_messages_only(db: Database) -> None:
+    now = utcnow()
+    ids = enqueue(db, now, count=3)
+    batch = claim(db, now, limit=3)
+    token = batch[0].token
+    assert token is not None and {m.token for m in batch} == {token}
+    with db.transaction() as session:
+        outbox.complete(session, ids[2], now)
+        renewed = outbox.extend_waiting(session, token, ids, now + 2 * LEASE)
+        assert outbox.extend_waiting(session, "b" * 32, ids, now + 3 * LEASE) == set()
+    assert renewed == {ids[0], ids[1]}  # the done one is not this claim's to renew
+    assert claim(db, now + LEASE + TICK) == []  # renewed: not handed out again
+    assert [row(db, i)[3] for i in ids[:2]] == [now + 2 * LEASE] * 2
+
+
+@pytest.mark.postgres
+def test_extend_waiting_skips_a_message_a_worker_has_begun_without_waiting(
+    postgres_url: str,
+) -> None:
+    """A worker's `begin` holds the row lock while its handler runs (PostgreSQL; SQLite has
+    one writer at a time): the renewal leaves that message to the run's own renewer rather
+    than queue behind the lock."""
+    db = Database(postgres_url)
+    migrate.upgrade(db)
+    now = utcnow()
+    ids = enqueue(db, now, count=2)
+    token = claim(db, now, limit=2)[0].token
+    assert token is not None
+    begun = threading.Event()
+    finish = threading.Event()
+
+    def worker() -> None:
+        with db.transaction() as session:
+            assert outbox.begin(session, ids[0], token) is not None
+            begun.set()
+            finish.wait(30)
+
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(worker)
+        assert begun.wait(30)
+        try:
+            with db.transaction() as session:
+                renewed = outbox.extend_waiting(session, token, ids, now + 2 * LEASE)
+        finally:
+            finish.set()
+        running.result()
+    db.dispose()
+    assert renewed == {ids[1]}

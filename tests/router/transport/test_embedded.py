@@ -191,3 +191,43 @@ def test_workers_share_claimed_batches_one_message_of_a_key_at_a_time(db: Databa
 def outbox_counts(db: Database) -> dict[str, int]:
     with db.transaction() as session:
         return outbox.counts(session)
+
+
+def test_messages_waiting_behind_a_long_run_keep_their_leases_and_run_once(db: Database) -> None:
+    """One worker, a batch claimed ahead: while the first message's embed lasts several leases,
+    the others wait in the queue. The keeper renews their leases, so none lapses, none is
+    claimed a second time, and each runs once, on its first attempt."""
+    embed = Embed()
+    ids = []
+    with db.transaction() as session:
+        for n in range(4):
+            ids.append(
+                outbox.enqueue(
+                    session, topic="embed", payload={"n": n}, key=f"pr-{n}", now=utcnow()
+                )
+            )
+    dispatcher = Dispatcher(db, {"embed": embed.effect()}, max_attempts=5)
+    pacing = Pacing(concurrency=1, poll_interval=0.02, lease_seconds=LEASE_SECONDS, max_attempts=5)
+
+    async def scenario() -> None:
+        transport = EmbeddedTransport(db, dispatcher, pacing)
+        await transport.start()
+        try:
+            await _until(lambda: bool(embed.performed))
+            first_lease = {i: _row(db, i)[2] for i in ids[1:]}
+            assert all(_row(db, i)[0] == "leased" for i in ids[1:])  # claimed in one batch
+            await asyncio.sleep(4 * LEASE_SECONDS)  # the first run lasts four leases
+            for i in ids[1:]:
+                status, attempts, until = _row(db, i)
+                assert (status, attempts) == ("leased", 1)
+                assert until is not None and until > (first_lease[i] or until)  # renewed
+                assert until > utcnow()  # and live
+            embed.release.set()
+            await _until(lambda: outbox_counts(db)["done"] == 4)
+        finally:
+            embed.release.set()
+            await transport.stop()
+
+    asyncio.run(scenario())
+    assert sorted(embed.performed) == [0, 1, 2, 3]
+    assert [_row(db, i)[:2] for i in ids] == [("done", 1)] * 4
