@@ -133,6 +133,12 @@ def serve(
     loopback port until the block ends; yields the base URL. Every contract fake runs on it."""
 
     class _Handler(BaseHTTPRequestHandler):
+        # Keep-alive, as the real services answer: a client reuses its connection instead of
+        # opening one per request (every answer carries its Content-Length). Headers and body
+        # go out as separate writes: without TCP_NODELAY the body waits on a delayed ACK.
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
