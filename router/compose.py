@@ -42,10 +42,6 @@ from store.engine import Database
 log = logging.getLogger("cairn")
 
 
-WORKER_PING_IDLE = 5.0
-"""Seconds a worker's pooled database connection may sit idle and still be used unchecked."""
-
-
 @dataclass
 class Runtime:
     """Everything a running Cairn process holds."""
@@ -184,20 +180,13 @@ def build_runtime(
     targets: Mapping[System, Target] | None = None,
     enrichers: Mapping[str, Enricher] | None = None,
     lms_clients: Mapping[str, LmsClient] | None = None,
-    serves_requests: bool = True,
 ) -> Runtime:
     """Wire a process: `consume=False` serves the API (and relays) without running handlers.
 
     `targets` and `enrichers` replace the ones the settings configure (the demo points them at
-    contract fakes). A process that `serves_requests` checks each pooled database connection
-    before use, so a webhook arriving just after a database restart is still accepted; one
-    that only runs workers checks a connection only after it sat idle (`WORKER_PING_IDLE`):
-    a run that meets a connection broken meanwhile fails and is retried from the outbox.
+    contract fakes).
     """
-    db = Database(
-        settings.database_url.get_secret_value(),
-        **({} if serves_requests else {"ping_idle_seconds": WORKER_PING_IDLE}),
-    )
+    db = Database(settings.database_url.get_secret_value())
     rules = ActiveRules(settings.rules_path)
     template_repositories = settings.listed(settings.github_template_repositories)
     # A change of the template rules (or of the listed repositories) places lessons.

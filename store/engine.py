@@ -1,14 +1,12 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL."""
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///cairn.db"
@@ -39,42 +37,10 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-_USED = "cairn.used"
-"""Where a pooled connection keeps when (monotonic) it was last handed back."""
-
-
-def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use only when it sat idle for `idle_seconds`, rather
-    than on every checkout (a round trip per transaction). A connection that broke meanwhile
-    is replaced before use; one that broke within the window fails its transaction, which
-    also makes the pool replace every connection older than the failure."""
-
-    def returned(_dbapi: Any, record: Any) -> None:
-        record.info[_USED] = time.monotonic()
-
-    def checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
-        used = record.info.get(_USED)
-        if used is not None and time.monotonic() - used < idle_seconds:
-            return
-        try:
-            alive = engine.dialect.do_ping(dbapi)
-        except Exception as exc:
-            raise DisconnectionError("the pooled connection is gone") from exc
-        if not alive:
-            raise DisconnectionError("the pooled connection is gone")
-
-    event.listen(engine, "checkin", returned)
-    event.listen(engine, "checkout", checkout)
-
-
-def make_engine(
-    url: str = DEFAULT_DATABASE_URL, *, ping_idle_seconds: float | None = None, **kwargs: Any
-) -> Engine:
+def make_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and write-intent transactions.
 
-    Statement parameters are kept out of error messages: they carry webhook payloads. A pooled
-    PostgreSQL connection is checked before every use, or with `ping_idle_seconds` only after
-    it sat idle that long (for processes whose failed work is retried, such as workers).
+    Statement parameters are kept out of error messages: they carry webhook payloads.
     """
     url = normalise_url(url)
     kwargs.setdefault("hide_parameters", True)
@@ -83,12 +49,9 @@ def make_engine(
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", ping_idle_seconds is None)
+    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
-    engine = create_engine(url, **kwargs)
-    if ping_idle_seconds is not None:
-        _ping_when_idle(engine, ping_idle_seconds)
-    return engine
+    return create_engine(url, **kwargs)
 
 
 class Database:

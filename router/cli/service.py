@@ -56,7 +56,7 @@ def worker() -> None:
     settings = load_settings()
     configure(settings)
     require_schema(settings)
-    runtime = build_runtime(settings, serves_requests=False)
+    runtime = build_runtime(settings)
     if settings.metrics_port is not None:
         # This process's own counters (stage timings, outside calls); the API serves the queue.
         start_http_server(settings.metrics_port, addr=settings.host, registry=REGISTRY)
