@@ -16,11 +16,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, event, func, select
+from sqlalchemy import Text, bindparam, cast, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.access import Principal
-from store.tables import AuditHeadRow, AuditRow
+from store.tables import AuditHeadRow, AuditRow, core_table, flushed
+
+# Linking runs at every commit that recorded something: built once, run without the ORM (see
+# `store.tables.core_table`); the entries go in as one executemany.
+_HEAD_T = core_table(AuditHeadRow)
+_LOCK_HEAD = select(_HEAD_T.c.seq, _HEAD_T.c.hash).where(_HEAD_T.c.id == 1).with_for_update()
+_READ_HEAD = select(_HEAD_T.c.seq, _HEAD_T.c.hash).where(_HEAD_T.c.id == 1)
+_MOVE_HEAD = (
+    update(_HEAD_T)
+    .where(_HEAD_T.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+_APPEND = insert(core_table(AuditRow))
 
 GENESIS = "0" * 64
 """The previous hash of the first entry."""
@@ -98,7 +110,8 @@ def _link(session: Session) -> None:
     # Every other write of the transaction goes out before the head is locked, so the lock is
     # held for the audit rows and the commit alone (writers on PostgreSQL queue on it).
     session.flush()
-    head = session.get(AuditHeadRow, 1, with_for_update=True)
+    connection = flushed(session)
+    head = connection.execute(_LOCK_HEAD).first()
     if head is None:
         raise RuntimeError("the audit chain has no head row: run `cairn db upgrade`")
     seq, prev = head.seq, head.hash
@@ -107,20 +120,20 @@ def _link(session: Session) -> None:
         seq += 1
         digest = entry_hash(prev, seq, now, actor, action, subject, stored)
         rows.append(
-            AuditRow(
-                at=now,
-                actor=actor,
-                action=action,
-                subject=subject,
-                details=stored,
-                seq=seq,
-                prev_hash=prev,
-                hash=digest,
-            )
+            {
+                "at": now,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "details": stored,
+                "seq": seq,
+                "prev_hash": prev,
+                "hash": digest,
+            }
         )
         prev = digest
-    session.add_all(rows)
-    head.seq, head.hash = seq, prev
+    connection.execute(_APPEND, rows)
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
 
 
 @event.listens_for(Session, "before_commit")
@@ -188,7 +201,7 @@ class Head:
 def head(session: Session) -> Head:
     """The current head of the chain (sequence number and hash)."""
     _link(session)
-    row = session.get(AuditHeadRow, 1)
+    row = flushed(session).execute(_READ_HEAD).first()
     return Head(0, GENESIS) if row is None else Head(row.seq, row.hash)
 
 

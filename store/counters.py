@@ -1,10 +1,14 @@
 """Monotonic counters kept in the database (clock-free revision numbers)."""
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.tables import CounterRow
+from store.tables import CounterRow, core_table, flushed
+
+_T = core_table(CounterRow)
+_READ = select(_T.c.value).where(_T.c.name == bindparam("counter"))
+"""Read by every routing (the lesson catalogue's revision): built once, run without the ORM."""
 
 
 def bump(session: Session, name: str) -> None:
@@ -24,5 +28,5 @@ def bump(session: Session, name: str) -> None:
 
 def read(session: Session, name: str) -> int:
     """The current value of `name` (0 if never bumped)."""
-    value = session.execute(select(CounterRow.value).where(CounterRow.name == name)).scalar()
+    value = flushed(session).execute(_READ, {"counter": name}).scalar()
     return int(value or 0)

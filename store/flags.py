@@ -4,11 +4,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
-from store.tables import FlagRow
+from store.tables import FlagRow, core_table, flushed
+
+_T = core_table(FlagRow)
+_OPEN_OF_KIND = select(_T.c.subject).where(
+    _T.c.kind == bindparam("flag_kind"), _T.c.cleared_at.is_(None)
+)
+"""Read by every routing: built once, run without the ORM (see `store.tables.core_table`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,11 @@ def clear(session: Session, kind: str, subject: str, by: str, now: datetime) -> 
         raise NotFoundError(f"no open flag on {kind} {subject!r}")
     row.cleared_at, row.cleared_by = now, by
     return _flag(row)
+
+
+def open_subjects(session: Session, kind: str) -> set[str]:
+    """The subjects of `kind` (`rule`, `lesson`) with an open flag."""
+    return set(flushed(session).execute(_OPEN_OF_KIND, {"flag_kind": kind}).scalars())
 
 
 def listed(session: Session, *, open_only: bool = False) -> list[Flag]:

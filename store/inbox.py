@@ -4,11 +4,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Insert, func, select
+from sqlalchemy import Insert, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.tables import InboxRow
+from store.tables import InboxRow, core_table, flushed
+
+# Run for every delivery: built once, run without the ORM (see `store.tables.core_table`).
+_T = core_table(InboxRow)
+_GET = select(_T).where(_T.c.id == bindparam("inbox_id"))
+_PROCESSED = (
+    update(_T).where(_T.c.id == bindparam("inbox_id")).values(processed_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,7 @@ def accept(
 
 def get(session: Session, inbox_id: int) -> Delivery | None:
     """One delivery by inbox id."""
-    row = session.get(InboxRow, inbox_id)
+    row = flushed(session).execute(_GET, {"inbox_id": inbox_id}).first()
     if row is None:
         return None
     return Delivery(
@@ -75,9 +82,7 @@ def get(session: Session, inbox_id: int) -> Delivery | None:
 
 def mark_processed(session: Session, inbox_id: int, now: datetime) -> None:
     """Record that the pipeline has consumed this delivery."""
-    row = session.get(InboxRow, inbox_id)
-    if row is not None:
-        row.processed_at = now
+    flushed(session).execute(_PROCESSED, {"inbox_id": inbox_id, "now": now})
 
 
 def counts(session: Session) -> dict[str, int]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -44,7 +45,15 @@ from core.adoption import (
 from core.placement import Placement, PlacementState, Signal
 from core.work import WorkItem
 from store.documents import from_doc
-from store.tables import HeldBackRow, PlacementRow, SignalRow, WorkItemEventRow, WorkItemRow
+from store.tables import (
+    HeldBackRow,
+    PlacementRow,
+    SignalRow,
+    WorkItemEventRow,
+    WorkItemRow,
+    core_table,
+    flushed,
+)
 
 _BATCH = 500
 NO_TEAM = "(no team)"
@@ -95,6 +104,19 @@ class Entry:
 
 
 # Keeping the report columns current.
+
+
+REPORT_COLUMNS = (
+    "rule_id",
+    "mandate",
+    "due_at",
+    "week",
+    "tier",
+    "acknowledged_after",
+    "verified_after",
+    "dismissal_reason",
+)
+"""The columns `report_columns` gives, in its order."""
 
 
 def report_columns(placement: Placement, signals: Sequence[Signal]) -> dict[str, Any]:
@@ -183,8 +205,9 @@ GROUPS: dict[str, ColumnElement[Any]] = {
 """What a report can group by, as SQL (`week`: the ISO week the placement was made in)."""
 
 
-def columns_of_new(placement: Placement, item: WorkItemRow | None) -> dict[str, Any]:
-    """The report columns of a new placement row in work item `item` (None: not stored)."""
+def columns_of_new(placement: Placement, item: Any) -> dict[str, Any]:
+    """The report columns of a new placement row in work item `item` (its stored `project`
+    and `doc`, as a row; None: not stored)."""
     team = item.doc.get("team") if item is not None and isinstance(item.doc, dict) else None
     return {
         **report_columns(placement, ()),
@@ -193,12 +216,20 @@ def columns_of_new(placement: Placement, item: WorkItemRow | None) -> dict[str, 
     }
 
 
+_PLACEMENTS = core_table(PlacementRow)
+_FOLLOW = (
+    update(_PLACEMENTS)
+    .where(_PLACEMENTS.c.work_item_ref == bindparam("item_ref"))
+    .values(team=bindparam("new_team"), project=bindparam("new_project"))
+)
+"""Run for every recorded work item: built once, run without the ORM (no report reads a
+placement row's team or project from the identity map)."""
+
+
 def follow_work_item(session: Session, item: WorkItem) -> None:
     """Give the placements in a work item its current team and project."""
-    session.execute(
-        update(PlacementRow)
-        .where(PlacementRow.work_item_ref == item.ref)
-        .values(team=item.team, project=item.project)
+    flushed(session).execute(
+        _FOLLOW, {"item_ref": item.ref, "new_team": item.team, "new_project": item.project}
     )
 
 

@@ -3,14 +3,14 @@
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.orm import Session
 
 from core.errors import ConflictError, NotFoundError
 from core.lesson import Lesson, LessonStatus
 from store import counters, search
 from store.documents import from_doc, to_doc
-from store.tables import LessonFacetRow, LessonRow, LessonVersionRow
+from store.tables import LessonFacetRow, LessonRow, LessonVersionRow, core_table, flushed
 
 _REVISION = "lessons"
 
@@ -86,6 +86,14 @@ def get_version(session: Session, lesson_id: str, version: int) -> Lesson | None
     return None if row is None else from_doc(Lesson, row.doc)
 
 
+_VERSION_T = core_table(LessonVersionRow)
+_VERSIONS = select(_VERSION_T.c.lesson_id, _VERSION_T.c.version, _VERSION_T.c.doc).where(
+    tuple_(_VERSION_T.c.lesson_id, _VERSION_T.c.version).in_(bindparam("keys", expanding=True))
+)
+"""Run for every embedded work item: built once, run without the ORM (see
+`store.tables.core_table`)."""
+
+
 def get_versions(
     session: Session, wanted: Iterable[tuple[str, int]]
 ) -> dict[tuple[str, int], Lesson]:
@@ -93,11 +101,7 @@ def get_versions(
     keys = sorted(set(wanted))
     if not keys:
         return {}
-    rows = session.scalars(
-        select(LessonVersionRow).where(
-            tuple_(LessonVersionRow.lesson_id, LessonVersionRow.version).in_(keys)
-        )
-    )
+    rows = flushed(session).execute(_VERSIONS, {"keys": keys})
     return {(row.lesson_id, row.version): from_doc(Lesson, row.doc) for row in rows}
 
 

@@ -2,7 +2,8 @@
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy import update as update_rows
 from sqlalchemy.orm import Session
 
 from core.adoption import THEATRE_KINDS
@@ -10,7 +11,46 @@ from core.errors import NotFoundError
 from core.placement import Placement, PlacementState, Signal, SignalKind
 from store import ledger, tallies
 from store.documents import from_doc, to_doc
-from store.tables import PlacementRow, SignalRow, WorkItemRow
+from store.tables import PlacementRow, SignalRow, WorkItemRow, core_table, flushed
+
+# Every routed work item runs these: built once, run without the ORM (see
+# `store.tables.core_table`).
+_T = core_table(PlacementRow)
+_ITEMS = core_table(WorkItemRow)
+_KNOWN = select(_T.c.effect_id, _T.c.doc).where(
+    _T.c.effect_id.in_(bindparam("effects", expanding=True))
+)
+_ITEMS_OF = select(_ITEMS.c.ref, _ITEMS.c.project, _ITEMS.c.doc).where(
+    _ITEMS.c.ref.in_(bindparam("refs", expanding=True))
+)
+_ADD = insert(_T)
+
+_LOCK = (
+    select(_T.c.id, _T.c.created_at, _T.c.rule_id, _T.c.tier, _T.c.due_at)
+    .where(_T.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_T.c.id)
+    .with_for_update()
+)
+_CHANGE = (
+    update_rows(_T)
+    .where(_T.c.id == bindparam("placement_id"))
+    .values(
+        state=bindparam("new_state"),
+        reminded_at=bindparam("new_reminded_at"),
+        doc=bindparam("new_doc"),
+        updated_at=bindparam("new_updated_at"),
+        **{name: bindparam(f"new_{name}") for name in ledger.REPORT_COLUMNS},
+    )
+)
+
+WRITTEN = "cairn.placements.written"
+"""`session.info` key: (form, state) of each placement row the transaction inserted or
+changed without the ORM, for whoever counts what a transaction wrote once it commits."""
+_IN_WORK_ITEM = (
+    select(_T.c.doc)
+    .where(_T.c.work_item_ref == bindparam("item_ref"))
+    .order_by(_T.c.created_at, _T.c.id)
+)
 
 
 def add(session: Session, placement: Placement) -> Placement:
@@ -22,27 +62,15 @@ def add_many(session: Session, planned: Sequence[Placement]) -> list[Placement]:
     """Record planned placements once per effect, in one read of those already recorded and
     one insert; each repeat gives back the placement already recorded, in `planned`'s order."""
     effects = [p.effect_id for p in planned]
-    existing = (
-        {
-            effect: from_doc(Placement, doc)
-            for effect, doc in session.execute(
-                select(PlacementRow.effect_id, PlacementRow.doc).where(
-                    PlacementRow.effect_id.in_(effects)
-                )
-            )
-        }
-        if effects
-        else {}
-    )
+    if not effects:
+        return []
+    connection = flushed(session)
+    existing = {
+        effect: from_doc(Placement, doc)
+        for effect, doc in connection.execute(_KNOWN, {"effects": effects})
+    }
     refs = sorted({p.work_item_ref for p in planned if p.effect_id not in existing})
-    items = (
-        {
-            row.ref: row
-            for row in session.scalars(select(WorkItemRow).where(WorkItemRow.ref.in_(refs)))
-        }
-        if refs
-        else {}
-    )
+    items = {row.ref: row for row in connection.execute(_ITEMS_OF, {"refs": refs})} if refs else {}
     result, rows = [], []
     for placement in planned:
         found = existing.get(placement.effect_id)
@@ -52,19 +80,20 @@ def add_many(session: Session, planned: Sequence[Placement]) -> list[Placement]:
         existing[placement.effect_id] = placement  # the same effect twice in one call: once
         columns = ledger.columns_of_new(placement, items.get(placement.work_item_ref))
         rows.append(
-            PlacementRow(
-                id=placement.id,
-                effect_id=placement.effect_id,
-                lesson_id=placement.lesson_id,
-                lesson_version=placement.lesson_version,
-                work_item_ref=placement.work_item_ref,
-                state=placement.state.value,
-                reminded_at=placement.reminded_at,
-                doc=to_doc(placement),
-                created_at=placement.created_at,
-                updated_at=placement.updated_at,
+            {
+                "id": placement.id,
+                "effect_id": placement.effect_id,
+                "lesson_id": placement.lesson_id,
+                "lesson_version": placement.lesson_version,
+                "work_item_ref": placement.work_item_ref,
+                "state": placement.state.value,
+                "reminded_at": placement.reminded_at,
+                "doc": to_doc(placement),
+                "created_at": placement.created_at,
+                "updated_at": placement.updated_at,
+                "theatre": None,
                 **columns,
-            )
+            }
         )
         key = tallies.key_of(
             placement.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
@@ -72,8 +101,9 @@ def add_many(session: Session, planned: Sequence[Placement]) -> list[Placement]:
         tallies.placed(session, key, placement.lesson_id, columns["mandate"])
         result.append(placement)
     if rows:
-        session.add_all(rows)
-        session.flush()
+        connection.execute(_ADD, rows)
+        written: list[tuple[str, str]] = session.info.setdefault(WRITTEN, [])
+        written.extend((str(row["doc"].get("form", "unknown")), row["state"]) for row in rows)
     return result
 
 
@@ -88,28 +118,39 @@ def update_many(session: Session, changed: Sequence[Placement]) -> None:
     if not changed:
         return
     ids = sorted({p.id for p in changed})
-    rows = {
-        row.id: row
-        for row in session.scalars(
-            select(PlacementRow)
-            .where(PlacementRow.id.in_(ids))
-            .order_by(PlacementRow.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    }
+    connection = flushed(session)
+    rows = {row.id: row for row in connection.execute(_LOCK, {"ids": ids})}
     signals = ledger.signals_for(session, ids)
+    values = []
+    written: list[tuple[str, str]] = session.info.setdefault(WRITTEN, [])
     for placement in changed:
         row = rows.get(placement.id)
         if row is None:
             raise NotFoundError(f"placement {placement.id!r} does not exist")
-        row.state = placement.state.value
-        row.reminded_at = placement.reminded_at
-        row.doc = to_doc(placement)
-        row.updated_at = placement.updated_at
-        before = tallies.row_key(row)
-        ledger.refresh_from(row, placement, signals.get(placement.id, []))
-        tallies.moved(session, before, tallies.row_key(row))
+        columns = ledger.report_columns(placement, signals.get(placement.id, []))
+        before = tallies.key_of(row.created_at, row.rule_id, row.tier, row.due_at)
+        after = tallies.key_of(
+            row.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
+        )
+        tallies.moved(session, before, after)
+        doc = to_doc(placement)
+        values.append(
+            {
+                "placement_id": placement.id,
+                "new_state": placement.state.value,
+                "new_reminded_at": placement.reminded_at,
+                "new_doc": doc,
+                "new_updated_at": placement.updated_at,
+                **{f"new_{name}": value for name, value in columns.items()},
+            }
+        )
+        written.append((str(doc.get("form", "unknown")), placement.state.value))
+    connection.execute(_CHANGE, values)
+    # An ORM copy of a changed row that this transaction loaded earlier is out of date now.
+    for placement_id in ids:
+        held = session.identity_map.get(session.identity_key(PlacementRow, placement_id))
+        if held is not None:
+            session.expire(held)
 
 
 def get(session: Session, placement_id: str) -> Placement | None:
@@ -120,12 +161,8 @@ def get(session: Session, placement_id: str) -> Placement | None:
 
 def for_work_item(session: Session, ref: str) -> list[Placement]:
     """Every placement in one work item, oldest first."""
-    rows = session.scalars(
-        select(PlacementRow)
-        .where(PlacementRow.work_item_ref == ref)
-        .order_by(PlacementRow.created_at, PlacementRow.id)
-    )
-    return [from_doc(Placement, row.doc) for row in rows]
+    rows = flushed(session).execute(_IN_WORK_ITEM, {"item_ref": ref}).scalars()
+    return [from_doc(Placement, doc) for doc in rows]
 
 
 def for_lesson(session: Session, lesson_id: str) -> list[Placement]:

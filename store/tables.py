@@ -13,11 +13,13 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -48,6 +50,24 @@ class Base(DeclarativeBase):
     """Declarative base; every `datetime` column is a UTC-aware timestamp."""
 
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime(), dict[str, Any]: JSON}
+
+
+def flushed(session: Session) -> Connection:
+    """The session's connection for a statement run without the ORM, once the ORM has written
+    what it holds (as an ORM statement would autoflush), so the statement sees and orders
+    after every earlier write of the transaction."""
+    if session.autoflush:
+        session.flush()  # nothing to do (and next to no cost) when nothing is pending
+    return session.connection()
+
+
+def core_table(row: type[Base]) -> Table:
+    """The Core table a mapped class is stored in, for the hot path's statements built once
+    and run without the ORM (a statement built and run through the ORM costs several times
+    what the database takes to run it)."""
+    table = row.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class InboxRow(Base):

@@ -37,7 +37,12 @@ from sqlalchemy.orm import Session
 
 from core.adoption import Tier, week_of
 from store.ledger import Filters
-from store.tables import LessonDayRow, PlacementRow, PlacementTallyRow
+from store.tables import LessonDayRow, PlacementRow, PlacementTallyRow, core_table, flushed
+
+# Written at every commit that placed something: built once, run without the ORM (see
+# `store.tables.core_table`).
+_ADD_TALLIES = insert(core_table(PlacementTallyRow))
+_ADD_LESSON_DAYS = insert(core_table(LessonDayRow))
 
 TallyKey = tuple[date, str, str, date | None]
 """(day placed, rule, tier at rest, day due when delivered with a due date)."""
@@ -113,14 +118,14 @@ def _write(session: Session) -> None:
         if n
     ]
     if tallies:
-        session.execute(insert(PlacementTallyRow), tallies)
+        flushed(session).execute(_ADD_TALLIES, tallies)
     lessons = [
         {"day": day, "lesson_id": lesson_id, "mandate": mandate, "n": n}
         for (day, lesson_id, mandate), n in deltas.lessons.items()
         if n
     ]
     if lessons:
-        session.execute(insert(LessonDayRow), lessons)
+        flushed(session).execute(_ADD_LESSON_DAYS, lessons)
 
 
 @event.listens_for(Session, "after_rollback")

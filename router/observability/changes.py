@@ -6,6 +6,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, UOWTransaction
 
 from router.metrics import PLACEMENTS, SIGNALS
+from store.placements import WRITTEN
 from store.tables import PlacementRow, SignalRow
 
 _PENDING = "cairn_metric_changes"
@@ -30,6 +31,8 @@ def _form(row: PlacementRow) -> str:
 
 
 def _committed(session: Session) -> None:
+    for form, state in session.info.pop(WRITTEN, []):
+        PLACEMENTS.labels(form, state).inc()
     for change in session.info.pop(_PENDING, []):
         if change[0] == "placement":
             PLACEMENTS.labels(change[1], change[2]).inc()
@@ -39,6 +42,7 @@ def _committed(session: Session) -> None:
 
 def _rolled_back(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(WRITTEN, None)
 
 
 def install() -> None:

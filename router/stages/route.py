@@ -104,7 +104,7 @@ def make_handler(active: ActiveRules) -> Handler:
         placed = {p.lesson_id for p in current}
         routing = engine.route(item, already_placed=placed)
         rules_by_id = _rules_by_id(engine.rule_set)
-        flagged = {f.subject for f in flags.listed(ctx.session, open_only=True) if f.kind == "rule"}
+        flagged = flags.open_subjects(ctx.session, "rule")
         held = held_back(engine, item, routing, placed)
         waiting = {
             d.lesson_id

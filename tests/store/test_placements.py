@@ -10,7 +10,9 @@ from core.errors import NotFoundError
 from core.lesson import Mandate
 from core.placement import EmbeddingForm, Placement, PlacementState, Signal, SignalKind
 from store import placements
+from store.documents import to_doc
 from store.engine import Database
+from store.tables import PlacementRow
 
 PR = "github:acme/api#1"
 ISSUE = "jira:PAY-42"
@@ -290,3 +292,39 @@ def test_signal_time_order_beats_id_order(db: Database) -> None:
 
     with db.transaction() as session:
         assert placements.signals(session, "pl-1") == [early, late]
+
+
+def test_a_read_outside_the_orm_sees_the_transactions_pending_orm_writes(db: Database) -> None:
+    # The hot path reads with statements built once and run without the ORM; an ORM change
+    # made earlier in the same transaction and not yet flushed must still be seen, as an ORM
+    # query would see it (the revision stage edits placement rows through the ORM, then embed
+    # reads the work item's placements).
+    add(db, make_placement())
+    with db.transaction() as session:
+        row = session.get(PlacementRow, "pl-1")
+        assert row is not None
+        row.doc = to_doc(make_placement(state=PlacementState.EMBEDDED, handle="item-7"))
+        found = placements.for_work_item(session, PR)
+    assert [(p.state, p.handle) for p in found] == [(PlacementState.EMBEDDED, "item-7")]
+
+
+def test_update_many_leaves_no_stale_orm_copy_of_a_row_it_changed(db: Database) -> None:
+    # update_many writes without the ORM; a copy of the row the transaction had loaded before
+    # must not be served afterwards with the old state.
+    add(db, make_placement())
+    with db.transaction() as session:
+        loaded = session.get(PlacementRow, "pl-1")
+        assert loaded is not None and loaded.state == PlacementState.PLANNED.value
+        placements.update_many(
+            session, [make_placement(state=PlacementState.EMBEDDED, handle="item-7")]
+        )
+        again = placements.get(session, "pl-1")
+        row = session.get(PlacementRow, "pl-1")
+        assert row is not None
+        assert (row.state, row.tier) == (PlacementState.EMBEDDED.value, "delivered")
+    assert again is not None and again.state == PlacementState.EMBEDDED
+    stored = get(db, "pl-1")
+    assert stored is not None and (stored.state, stored.handle) == (
+        PlacementState.EMBEDDED,
+        "item-7",
+    )
