@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.tables import OutboxRow, core_table, flushed
@@ -52,6 +52,103 @@ _BEGIN = (
     )
     .where(_T.c.id == bindparam("message_id"))
     .with_for_update()
+)
+_EXHAUSTED = (
+    update(_T)
+    .where(
+        _T.c.id.in_(
+            select(_T.c.id)
+            .where(
+                _T.c.status == MessageStatus.LEASED.value,
+                _T.c.leased_until <= bindparam("now"),
+                _T.c.attempts >= bindparam("max_attempts"),
+            )
+            .with_for_update(skip_locked=True)  # never wait behind a handler still running
+            .scalar_subquery()
+        )
+    )
+    .values(
+        status=MessageStatus.DEAD.value,
+        leased_until=None,
+        run_token=None,
+        last_error=func.coalesce(
+            literal(EXPIRED + "; the last error was: ") + _T.c.last_error, literal(EXPIRED)
+        ),
+    )
+)
+# Messages that share a key (a work item, a target) are handed out one at a time, oldest
+# first: only the oldest unfinished message of each key can be claimed.
+_HEADS = (
+    select(func.min(_T.c.id))
+    .where(_T.c.status.in_((MessageStatus.PENDING.value, MessageStatus.LEASED.value)))
+    .group_by(_T.c.key)
+)
+_CLAIMABLE = (
+    select(_T.c.id)
+    .where(
+        or_(
+            and_(
+                _T.c.status == MessageStatus.PENDING.value,
+                _T.c.available_at <= bindparam("now"),
+            ),
+            and_(
+                _T.c.status == MessageStatus.LEASED.value,
+                _T.c.leased_until <= bindparam("now"),
+            ),
+        ),
+        _T.c.id.in_(_HEADS),
+    )
+    .order_by(_T.c.id)
+    .limit(bindparam("claim_limit", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+
+
+def _claiming(attempts: int) -> Any:
+    return (
+        update(_T)
+        .where(_T.c.id.in_(_CLAIMABLE.scalar_subquery()))
+        .values(
+            status=MessageStatus.LEASED.value,
+            leased_until=bindparam("until"),
+            attempts=_T.c.attempts + attempts,
+            run_token=bindparam("token"),
+        )
+        .returning(
+            _T.c.id,
+            _T.c.topic,
+            _T.c.key,
+            _T.c.payload,
+            _T.c.attempts,
+            _T.c.run_token,
+            _T.c.created_at,
+        )
+    )
+
+
+_CLAIM_COUNTING = _claiming(1)
+_CLAIM_FOR_RELAY = _claiming(0)
+_ATTEMPT = (
+    select(_T.c.status, _T.c.run_token, _T.c.leased_until, _T.c.attempts, _T.c.last_error)
+    .where(_T.c.id == bindparam("message_id"))
+    .with_for_update()
+)
+_TAKE = (
+    update(_T)
+    .where(_T.c.id == bindparam("message_id"))
+    .values(
+        attempts=_T.c.attempts + 1, run_token=bindparam("token"), leased_until=bindparam("until")
+    )
+)
+_KILL = (
+    update(_T)
+    .where(_T.c.id == bindparam("message_id"))
+    .values(
+        status=MessageStatus.DEAD.value,
+        leased_until=None,
+        run_token=None,
+        last_error=bindparam("error"),
+    )
 )
 _COMPLETE = (
     update(_T)
@@ -130,66 +227,18 @@ def claim(
     message lost on the way is published again, and the consumer counts the attempt and takes
     the token (`start_attempt`).
     """
+    connection = flushed(session)
     if count_attempt:
-        exhausted = (
-            select(OutboxRow.id)
-            .where(
-                OutboxRow.status == MessageStatus.LEASED,
-                OutboxRow.leased_until <= now,
-                OutboxRow.attempts >= max_attempts,
-            )
-            .with_for_update(skip_locked=True)  # never wait behind a handler still running
-        )
-        session.execute(
-            update(OutboxRow)
-            .where(OutboxRow.id.in_(exhausted.scalar_subquery()))
-            .values(
-                status=MessageStatus.DEAD,
-                leased_until=None,
-                run_token=None,
-                last_error=func.coalesce(
-                    literal(EXPIRED + "; the last error was: ") + OutboxRow.last_error,
-                    literal(EXPIRED),
-                ),
-            )
-        )
-    due = or_(
-        and_(OutboxRow.status == MessageStatus.PENDING, OutboxRow.available_at <= now),
-        and_(OutboxRow.status == MessageStatus.LEASED, OutboxRow.leased_until <= now),
-    )
-    # Messages that share a key (a work item, a target) are handed out one at a time, oldest
-    # first: only the oldest unfinished message of each key can be claimed.
-    heads = (
-        select(func.min(OutboxRow.id))
-        .where(OutboxRow.status.in_((MessageStatus.PENDING, MessageStatus.LEASED)))
-        .group_by(OutboxRow.key)
-    )
-    ids = (
-        select(OutboxRow.id)
-        .where(due, OutboxRow.id.in_(heads))
-        .order_by(OutboxRow.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    rows = session.execute(
-        update(OutboxRow)
-        .where(OutboxRow.id.in_(ids.scalar_subquery()))
-        .values(
-            status=MessageStatus.LEASED,
-            leased_until=now + lease,
-            attempts=OutboxRow.attempts + (1 if count_attempt else 0),
+        connection.execute(_EXHAUSTED, {"now": now, "max_attempts": max_attempts})
+    rows = connection.execute(
+        _CLAIM_COUNTING if count_attempt else _CLAIM_FOR_RELAY,
+        {
+            "now": now,
+            "until": now + lease,
+            "claim_limit": limit,
             # One token per claim: each of its messages is run by the one claiming worker.
-            run_token=new_token() if count_attempt else None,
-        )
-        .returning(
-            OutboxRow.id,
-            OutboxRow.topic,
-            OutboxRow.key,
-            OutboxRow.payload,
-            OutboxRow.attempts,
-            OutboxRow.run_token,
-            OutboxRow.created_at,
-        )
+            "token": new_token() if count_attempt else None,
+        },
     ).all()
     return sorted((Message(*row) for row in rows), key=lambda m: m.id)
 
@@ -227,7 +276,8 @@ def start_attempt(
     it: it is still running), done, waiting, or dead because deliveries keep dying mid-run.
     A run whose lease lapsed is taken as dead, and this delivery takes over.
     """
-    row = session.get(OutboxRow, message_id, with_for_update=True)
+    connection = flushed(session)
+    row = connection.execute(_ATTEMPT, {"message_id": message_id}).first()
     if row is None:
         return MessageStatus.DEAD
     if row.status != MessageStatus.LEASED:
@@ -235,16 +285,12 @@ def start_attempt(
     if row.run_token is not None and row.leased_until is not None and row.leased_until > now:
         return MessageStatus.LEASED
     if row.attempts >= max_attempts:
-        row.status = MessageStatus.DEAD
-        row.leased_until = None
-        row.run_token = None
-        row.last_error = _with_earlier(
+        error = _with_earlier(
             "every delivery died before finishing (max attempts reached)", row.last_error
         )
+        connection.execute(_KILL, {"message_id": message_id, "error": error})
         return MessageStatus.DEAD
-    row.attempts += 1
-    row.run_token = token
-    row.leased_until = now + lease
+    connection.execute(_TAKE, {"message_id": message_id, "token": token, "until": now + lease})
     return None
 
 
