@@ -39,20 +39,17 @@ class MessageStatus(StrEnum):
 # holds an outbox row these change.
 _T = core_table(OutboxRow)
 _ENQUEUE = insert(_T).returning(_T.c.id)
-_BEGIN = (
-    select(
-        _T.c.id,
-        _T.c.topic,
-        _T.c.key,
-        _T.c.payload,
-        _T.c.attempts,
-        _T.c.run_token,
-        _T.c.created_at,
-        _T.c.status,
-    )
-    .where(_T.c.id == bindparam("message_id"))
-    .with_for_update()
+_MESSAGE = (
+    _T.c.id,
+    _T.c.topic,
+    _T.c.key,
+    _T.c.payload,
+    _T.c.attempts,
+    _T.c.run_token,
+    _T.c.created_at,
 )
+"""The columns of a `Message`, in its order."""
+_BEGIN = select(*_MESSAGE, _T.c.status).where(_T.c.id == bindparam("message_id")).with_for_update()
 _EXHAUSTED = (
     update(_T)
     .where(
@@ -114,15 +111,7 @@ def _claiming(attempts: int) -> Any:
             attempts=_T.c.attempts + attempts,
             run_token=bindparam("token"),
         )
-        .returning(
-            _T.c.id,
-            _T.c.topic,
-            _T.c.key,
-            _T.c.payload,
-            _T.c.attempts,
-            _T.c.run_token,
-            _T.c.created_at,
-        )
+        .returning(*_MESSAGE)
     )
 
 
