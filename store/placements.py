@@ -26,7 +26,7 @@ _ITEMS_OF = select(_ITEMS.c.ref, _ITEMS.c.project, _ITEMS.c.doc).where(
 _ADD = insert(_T)
 
 _LOCK = (
-    select(_T.c.id, _T.c.created_at, _T.c.rule_id, _T.c.tier, _T.c.due_at)
+    select(_T.c.id, _T.c.state, _T.c.created_at, _T.c.rule_id, _T.c.tier, _T.c.due_at)
     .where(_T.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(_T.c.id)
     .with_for_update()
@@ -120,19 +120,27 @@ def update_many(session: Session, changed: Sequence[Placement]) -> None:
     ids = sorted({p.id for p in changed})
     connection = flushed(session)
     rows = {row.id: row for row in connection.execute(_LOCK, {"ids": ids})}
+    missing = [placement_id for placement_id in ids if placement_id not in rows]
+    if missing:  # before any tally moves or any row changes
+        raise NotFoundError(f"placement {missing[0]!r} does not exist")
     signals = ledger.signals_for(session, ids)
+    # Each row's state and tally as this call leaves it: a placement given twice moves on
+    # from its first change, as it would through one ORM row.
+    now_in = {
+        row.id: (row.state, tallies.key_of(row.created_at, row.rule_id, row.tier, row.due_at))
+        for row in rows.values()
+    }
     values = []
     written: list[tuple[str, str]] = session.info.setdefault(WRITTEN, [])
     for placement in changed:
-        row = rows.get(placement.id)
-        if row is None:
-            raise NotFoundError(f"placement {placement.id!r} does not exist")
+        row = rows[placement.id]
         columns = ledger.report_columns(placement, signals.get(placement.id, []))
-        before = tallies.key_of(row.created_at, row.rule_id, row.tier, row.due_at)
+        state_before, before = now_in[placement.id]
         after = tallies.key_of(
             row.created_at, columns["rule_id"], columns["tier"], columns["due_at"]
         )
         tallies.moved(session, before, after)
+        now_in[placement.id] = (placement.state.value, after)
         doc = to_doc(placement)
         values.append(
             {
@@ -144,7 +152,8 @@ def update_many(session: Session, changed: Sequence[Placement]) -> None:
                 **{f"new_{name}": value for name, value in columns.items()},
             }
         )
-        written.append((str(doc.get("form", "unknown")), placement.state.value))
+        if placement.state.value != state_before:  # counted by the state it entered
+            written.append((str(doc.get("form", "unknown")), placement.state.value))
     connection.execute(_CHANGE, values)
     # An ORM copy of a changed row that this transaction loaded earlier is out of date now.
     for placement_id in ids:

@@ -17,12 +17,18 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from connectors.github.fake import FakeGitHub
+from core.base import utcnow
+from core.placement import PlacementState
 from core.work import System
-from router.observability import logs, tracing
+from router.metrics import PLACEMENTS
+from router.observability import changes, logs, tracing
 from router.observability.correlation import CORRELATION_ID, TRACE_KEY, bound, split
 from router.observability.stages import stamp
+from store import placements
+from store.engine import Database
 from tests.router.http.test_metrics import samples
 from tests.router.support import EXAMPLES, drain, publish_examples, serving
+from tests.store.test_placements import make_placement
 
 SECRET = "It's a Secret to Everybody"
 REPO = "acme/payments-api"
@@ -154,3 +160,27 @@ def test_text_logs_stay_plain_and_json_logs_are_one_object_per_line() -> None:
     assert json.loads(first)["message"] == "went sideways"
     assert second.endswith("WARNING cairn.test.observability: plain")
     assert len(handler.filters) == 1
+
+
+def test_the_placement_counter_counts_the_state_a_placement_enters_not_every_update(
+    db: Database,
+) -> None:
+    # cairn_placements_total counts placements by the state they entered: a reminder or a
+    # revised text that keeps the state is not a placement entering it again.
+    changes.install()
+    planned = make_placement()
+    form = planned.form.value
+
+    def count(state: str) -> float:
+        return float(PLACEMENTS.labels(form, state)._value.get())
+
+    before_planned, before_embedded = count("planned"), count("embedded")
+    with db.transaction() as session:
+        placements.add(session, planned)
+    embedded = planned.model_copy(update={"state": PlacementState.EMBEDDED, "handle": "item-1"})
+    with db.transaction() as session:
+        placements.update(session, embedded)
+    with db.transaction() as session:
+        placements.update(session, embedded.model_copy(update={"reminded_at": utcnow()}))
+    assert count("planned") - before_planned == 1
+    assert count("embedded") - before_embedded == 1

@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from core.base import utcnow
 from core.errors import NotFoundError
@@ -12,7 +13,7 @@ from core.placement import EmbeddingForm, Placement, PlacementState, Signal, Sig
 from store import placements
 from store.documents import to_doc
 from store.engine import Database
-from store.tables import PlacementRow
+from store.tables import PlacementRow, PlacementTallyRow
 
 PR = "github:acme/api#1"
 ISSUE = "jira:PAY-42"
@@ -328,3 +329,40 @@ def test_update_many_leaves_no_stale_orm_copy_of_a_row_it_changed(db: Database) 
         PlacementState.EMBEDDED,
         "item-7",
     )
+
+
+def _tallies(db: Database) -> dict[str, int]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(PlacementTallyRow.tier, func.sum(PlacementTallyRow.n)).group_by(
+                PlacementTallyRow.tier
+            )
+        ).all()
+    return {tier: int(n) for tier, n in rows if n}
+
+
+def test_a_placement_updated_twice_in_one_call_moves_its_tally_once(db: Database) -> None:
+    add(db, make_placement())
+    first = make_placement(state=PlacementState.EMBEDDED, handle="item-1")
+    second = make_placement(state=PlacementState.EMBEDDED, handle="item-2")
+    with db.transaction() as session:
+        placements.update_many(session, [first, second])
+    assert _tallies(db) == {"delivered": 1}
+    stored = get(db, "pl-1")
+    assert stored is not None and stored.handle == "item-2"
+
+
+def test_an_unknown_placement_in_update_many_changes_nothing_else(db: Database) -> None:
+    add(db, make_placement())
+    with db.transaction() as session, pytest.raises(NotFoundError):
+        placements.update_many(
+            session,
+            [
+                make_placement(state=PlacementState.EMBEDDED, handle="item-1"),
+                make_placement("pl-unknown"),
+            ],
+        )
+    # Even a caller that goes on to commit finds the row and its tally as they were.
+    stored = get(db, "pl-1")
+    assert stored is not None and stored.state == PlacementState.PLANNED
+    assert _tallies(db) == {"undelivered": 1}
