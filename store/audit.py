@@ -110,7 +110,7 @@ def _link(session: Session) -> None:
     # Every other write of the transaction goes out before the head is locked, so the lock is
     # held for the audit rows and the commit alone (writers on PostgreSQL queue on it).
     session.flush()
-    connection = flushed(session)
+    connection = session.connection()
     head = connection.execute(_LOCK_HEAD).first()
     if head is None:
         raise RuntimeError("the audit chain has no head row: run `cairn db upgrade`")

@@ -106,19 +106,6 @@ class Entry:
 # Keeping the report columns current.
 
 
-REPORT_COLUMNS = (
-    "rule_id",
-    "mandate",
-    "due_at",
-    "week",
-    "tier",
-    "acknowledged_after",
-    "verified_after",
-    "dismissal_reason",
-)
-"""The columns `report_columns` gives, in its order."""
-
-
 def report_columns(placement: Placement, signals: Sequence[Signal]) -> dict[str, Any]:
     """The report columns of a placement row, from the placement and its signals."""
     settled = assess(placement, list(signals), AT_REST)

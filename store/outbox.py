@@ -168,7 +168,8 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def _message(row: OutboxRow) -> Message:
+def _message(row: Any) -> Message:
+    """An outbox row's message (an ORM row, or a Core row with the same columns)."""
     return Message(
         row.id, row.topic, row.key, row.payload, row.attempts, row.run_token, row.created_at
     )
@@ -244,9 +245,7 @@ def begin(session: Session, message_id: int, token: str | None = None) -> Messag
         return None
     if token is not None and row.run_token != token:
         return None
-    return Message(
-        row.id, row.topic, row.key, row.payload, row.attempts, row.run_token, row.created_at
-    )
+    return _message(row)
 
 
 def start_attempt(

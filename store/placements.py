@@ -31,17 +31,8 @@ _LOCK = (
     .order_by(_T.c.id)
     .with_for_update()
 )
-_CHANGE = (
-    update_rows(_T)
-    .where(_T.c.id == bindparam("placement_id"))
-    .values(
-        state=bindparam("new_state"),
-        reminded_at=bindparam("new_reminded_at"),
-        doc=bindparam("new_doc"),
-        updated_at=bindparam("new_updated_at"),
-        **{name: bindparam(f"new_{name}") for name in ledger.REPORT_COLUMNS},
-    )
-)
+_CHANGE = update_rows(_T).where(_T.c.id == bindparam("placement_id"))
+"""Sets the columns its parameters name (besides `placement_id`)."""
 
 WRITTEN = "cairn.placements.written"
 """`session.info` key: (form, state) of each placement row the transaction inserted or
@@ -145,11 +136,11 @@ def update_many(session: Session, changed: Sequence[Placement]) -> None:
         values.append(
             {
                 "placement_id": placement.id,
-                "new_state": placement.state.value,
-                "new_reminded_at": placement.reminded_at,
-                "new_doc": doc,
-                "new_updated_at": placement.updated_at,
-                **{f"new_{name}": value for name, value in columns.items()},
+                "state": placement.state.value,
+                "reminded_at": placement.reminded_at,
+                "doc": doc,
+                "updated_at": placement.updated_at,
+                **columns,
             }
         )
         if placement.state.value != state_before:  # counted by the state it entered

@@ -112,20 +112,21 @@ def _write(session: Session) -> None:
     deltas = session.info.pop(_KEY, None)
     if deltas is None:
         return
+    connection = flushed(session)
     tallies = [
         {"day": day, "rule_id": rule, "tier": tier, "due_day": due, "n": n}
         for (day, rule, tier, due), n in deltas.tallies.items()
         if n
     ]
     if tallies:
-        flushed(session).execute(_ADD_TALLIES, tallies)
+        connection.execute(_ADD_TALLIES, tallies)
     lessons = [
         {"day": day, "lesson_id": lesson_id, "mandate": mandate, "n": n}
         for (day, lesson_id, mandate), n in deltas.lessons.items()
         if n
     ]
     if lessons:
-        flushed(session).execute(_ADD_LESSON_DAYS, lessons)
+        connection.execute(_ADD_LESSON_DAYS, lessons)
 
 
 @event.listens_for(Session, "after_rollback")
