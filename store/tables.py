@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -85,6 +86,19 @@ class InboxRow(Base):
     processed_at: Mapped[datetime | None]
 
 
+OUTBOX_OPEN_STATUSES = ("pending", "leased")
+"""The statuses of outbox messages not yet settled (`store.outbox.MessageStatus`)."""
+OUTBOX_OPEN = f"status IN {OUTBOX_OPEN_STATUSES!r}"
+"""The outbox rows not yet settled, as SQL with literal values: the partial indexes below hold
+only these rows, and a query can use them only when its own condition says the same in
+literals (a bound parameter proves nothing to SQLite's planner, nor to PostgreSQL's in a
+generic plan)."""
+
+
+def _open_only() -> dict[str, Any]:
+    return {"postgresql_where": text(OUTBOX_OPEN), "sqlite_where": text(OUTBOX_OPEN)}
+
+
 class OutboxRow(Base):
     """A unit of pipeline work; the durable queue in embedded mode, the relay's source otherwise."""
 
@@ -92,6 +106,10 @@ class OutboxRow(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "available_at"),
         Index("ix_outbox_key", "key", "status"),
+        # The claim walks the open messages in id order and finds each one's key's oldest open
+        # message; done messages (most of the table, and growing) are in neither index.
+        Index("ix_outbox_open", "id", **_open_only()),
+        Index("ix_outbox_open_key", "key", "id", **_open_only()),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

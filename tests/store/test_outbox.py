@@ -13,7 +13,7 @@ from core.base import utcnow
 from store import migrate, outbox
 from store.engine import Database
 from store.outbox import Message, MessageStatus
-from store.tables import OutboxRow
+from store.tables import OUTBOX_OPEN_STATUSES, OutboxRow
 
 LEASE = timedelta(seconds=30)
 MAX_ATTEMPTS = 3
@@ -749,3 +749,52 @@ def test_extend_waiting_skips_a_message_a_worker_has_begun_without_waiting(
         running.result()
     db.dispose()
     assert renewed == {ids[1]}
+
+
+# --- the claim's plan ----------------------------------------------------------------------------
+
+
+def test_the_open_statuses_of_the_partial_indexes_are_pending_and_leased() -> None:
+    assert set(OUTBOX_OPEN_STATUSES) == {MessageStatus.PENDING, MessageStatus.LEASED}
+
+
+def test_a_claim_after_a_burst_probes_each_candidate_instead_of_joining_every_head(
+    postgres_url: str,
+) -> None:
+    """With statistics taken before a burst (autovacuum has not analysed it yet), PostgreSQL
+    planned the former claim, a join against every key's head, as a nested loop comparing every
+    candidate with every head. The claim now walks the open messages in id order and checks
+    each with a correlated lookup of its key's oldest open message: no join to mis-plan."""
+    db = Database(postgres_url)
+    migrate.upgrade(db)
+    try:
+        now = utcnow()
+        history = enqueue(db, now, count=2000)
+        with db.transaction() as session:
+            for message_id in history:
+                outbox.complete(session, message_id, now)
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE outbox")  # statistics that know of no open message
+        with db.transaction() as session:
+            hot = [
+                outbox.enqueue(session, topic="diffuse", payload={}, key="diffuse", now=now)
+                for _ in range(300)
+            ]
+            free = [
+                outbox.enqueue(session, topic="route", payload={}, key=f"k{n}", now=now)
+                for n in range(300)
+            ]
+        with db.transaction() as session:
+            compiled = outbox._CLAIMABLE.compile(session.get_bind())
+            expanded = compiled.construct_expanded_state({"now": now, "claim_limit": 100})
+            plan = "\n".join(
+                session.connection()
+                .exec_driver_sql(f"EXPLAIN {expanded.statement}", expanded.parameters)
+                .scalars()
+            )
+        assert "Join" not in plan, plan
+        assert "SubPlan" in plan, plan
+        claimed = claim(db, now, limit=100)
+        assert [m.id for m in claimed] == [hot[0], *free[:99]]
+    finally:
+        db.dispose()
