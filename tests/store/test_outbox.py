@@ -188,19 +188,27 @@ def test_claim_honours_the_limit_and_hands_out_oldest_first(db: Database) -> Non
     assert all(m.attempts == 1 for m in first + rest)
 
 
+def one_key_then_own_keys(
+    db: Database, now: datetime, *, on_one_key: int, on_own_keys: int
+) -> tuple[list[int], list[int]]:
+    """Messages queued on one key, then as many others each on a key of its own."""
+    with db.transaction() as session:
+        hot = [
+            outbox.enqueue(session, topic="route", payload={}, key="hot", now=now)
+            for _ in range(on_one_key)
+        ]
+        free = [
+            outbox.enqueue(session, topic="route", payload={}, key=f"k{n}", now=now)
+            for n in range(on_own_keys)
+        ]
+    return hot, free
+
+
 def test_a_claim_with_a_limit_looks_past_messages_waiting_behind_their_key(
     db: Database,
 ) -> None:
     now = utcnow()
-    with db.transaction() as session:
-        busy = [
-            outbox.enqueue(session, topic="route", payload={}, key="hot", now=now)
-            for _ in range(30)
-        ]
-        free = [
-            outbox.enqueue(session, topic="route", payload={}, key=f"k{n}", now=now)
-            for n in range(3)
-        ]
+    busy, free = one_key_then_own_keys(db, now, on_one_key=30, on_own_keys=3)
     assert [m.id for m in claim(db, now, limit=3)] == [busy[0], free[0], free[1]]
     assert [m.id for m in claim(db, now, limit=3)] == [free[2]]
 
@@ -775,15 +783,7 @@ def test_a_claim_after_a_burst_probes_each_candidate_instead_of_joining_every_he
                 outbox.complete(session, message_id, now)
         with db.engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE outbox")  # statistics that know of no open message
-        with db.transaction() as session:
-            hot = [
-                outbox.enqueue(session, topic="diffuse", payload={}, key="diffuse", now=now)
-                for _ in range(300)
-            ]
-            free = [
-                outbox.enqueue(session, topic="route", payload={}, key=f"k{n}", now=now)
-                for n in range(300)
-            ]
+        hot, free = one_key_then_own_keys(db, now, on_one_key=300, on_own_keys=300)
         with db.transaction() as session:
             compiled = outbox._CLAIMABLE.compile(session.get_bind())
             expanded = compiled.construct_expanded_state({"now": now, "claim_limit": 100})
