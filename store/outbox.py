@@ -87,7 +87,7 @@ _EXHAUSTED = (
 # Messages that share a key (a work item, a target) are handed out one at a time, oldest
 # first: only the oldest open message of its key can be claimed. The claim walks the open
 # messages in id order and checks each candidate with a correlated lookup of its key's oldest
-# open message: one probe of `ix_outbox_open_key` per candidate, whatever the statistics say.
+# open message: one index probe per candidate, whatever the statistics say.
 # A join against every key's head, the earlier form, is planned from statistics: after a burst,
 # before autovacuum re-analysed the table, PostgreSQL compared every candidate with every head
 # (0.06-1.1 s per claim of 100 with 3,000 waiting; 14 s with 10,000 more on one key). The walk's
@@ -107,8 +107,9 @@ _CLAIMABLE = (
     select(_T.c.id)
     .where(
         _T.c.status.in_(_OPEN),
-        # Due: one expression no index serves, so that both planners walk `ix_outbox_open` in
-        # id order and stop at the limit instead of collecting every due message to sort.
+        # Due: one expression no index serves, so that PostgreSQL walks `ix_outbox_open` in id
+        # order and stops at the limit instead of collecting every due message to sort. (SQLite,
+        # without statistics, reads the open messages through `ix_outbox_due` and sorts them.)
         case(
             (_T.c.status == MessageStatus.PENDING.value, _T.c.available_at),
             else_=_T.c.leased_until,
