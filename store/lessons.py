@@ -88,7 +88,10 @@ def get_version(session: Session, lesson_id: str, version: int) -> Lesson | None
 
 _VERSION_T = core_table(LessonVersionRow)
 _VERSIONS = select(_VERSION_T.c.lesson_id, _VERSION_T.c.version, _VERSION_T.c.doc).where(
-    tuple_(_VERSION_T.c.lesson_id, _VERSION_T.c.version).in_(bindparam("keys", expanding=True))
+    # SQLite scans the whole table for a row-value IN alone (every published version, on every
+    # embed); with the lesson ids beside it, it searches the primary key.
+    _VERSION_T.c.lesson_id.in_(bindparam("lesson_ids", expanding=True)),
+    tuple_(_VERSION_T.c.lesson_id, _VERSION_T.c.version).in_(bindparam("keys", expanding=True)),
 )
 """Run for every embedded work item: built once, run without the ORM (see
 `store.tables.core_table`)."""
@@ -101,7 +104,8 @@ def get_versions(
     keys = sorted(set(wanted))
     if not keys:
         return {}
-    rows = flushed(session).execute(_VERSIONS, {"keys": keys})
+    lesson_ids = sorted({lesson_id for lesson_id, _ in keys})
+    rows = flushed(session).execute(_VERSIONS, {"lesson_ids": lesson_ids, "keys": keys})
     return {(row.lesson_id, row.version): from_doc(Lesson, row.doc) for row in rows}
 
 

@@ -328,3 +328,35 @@ def test_the_catalogue_revision_moves_with_every_change_whatever_the_clock(db: D
             step(session)
             seen.append(lessons.fingerprint(session))
     assert seen == [start, start + 1, start + 2, start + 3]
+
+
+def test_get_versions_reads_exactly_the_pairs_asked_for(db: Database) -> None:
+    add(db, make_lesson("a"), make_lesson("b"), make_lesson("c"))
+    for lesson_id in ("a", "b", "c"):
+        publish(db, lesson_id)
+    save(db, revise(make_lesson("a"), version=2, title="Second"))
+    publish(db, "a")
+    with db.transaction() as session:
+        found = lessons.get_versions(session, [("a", 2), ("b", 1), ("b", 1), ("c", 2), ("z", 1)])
+    # ("a", 1) exists but was not asked for; ("c", 2) and ("z", 1) do not exist.
+    assert sorted(found) == [("a", 2), ("b", 1)]
+    assert found[("a", 2)].title == "Second"
+
+
+def test_get_versions_searches_the_primary_key_on_sqlite(sqlite_db: Database) -> None:
+    """Every embed reads the versions it places. A row-value IN alone made SQLite scan every
+    published version of every lesson for it; the lesson ids beside it let SQLite search."""
+    with sqlite_db.transaction() as session:
+        compiled = lessons._VERSIONS.compile(session.get_bind())
+        expanded = compiled.construct_expanded_state(
+            {"lesson_ids": ["a", "b"], "keys": [("a", 1), ("b", 2)]}
+        )
+        positional = tuple(expanded.parameters[name] for name in expanded.positiontup or ())
+        plan = [
+            row[-1]
+            for row in session.connection().exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {expanded.statement}", positional
+            )
+        ]
+    assert any(step.startswith("SEARCH lesson_versions") for step in plan), plan
+    assert not any(step.startswith("SCAN lesson_versions") for step in plan), plan
