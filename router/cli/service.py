@@ -72,6 +72,7 @@ def worker() -> None:
             runtime.db, settings, runtime.lms_clients, runtime.transport.notify
         )
         cadence = CadenceSchedule.configured(runtime.db, settings, runtime.targets, runtime.rules)
+        runtime.db.checkpoint_in_background()
         await runtime.transport.start()
         await reloader.start()
         await sweeper.start()

@@ -50,6 +50,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         cadence = CadenceSchedule.configured(
             runtime.db, runtime.settings, runtime.targets, runtime.rules
         )
+        runtime.db.checkpoint_in_background()
         await runtime.transport.start()
         await reloader.start()
         if runtime.consumes:
