@@ -204,10 +204,28 @@ class Dispatcher:
     def _run(self, message_id: int, token: str | None, lease: timedelta) -> Outcome:
         if self.count_attempts:
             token = token or outbox.new_token()
-            with self.db.transaction() as session:
-                refused = outbox.start_attempt(
-                    session, message_id, self.max_attempts, token=token, now=utcnow(), lease=lease
+            # The count must commit before the run: a delivery that kills its process still
+            # counts. Usually one statement does it; when it cannot, `start_attempt` says why.
+            with self.db.one_statement() as connection:
+                taken = outbox.take(
+                    connection,
+                    message_id,
+                    self.max_attempts,
+                    token=token,
+                    now=utcnow(),
+                    lease=lease,
                 )
+            refused = None
+            if not taken:
+                with self.db.transaction() as session:
+                    refused = outbox.start_attempt(
+                        session,
+                        message_id,
+                        self.max_attempts,
+                        token=token,
+                        now=utcnow(),
+                        lease=lease,
+                    )
             if refused == outbox.MessageStatus.DEAD:
                 log.error("message %s dead-lettered: deliveries keep dying", message_id)
                 return Outcome.DEAD

@@ -24,9 +24,11 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     update,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -151,6 +153,17 @@ _TAKE = (
         attempts=_T.c.attempts + 1, run_token=bindparam("token"), leased_until=bindparam("until")
     )
 )
+_TAKE_IF_FREE = _TAKE.where(
+    _T.c.status == MessageStatus.LEASED.value,
+    or_(
+        _T.c.run_token.is_(None),
+        _T.c.leased_until.is_(None),
+        _T.c.leased_until <= bindparam("now"),
+    ),
+    _T.c.attempts < bindparam("max_attempts"),
+).returning(_T.c.id)
+"""`start_attempt`'s common case in one statement: the message is leased to no live run and has
+attempts left. (PostgreSQL re-checks the conditions on a row another delivery changed first.)"""
 _KILL = (
     update(_T)
     .where(_T.c.id == bindparam("message_id"))
@@ -287,6 +300,8 @@ def start_attempt(
     A run whose lease lapsed is taken as dead, and this delivery takes over.
     """
     connection = flushed(session)
+    if take(connection, message_id, max_attempts, token=token, now=now, lease=lease):
+        return None
     row = connection.execute(_ATTEMPT, {"message_id": message_id}).first()
     if row is None:
         return MessageStatus.DEAD
@@ -302,6 +317,31 @@ def start_attempt(
         return MessageStatus.DEAD
     connection.execute(_TAKE, {"message_id": message_id, "token": token, "until": now + lease})
     return None
+
+
+def take(
+    connection: Connection,
+    message_id: int,
+    max_attempts: int,
+    *,
+    token: str,
+    now: datetime,
+    lease: timedelta,
+) -> bool:
+    """`start_attempt` in one statement when nothing stands in the way: True when the delivery
+    now holds the message, False when `start_attempt` must say why not (or kill it). Needs no
+    transaction of its own (`Database.one_statement`)."""
+    taken = connection.execute(
+        _TAKE_IF_FREE,
+        {
+            "message_id": message_id,
+            "token": token,
+            "until": now + lease,
+            "now": now,
+            "max_attempts": max_attempts,
+        },
+    ).first()
+    return taken is not None
 
 
 def _with_earlier(reason: str, earlier: str | None) -> str:

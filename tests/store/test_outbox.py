@@ -671,6 +671,53 @@ def test_the_relay_republishes_a_run_only_after_its_lease_lapsed(db: Database) -
         assert start_attempt(session, message_id, now + LEASE) is None
 
 
+def take(db: Database, message_id: int, now: datetime, token: str) -> bool:
+    with db.one_statement() as connection:
+        return outbox.take(connection, message_id, 3, token=token, now=now, lease=LEASE)
+
+
+def test_take_holds_a_free_message_in_one_statement_and_leaves_the_rest_to_start_attempt(
+    db: Database,
+) -> None:
+    now = utcnow()
+    [message_id] = enqueue(db, now)
+    assert not take(db, message_id, now, "a" * 32)  # pending: not published yet
+    assert row(db, message_id) == ("pending", 0, None, None)
+
+    relay_claim(db, now)
+    assert take(db, message_id, now, "a" * 32)
+    assert row(db, message_id) == ("leased", 1, "a" * 32, now + LEASE)
+    assert not take(db, message_id, now + LEASE - TICK, "b" * 32)  # a live lease
+    assert row(db, message_id) == ("leased", 1, "a" * 32, now + LEASE)
+    assert take(db, message_id, now + LEASE, "b" * 32)  # the lease ran out at that instant
+    assert take(db, message_id, now + 2 * LEASE, "c" * 32)
+    # Three attempts counted: the next delivery is refused here, and start_attempt kills it.
+    assert not take(db, message_id, now + 3 * LEASE, "d" * 32)
+    assert row(db, message_id) == ("leased", 3, "c" * 32, now + 3 * LEASE)
+    with db.transaction() as session:
+        assert start_attempt(session, message_id, now + 3 * LEASE) == MessageStatus.DEAD
+
+
+def test_one_statement_on_postgresql_commits_without_a_transaction(postgres_url: str) -> None:
+    """Autocommit: the statement is visible to another transaction before the block ends (in
+    a transaction it would not be), and the pooled connection goes back to transactions."""
+    db = Database(postgres_url, pool_size=1, max_overflow=1)
+    migrate.upgrade(db)
+    try:
+        now = utcnow()
+        [message_id] = enqueue(db, now)
+        relay_claim(db, now)
+        with db.one_statement() as connection:
+            assert outbox.take(connection, message_id, 3, token="a" * 32, now=now, lease=LEASE)
+            with db.transaction() as other:
+                seen = other.get(OutboxRow, message_id)
+                assert seen is not None and seen.run_token == "a" * 32
+        with db.engine.connect() as connection:
+            assert connection.get_isolation_level() == "READ COMMITTED"
+    finally:
+        db.dispose()
+
+
 def test_extend_renews_only_the_holders_lease(db: Database) -> None:
     now = utcnow()
     [message_id] = enqueue(db, now)
