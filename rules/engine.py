@@ -951,6 +951,14 @@ class Engine:
         sizes = sorted(((k, len(v)) for k, v in self._index.items()), key=lambda kv: -kv[1])
         return sizes[:count]
 
+    def applicable(self, item: WorkItem, numbers: Iterable[int]) -> set[int]:
+        """Of the lessons `numbers` (by number), those whose applicability holds for `item` and
+        whose exclusions do not match it (what `rules.reference.applicability_failure` finds
+        no failure in), through the compiled scopes."""
+        _, view, _ = self._prepare(item)
+        free = self._free
+        return {i for i in numbers if free[i] or self._applies_to(i, view)}
+
     def matched_rules(self, item: WorkItem) -> tuple[int, list[int]]:
         """How many rules the index proposed for `item`, and the numbers of those that match."""
         context, view, extra = self._prepare(item)

@@ -2,9 +2,10 @@
 
 The indexed engine returns only what it places. When a rule the work item matched suppresses
 a lesson, or when the fatigue budget is spent, the lessons mandated by their own mandate that
-the matched rules select are decided again the way `rules.reference` decides them: one that a
-suppressing rule wins is `suppressed`, one that a rule would place is `budget`. Nothing is
-looked at when neither can have happened, so most routings pay nothing.
+the matched rules select are decided again the way `rules.reference` decides them (with the
+engine's compiled applicability): one that a suppressing rule wins is `suppressed`, one that a
+rule would place is `budget`. Nothing is looked at when neither can have happened, so most
+routings pay nothing.
 """
 
 from collections import defaultdict
@@ -12,11 +13,11 @@ from collections.abc import Collection
 
 from core.compliance import NotReached
 from core.feedback import MANDATED
-from core.lesson import Lesson, Mandate
+from core.lesson import Mandate
 from core.work import WorkItem
 from rules.decision import Candidate, Routing
 from rules.engine import Engine
-from rules.reference import applicability_failure, team_failure
+from rules.reference import team_failure
 from rules.select import winner
 
 Held = dict[str, tuple[str, str]]
@@ -79,12 +80,18 @@ def held_back(
             if candidate.rule.then.suppress:
                 suppressed.add(n)
     placed = {d.lesson_id for d in routing.placements} | set(already_placed)
+    deciding = [
+        n
+        for n in sorted(selecting if spent else suppressed)
+        if engine.lessons[n].id not in placed
+        # A required lesson goes in past the budget: only a suppression stops it.
+        and (engine.lessons[n].mandate != Mandate.REQUIRED or n in suppressed)
+    ]
+    applicable = engine.applicable(item, deciding)
     held: Held = {}
-    for n in sorted(selecting if spent else suppressed):
+    for n in deciding:
         lesson = engine.lessons[n]
-        if lesson.id in placed or (lesson.mandate == Mandate.REQUIRED and n not in suppressed):
-            continue  # a required lesson goes in past the budget: only a suppression stops it
-        chosen, why = winner(lesson, _applicable(selecting[n], lesson, item))
+        chosen, why = winner(lesson, _applicable(selecting[n], n in applicable))
         if chosen is None:
             if why.startswith("suppressed"):
                 held[lesson.id] = (NotReached.SUPPRESSED.value, why)
@@ -93,10 +100,9 @@ def held_back(
     return held
 
 
-def _applicable(rules: list[Candidate], lesson: Lesson, item: WorkItem) -> list[Candidate]:
-    """Of the rules selecting `lesson`, those that may place it in `item`: all of them where
-    its applicability holds, else those that override it."""
-    overriding = [c for c in rules if c.rule.override_applicability]
-    if len(overriding) < len(rules) and applicability_failure(lesson, item) is not None:
-        return overriding
-    return rules
+def _applicable(rules: list[Candidate], applies: bool) -> list[Candidate]:
+    """Of the rules selecting a lesson, those that may place it in the work item: all of them
+    where its applicability holds, else those that override it."""
+    if applies:
+        return rules
+    return [c for c in rules if c.rule.override_applicability]

@@ -454,6 +454,23 @@ def test_engine_agrees_with_reference_on_targeted_cases(case: Case) -> None:
     target(float(_check(case)), label="placements")
 
 
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_engine_applicability_agrees_with_reference(case: Case) -> None:
+    """`Engine.applicable` (what the held-back lessons are decided with) finds a lesson
+    applicable exactly where the reference finds no applicability failure."""
+    for build in ENGINES:
+        engine = build(case.rules, case.lessons)
+        for work_item, _ in case.items:
+            expected = {
+                n
+                for n, found in enumerate(engine.lessons)
+                if reference.applicability_failure(found, work_item) is None
+            }
+            event("some applicable" if expected else "none applicable")
+            assert engine.applicable(work_item, range(len(engine.lessons))) == expected
+
+
 @pytest.mark.parametrize("single", [False, True], ids=["broad", "targeted"])
 def test_generated_cases_exercise_the_interesting_paths(single: bool) -> None:
     """Guard against a vacuous property: many cases place lessons, and every skip reason occurs."""
