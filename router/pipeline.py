@@ -204,28 +204,7 @@ class Dispatcher:
     def _run(self, message_id: int, token: str | None, lease: timedelta) -> Outcome:
         if self.count_attempts:
             token = token or outbox.new_token()
-            # The count must commit before the run: a delivery that kills its process still
-            # counts. Usually one statement does it; when it cannot, `start_attempt` says why.
-            with self.db.one_statement() as connection:
-                taken = outbox.take(
-                    connection,
-                    message_id,
-                    self.max_attempts,
-                    token=token,
-                    now=utcnow(),
-                    lease=lease,
-                )
-            refused = None
-            if not taken:
-                with self.db.transaction() as session:
-                    refused = outbox.start_attempt(
-                        session,
-                        message_id,
-                        self.max_attempts,
-                        token=token,
-                        now=utcnow(),
-                        lease=lease,
-                    )
+            refused = self._start(message_id, token, lease)
             if refused == outbox.MessageStatus.DEAD:
                 log.error("message %s dead-lettered: deliveries keep dying", message_id)
                 return Outcome.DEAD
@@ -238,6 +217,19 @@ class Dispatcher:
             return self._attempt(message_id, None)
         with self._renewing(message_id, token, lease):
             return self._attempt(message_id, token)
+
+    def _start(self, message_id: int, token: str, lease: timedelta) -> outbox.MessageStatus | None:
+        """Count a broker delivery's attempt and take the message: None when it may run, else
+        why not. The count commits before the run, so a delivery that kills its process still
+        counts. One statement usually does it; when it cannot, `start_attempt` says why."""
+        now, limit = utcnow(), self.max_attempts
+        with self.db.one_statement() as connection:
+            if outbox.take(connection, message_id, limit, token=token, now=now, lease=lease):
+                return None
+        with self.db.transaction() as session:
+            return outbox.start_attempt(
+                session, message_id, limit, token=token, now=now, lease=lease
+            )
 
     @contextmanager
     def _renewing(self, message_id: int, token: str, lease: timedelta) -> Iterator[None]:
