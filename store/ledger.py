@@ -615,7 +615,12 @@ def in_work_items(
         ),
         filters,
         now,
-    ).where(tuple_(PlacementRow.lesson_id, PlacementRow.work_item_ref).in_(wanted))
+    ).where(
+        # The work items beside the row-value IN: SQLite searches no index for that alone and
+        # would read every placement.
+        PlacementRow.work_item_ref.in_(sorted({ref for _, ref in wanted})),
+        tuple_(PlacementRow.lesson_id, PlacementRow.work_item_ref).in_(wanted),
+    )
     return [
         (pid, lesson, team, ref, Tier(tier))
         for pid, lesson, team, ref, tier in session.execute(

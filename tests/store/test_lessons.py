@@ -23,6 +23,7 @@ from core.lesson import (
 )
 from store import lessons
 from store.engine import Database
+from tests.store.plans import sqlite_plans
 
 
 def make_lesson(lesson_id: str = "retry-budgets", **changes: Any) -> Lesson:
@@ -346,17 +347,8 @@ def test_get_versions_reads_exactly_the_pairs_asked_for(db: Database) -> None:
 def test_get_versions_searches_the_primary_key_on_sqlite(sqlite_db: Database) -> None:
     """Every embed reads the versions it places. A row-value IN alone made SQLite scan every
     published version of every lesson for it; the lesson ids beside it let SQLite search."""
-    with sqlite_db.transaction() as session:
-        compiled = lessons._VERSIONS.compile(session.get_bind())
-        expanded = compiled.construct_expanded_state(
-            {"lesson_ids": ["a", "b"], "keys": [("a", 1), ("b", 2)]}
-        )
-        positional = tuple(expanded.parameters[name] for name in expanded.positiontup or ())
-        plan = [
-            row[-1]
-            for row in session.connection().exec_driver_sql(
-                f"EXPLAIN QUERY PLAN {expanded.statement}", positional
-            )
-        ]
+    with sqlite_plans(sqlite_db) as plans, sqlite_db.transaction() as session:
+        lessons.get_versions(session, [("a", 1), ("b", 2)])
+    [plan] = plans
     assert any(step.startswith("SEARCH lesson_versions") for step in plan), plan
     assert not any(step.startswith("SCAN lesson_versions") for step in plan), plan

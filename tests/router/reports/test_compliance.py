@@ -26,6 +26,7 @@ from store import audit, ledger, lessons, migrate, placements, work_items
 from store.engine import Database
 from tests.router.reports.test_adoption import NOW, T0, _work_item, seed
 from tests.router.support import DRAFT, bearer
+from tests.store.plans import sqlite_plans
 
 AUDITOR = Principal("token:auditor", frozenset({Role.COMPLIANCE}))
 
@@ -167,6 +168,16 @@ def test_waivers_count_until_they_expire_and_only_where_they_apply(db: Database)
     with pytest.raises(ForbiddenError):
         reader = Principal("token:r", frozenset({Role.READER}))
         service.waive(reader, "pool", "ledger", "no", timedelta(days=1))
+
+
+def test_waivers_of_one_work_item_search_its_placements_on_sqlite(sqlite_db: Database) -> None:
+    """A waiver of one work item finds that item's placements by an index: a row-value IN
+    alone made SQLite read every placement for each matrix."""
+    with sqlite_plans(sqlite_db) as plans, sqlite_db.transaction() as session:
+        ledger.in_work_items(session, Filters(), T0, [("pool", "jira:PAY-9"), ("x", "jira:PAY-1")])
+    [plan] = plans
+    assert any(step.startswith("SEARCH placements") for step in plan), plan
+    assert not any(step.startswith("SCAN placements") for step in plan), plan
 
 
 def test_an_evidence_bundle_verifies_offline_and_shows_tampering(
