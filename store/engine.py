@@ -1,6 +1,7 @@
 """Engine and session factory for SQLite (embedded default) and PostgreSQL."""
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -8,6 +9,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: Cairn's processes meet SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,13 +76,13 @@ class Database:
         self.engine = make_engine(url, **kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one write lock, and every transaction here takes it (BEGIN IMMEDIATE).
-        # Threads of this process queue for it on a mutex that hands it over the moment it is
-        # free; left to SQLite's busy handler, a waiter sleeps in steps of 1, 2, 5, 10… ms and
-        # wakes up well after the lock was released. Other processes still meet the busy
-        # handler. Reentrant, so a nested transaction is no worse than before.
-        self._writer: AbstractContextManager[Any] = (
-            threading.RLock() if self.dialect == "sqlite" else nullcontext()
-        )
+        # Writers queue for it on a lock of their own that hands it over the moment it is free
+        # (`_Writer`: the threads of this process on a mutex, Cairn's processes on one file
+        # lock); left to SQLite's busy handler, a waiter sleeps in steps of 1, 2, 5, 10… ms and
+        # wakes up well after the lock was released.
+        self._writer: AbstractContextManager[Any] = nullcontext()
+        if self.dialect == "sqlite":
+            self._writer = _Writer(self.engine.url.database)
         self._checkpointer: _Checkpointer | None = None
 
     @property
@@ -128,9 +134,64 @@ class Database:
             self._checkpointer.stop()
             self._checkpointer = None
         self.engine.dispose()
+        if isinstance(self._writer, _Writer):
+            self._writer.close()
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+
+class _Writer:
+    """The right to write one SQLite file, for every thread of every Cairn process using it.
+
+    Within a process, a reentrant mutex; across processes, an exclusive `flock` on the file
+    `<database>-lock` beside it, which the kernel hands to the next waiter as soon as it is
+    released, and releases by itself when a process dies (so `kill -9` leaves nothing
+    behind). Processes that do not take it (the `sqlite3` shell, say) still meet SQLite's own
+    lock and busy handler. An in-memory database has only the mutex.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._path = f"{database}-lock" if database and database != ":memory:" else None
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._path is None or fcntl is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def __enter__(self) -> None:
+        self._mutex.acquire()
+        try:
+            if self._depth == 0:
+                fd = self._file()
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the GIL
+        except BaseException:
+            self._mutex.release()
+            raise
+        self._depth += 1
+
+    def __exit__(self, *_: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def close(self) -> None:
+        """Close the lock file (a later transaction opens it again)."""
+        with self._mutex:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
 
 
 def _checkpoint_backstop(dbapi_connection: Any, _record: Any) -> None:

@@ -1,5 +1,8 @@
 """The engine's SQLite housekeeping: write-ahead log checkpoints from a thread of their own."""
 
+import fcntl
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +87,70 @@ def test_postgresql_needs_no_checkpointer(postgres_url: str) -> None:
         assert db._checkpointer is None
     finally:
         db.dispose()
+
+
+def test_writers_of_two_databases_on_one_file_queue_for_the_lock(sqlite_url: str) -> None:
+    """Two `Database`s stand for two processes (each opens the lock file itself). With SQLite's
+    busy handler off, the second writer's BEGIN IMMEDIATE would fail at once while the first
+    holds the write lock; it waits on the file lock instead, and writes once the first is done."""
+    first, second = Database(sqlite_url), Database(sqlite_url)
+    migrate.upgrade(first)
+    with second.transaction() as session:
+        session.execute(text("PRAGMA busy_timeout=0"))
+    order: list[str] = []
+    holding, go_on = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.transaction() as session:
+            session.execute(text("CREATE TABLE seen (who TEXT)"))
+            holding.set()
+            go_on.wait(10)
+            session.execute(text("INSERT INTO seen VALUES ('first')"))
+            order.append("first commits")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(0.2, go_on.set).start()
+        with second.transaction() as session:
+            order.append("second writes")
+            session.execute(text("INSERT INTO seen VALUES ('second')"))
+        holder.join(10)
+        assert order == ["first commits", "second writes"]
+        with first.transaction() as session:
+            rows = session.execute(text("SELECT who FROM seen ORDER BY rowid")).scalars().all()
+        assert rows == ["first", "second"]
+    finally:
+        go_on.set()
+        holder.join(10)
+        first.dispose()
+        second.dispose()
+
+
+def test_the_file_lock_is_free_again_after_each_transaction(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    migrate.upgrade(db)
+    lock_file = Path(sqlite_url.removeprefix("sqlite:///") + "-lock")
+    try:
+        with db.transaction():
+            with db.transaction():  # reentrant: the inner one takes nothing more
+                pass
+            assert not _free(lock_file)
+        assert _free(lock_file)
+    finally:
+        db.dispose()
+
+
+def _free(lock_file: Path) -> bool:
+    """Whether another open file description could take the lock now."""
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
