@@ -7,6 +7,9 @@ GitHub contract fake on loopback (its pacing set to 0: GitHub's own pacing would
 rate limits, not Cairn). Per transport:
 
 - **embedded** (SQLite file, workers inside `cairn serve`; "workers" is `CAIRN_CONCURRENCY`);
+- **embedded-processes** (one SQLite file, `cairn serve --no-workers` plus that many `cairn
+  worker` processes, each with `CAIRN_CONCURRENCY=4`, or `--worker-concurrency`; not in the
+  default list);
 - **rabbitmq** and **nats** (PostgreSQL, `cairn serve --no-workers` plus that many
   `cairn worker` processes, each with `CAIRN_CONCURRENCY=4`, or `--worker-concurrency`).
 
@@ -111,11 +114,11 @@ class World:
 class Stack:
     """`cairn serve` (with or without its workers) and `cairn worker` processes."""
 
-    def __init__(self, env: dict[str, str], folder: Path, workers: int, broker: bool) -> None:
+    def __init__(self, env: dict[str, str], folder: Path, workers: int, apart: bool) -> None:
         self.env = {**os.environ, **env}
         self.port = int(env["CAIRN_PORT"])
         self.procs: list[subprocess.Popen[bytes]] = []
-        api = ["serve", "--no-workers"] if broker else ["serve"]
+        api = ["serve", "--no-workers"] if apart else ["serve"]
         self._spawn(api, folder / "api.log")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -125,8 +128,15 @@ class Stack:
             time.sleep(0.1)
         else:
             raise SystemExit(f"cairn serve did not become ready; see {folder / 'api.log'}")
-        for n in range(workers if broker else 0):
-            self._spawn(["worker"], folder / f"worker-{n}.log")
+        logs = [folder / f"worker-{n}.log" for n in range(workers if apart else 0)]
+        for log in logs:
+            self._spawn(["worker"], log)
+        # Measure from when every worker consumes, not while they are still starting.
+        deadline = time.monotonic() + 60
+        while not all("worker running" in log.read_text(errors="replace") for log in logs):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"a cairn worker did not start; see {folder}")
+            time.sleep(0.1)
 
     @property
     def url(self) -> str:
@@ -300,7 +310,9 @@ def drained(url: str, timeout: float) -> float:
 def run(
     world: World, transport: str, workers: int, args: argparse.Namespace, folder: Path
 ) -> dict[str, Any]:
-    broker = transport != "embedded"
+    broker = not transport.startswith("embedded")
+    # Worker processes apart from the API: every broker, and `embedded-processes`.
+    apart = transport != "embedded"
     with (
         database("postgresql" if broker else "sqlite", folder) as url,
         FakeGitHub(actor="cairn-bot").running() as fake,
@@ -330,9 +342,9 @@ def run(
             "CAIRN_GITHUB_SECONDS_BETWEEN_REQUESTS": "0",
             "CAIRN_GITHUB_SECONDS_BETWEEN_WRITES": "0",
             "CAIRN_PORT": str(free_port()),
-            "CAIRN_CONCURRENCY": str(workers if not broker else args.worker_concurrency),
+            "CAIRN_CONCURRENCY": str(workers if not apart else args.worker_concurrency),
         }
-        stack = Stack(env, folder, workers, broker)
+        stack = Stack(env, folder, workers, apart)
         try:
             bodies = [_body(item) for item in items]
             started = time.perf_counter()
@@ -341,7 +353,7 @@ def run(
             done = drained(url, timeout=args.timeout)
             eps = len(bodies) / (done - started)
             # Where an event's time went (embedded: every stage runs in `cairn serve`).
-            spent = None if broker else stage_time(stack.url, len(bodies))
+            spent = None if apart else stage_time(stack.url, len(bodies))
             paced_n = max(20, int(args.paced_seconds * eps / 2))
             again = [
                 _body(items[n % len(items)].model_copy(update={"title": f"again {n}"}))
@@ -424,7 +436,7 @@ async def _remove_topology(transport: str, prefix: str, args: argparse.Namespace
 
 def raw_rate(transport: str, args: argparse.Namespace) -> float | None:
     """FastStream publish (persistent, confirmed) → consume with a handler that only parses."""
-    if transport == "embedded":
+    if transport.startswith("embedded"):
         return None
     return asyncio.run(_raw(transport, args))
 
@@ -517,7 +529,7 @@ def main() -> None:
         "--worker-concurrency",
         type=int,
         default=4,
-        help="CAIRN_CONCURRENCY of each `cairn worker` in broker mode",
+        help="CAIRN_CONCURRENCY of each `cairn worker` (broker modes, embedded-processes)",
     )
     parser.add_argument("--raw-messages", type=int, default=5000)
     parser.add_argument("--timeout", type=float, default=600.0)
