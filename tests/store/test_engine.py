@@ -2,6 +2,8 @@
 
 import fcntl
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -154,3 +156,45 @@ def _free(lock_file: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def test_a_process_killed_while_writing_does_not_keep_the_lock(sqlite_url: str) -> None:
+    """`kill -9` in the middle of a transaction: the kernel frees the file lock with the
+    process, and SQLite rolls the transaction back; the next writer goes on at once."""
+    db = Database(sqlite_url)
+    migrate.upgrade(db)
+    lock_file = Path(sqlite_url.removeprefix("sqlite:///") + "-lock")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from sqlalchemy import text\n"
+            "from store.engine import Database\n"
+            f"db = Database({sqlite_url!r})\n"
+            "with db.transaction() as session:\n"
+            "    session.execute(text('CREATE TABLE half (x INTEGER)'))\n"
+            "    print('holding', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        assert not _free(lock_file)
+        holder.kill()
+        holder.wait(10)
+        assert _free(lock_file)
+        with db.transaction() as session:
+            session.execute(text("PRAGMA busy_timeout=0"))
+            tables = session.execute(
+                text("SELECT name FROM sqlite_master WHERE name = 'half'")
+            ).all()
+            session.execute(text("CREATE TABLE after_the_kill (x INTEGER)"))
+        assert tables == []  # the killed transaction left nothing
+    finally:
+        holder.kill()
+        holder.wait(10)
+        db.dispose()
