@@ -955,7 +955,7 @@ class Engine:
         """Of the lessons `numbers` (by number), those whose applicability holds for `item` and
         whose exclusions do not match it (what `rules.reference.applicability_failure` finds
         no failure in), through the compiled scopes."""
-        _, view, _ = self._prepare(item)
+        _, view = self._view(item)
         free = self._free
         return {i for i in numbers if free[i] or self._applies_to(i, view)}
 
@@ -1041,11 +1041,15 @@ class Engine:
 
     def _prepare(self, item: WorkItem) -> tuple[_Context, _View, list[_Compiled]]:
         """The work item's context, its view, and its matched rules beyond the context's."""
+        context, view = self._view(item)
+        return context, view, self._matched(context, view)
+
+    def _view(self, item: WorkItem) -> tuple[_Context, _View]:
+        """The work item's context and its view."""
         context = self._context(item)
         own, clean = self._own(item)
         own.discard(context.service)  # the one key a label or component can share with it
-        view = _View(item, own, context.keys, clean)
-        return context, view, self._matched(context, view)
+        return context, _View(item, own, context.keys, clean)
 
     def _matched(self, context: _Context, view: _View) -> list[_Compiled]:
         """The matched rules beyond the context's `always`."""

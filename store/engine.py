@@ -9,13 +9,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
 try:
     import fcntl
 except ImportError:  # not on POSIX: Cairn's processes meet SQLite's busy handler
     fcntl = None  # type: ignore[assignment]
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DATABASE_URL = "sqlite:///cairn.db"
 
@@ -80,9 +80,14 @@ class Database:
         # (`_Writer`: the threads of this process on a mutex, Cairn's processes on one file
         # lock); left to SQLite's busy handler, a waiter sleeps in steps of 1, 2, 5, 10… ms and
         # wakes up well after the lock was released.
+        database = self.engine.url.database
+        self._file = (
+            database if self.dialect == "sqlite" and database and database != ":memory:" else None
+        )
+        """The SQLite database's file (None: PostgreSQL, or SQLite in memory)."""
         self._writer: AbstractContextManager[Any] = nullcontext()
         if self.dialect == "sqlite":
-            self._writer = _Writer(self.engine.url.database)
+            self._writer = _Writer(self._file)
         self._checkpointer: _Checkpointer | None = None
 
     @property
@@ -118,14 +123,11 @@ class Database:
         checkpoint waits for no reader or writer; each commit still only appends to the log, so
         what survives a crash does not change. PostgreSQL: nothing to do.
         """
-        path = self.engine.url.database
-        if self.dialect != "sqlite" or not path or path == ":memory:":
-            return
-        if self._checkpointer is not None:
+        if self._file is None or self._checkpointer is not None:
             return
         event.listen(self.engine, "connect", _checkpoint_backstop)
         self.engine.dispose()  # pooled connections come back with the backstop set
-        self._checkpointer = _Checkpointer(path, interval)
+        self._checkpointer = _Checkpointer(self._file, interval)
         self._checkpointer.start()
 
     def dispose(self) -> None:
@@ -148,13 +150,13 @@ class _Writer:
     `<database>-lock` beside it, which the kernel hands to the next waiter as soon as it is
     released, and releases by itself when a process dies (so `kill -9` leaves nothing
     behind). Processes that do not take it (the `sqlite3` shell, say) still meet SQLite's own
-    lock and busy handler. An in-memory database has only the mutex.
+    lock and busy handler. An in-memory database (`file` None) has only the mutex.
     """
 
-    def __init__(self, database: str | None) -> None:
+    def __init__(self, file: str | None) -> None:
         self._mutex = threading.RLock()
         self._depth = 0
-        self._path = f"{database}-lock" if database and database != ":memory:" else None
+        self._path = None if file is None else f"{file}-lock"
         self._fd: int | None = None
         self._pid = 0
 

@@ -162,8 +162,9 @@ _TAKE_IF_FREE = _TAKE.where(
     ),
     _T.c.attempts < bindparam("max_attempts"),
 ).returning(_T.c.id)
-"""`start_attempt`'s common case in one statement: the message is leased to no live run and has
-attempts left. (PostgreSQL re-checks the conditions on a row another delivery changed first.)"""
+"""`start_attempt`'s common case in one statement (its checks, as conditions): the message is
+leased to no live run and has attempts left. (PostgreSQL re-checks the conditions on a row
+another delivery changed first.)"""
 _KILL = (
     update(_T)
     .where(_T.c.id == bindparam("message_id"))
@@ -300,8 +301,6 @@ def start_attempt(
     A run whose lease lapsed is taken as dead, and this delivery takes over.
     """
     connection = flushed(session)
-    if take(connection, message_id, max_attempts, token=token, now=now, lease=lease):
-        return None
     row = connection.execute(_ATTEMPT, {"message_id": message_id}).first()
     if row is None:
         return MessageStatus.DEAD
